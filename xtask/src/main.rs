@@ -4,6 +4,7 @@
 //! work from any folder inside it; paths given on the command line are relative to the
 //! current directory as usual.
 
+mod bench;
 mod fetch;
 mod fixture;
 
@@ -29,6 +30,8 @@ enum Command {
     FetchMnist(fetch::Args),
     /// Rebuild the small real-MNIST test fixture from a full copy of MNIST.
     MakeFixture(fixture::Args),
+    /// Time the training step on real MNIST (release build); last line `train_step_ms: <median>`.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::FetchMnist(args) => fetch::run(args),
         Command::MakeFixture(args) => fixture::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

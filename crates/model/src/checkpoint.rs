@@ -1,0 +1,276 @@
+//! Weights and training state as safetensors, read back through dfdx's safetensors loader.
+//!
+//! Names follow PyTorch: `generator.0.weight` (`[hidden, noise_dim]`), `generator.0.bias`,
+//! `generator.2.weight`, `generator.2.bias`, and the same under `discriminator.`, so
+//! `nn.Sequential(nn.Linear(...), nn.ReLU(), nn.Linear(...))` loads them as they are. A full
+//! training state adds each Adam's moments under `adam.<net>.exp_avg.<param>` and
+//! `adam.<net>.exp_avg_sq.<param>` (PyTorch's names), with counters in the metadata.
+//!
+//! This module only encodes and decodes bytes; where and how files are written (atomically)
+//! is the run directory's business.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use dfdx::prelude::{Cpu, Tensor, ZerosTensor};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::adam::Adam;
+use crate::config::{AdamConfig, ModelConfig};
+use crate::params::{Gan, Mlp};
+use crate::trainer::TrainerState;
+use crate::IMAGE_PIXELS;
+
+const FORMAT_KEY: &str = "format";
+const WEIGHTS_FORMAT: &str = "gan-weights-v1";
+const STATE_FORMAT: &str = "gan-trainer-state-v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("not a valid safetensors file: {0}")]
+    Format(String),
+    #[error("tensor `{0}` is missing")]
+    Missing(String),
+    #[error("tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    Shape {
+        name: String,
+        found: Vec<usize>,
+        expected: Vec<usize>,
+    },
+    #[error("metadata `{0}` is missing or malformed")]
+    Metadata(String),
+}
+
+/// One named tensor to write.
+struct Entry {
+    name: String,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+fn entries_for(prefix: &str, mlp: &Mlp, values: &[f32]) -> Vec<Entry> {
+    mlp.slots()
+        .into_iter()
+        .map(|slot| Entry {
+            name: format!("{prefix}.{}", slot.name),
+            shape: slot.shape,
+            bytes: values[slot.range]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        })
+        .collect()
+}
+
+fn serialize(entries: &[Entry], metadata: BTreeMap<String, String>) -> Vec<u8> {
+    let views: Vec<(&str, TensorView)> = entries
+        .iter()
+        .map(|e| {
+            let view = TensorView::new(Dtype::F32, e.shape.clone(), &e.bytes).expect("sizes agree");
+            (e.name.as_str(), view)
+        })
+        .collect();
+    let metadata: HashMap<String, String> = metadata.into_iter().collect();
+    safetensors::tensor::serialize(views, &Some(metadata)).expect("in-memory serialisation")
+}
+
+/// The weights of both networks (the run's final `model.safetensors`).
+pub fn encode_gan(gan: &Gan) -> Vec<u8> {
+    let mut entries = entries_for("generator", &gan.generator, &gan.generator.params);
+    entries.extend(entries_for(
+        "discriminator",
+        &gan.discriminator,
+        &gan.discriminator.params,
+    ));
+    serialize(
+        &entries,
+        BTreeMap::from([(FORMAT_KEY.into(), WEIGHTS_FORMAT.into())]),
+    )
+}
+
+/// A full training state plus `extra` metadata of the caller's (e.g. the data order).
+pub fn encode_state(state: &TrainerState, extra: &BTreeMap<String, String>) -> Vec<u8> {
+    let gan = &state.gan;
+    let mut entries = entries_for("generator", &gan.generator, &gan.generator.params);
+    entries.extend(entries_for(
+        "discriminator",
+        &gan.discriminator,
+        &gan.discriminator.params,
+    ));
+    for (net, mlp, adam) in [
+        ("generator", &gan.generator, &state.adam_g),
+        ("discriminator", &gan.discriminator, &state.adam_d),
+    ] {
+        entries.extend(entries_for(&format!("adam.{net}.exp_avg"), mlp, &adam.m));
+        entries.extend(entries_for(&format!("adam.{net}.exp_avg_sq"), mlp, &adam.v));
+    }
+    let mut metadata = extra.clone();
+    metadata.insert(FORMAT_KEY.into(), STATE_FORMAT.into());
+    metadata.insert("steps_done".into(), state.steps_done.to_string());
+    metadata.insert("noise_pos".into(), state.noise_pos.to_string());
+    metadata.insert("adam.generator.step".into(), state.adam_g.t.to_string());
+    metadata.insert("adam.discriminator.step".into(), state.adam_d.t.to_string());
+    serialize(&entries, metadata)
+}
+
+/// Reads weights written by [`encode_gan`] (or the weights inside a training state).
+pub fn decode_gan(bytes: &[u8]) -> Result<Gan, CheckpointError> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format(e.to_string()))?;
+    let cfg = infer_config(&st)?;
+    let mut gan = Gan::zeros(&cfg);
+    let dev = Cpu::default();
+    let Gan {
+        generator,
+        discriminator,
+    } = &mut gan;
+    let gen_shape = generator.clone();
+    load_into(&dev, &st, "generator", &gen_shape, &mut generator.params)?;
+    let disc_shape = discriminator.clone();
+    load_into(
+        &dev,
+        &st,
+        "discriminator",
+        &disc_shape,
+        &mut discriminator.params,
+    )?;
+    Ok(gan)
+}
+
+/// Reads a state written by [`encode_state`]; `adam` supplies the hyperparameters.
+pub fn decode_state(
+    bytes: &[u8],
+    adam: AdamConfig,
+) -> Result<(TrainerState, BTreeMap<String, String>), CheckpointError> {
+    let metadata = read_metadata(bytes)?;
+    if metadata.get(FORMAT_KEY).map(String::as_str) != Some(STATE_FORMAT) {
+        return Err(CheckpointError::Metadata(FORMAT_KEY.into()));
+    }
+    let gan = decode_gan(bytes)?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format(e.to_string()))?;
+    let dev = Cpu::default();
+    let number = |key: &str| -> Result<u128, CheckpointError> {
+        metadata
+            .get(key)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| CheckpointError::Metadata(key.into()))
+    };
+    let mut adams = Vec::new();
+    for (net, mlp) in [
+        ("generator", &gan.generator),
+        ("discriminator", &gan.discriminator),
+    ] {
+        let mut adam = Adam::new(adam, mlp.params.len());
+        load_into(&dev, &st, &format!("adam.{net}.exp_avg"), mlp, &mut adam.m)?;
+        load_into(
+            &dev,
+            &st,
+            &format!("adam.{net}.exp_avg_sq"),
+            mlp,
+            &mut adam.v,
+        )?;
+        adam.t = number(&format!("adam.{net}.step"))? as u64;
+        adams.push(adam);
+    }
+    let adam_d = adams.pop().expect("two optimisers");
+    let adam_g = adams.pop().expect("two optimisers");
+    let state = TrainerState {
+        noise_pos: number("noise_pos")?,
+        steps_done: number("steps_done")? as u64,
+        gan,
+        adam_g,
+        adam_d,
+    };
+    Ok((state, metadata))
+}
+
+/// The weights in a `.safetensors` file.
+pub fn load_gan(path: &Path) -> Result<Gan, CheckpointError> {
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    decode_gan(&bytes)
+}
+
+/// The metadata of a safetensors file (empty if it has none).
+pub fn read_metadata(bytes: &[u8]) -> Result<BTreeMap<String, String>, CheckpointError> {
+    let (_, meta) =
+        SafeTensors::read_metadata(bytes).map_err(|e| CheckpointError::Format(e.to_string()))?;
+    Ok(meta
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect())
+}
+
+/// Model sizes from the tensor shapes, so weights load without their spec.
+fn infer_config(st: &SafeTensors) -> Result<ModelConfig, CheckpointError> {
+    let shape = |name: &str| -> Result<Vec<usize>, CheckpointError> {
+        st.tensor(name)
+            .map(|t| t.shape().to_vec())
+            .map_err(|_| CheckpointError::Missing(name.into()))
+    };
+    let g0 = shape("generator.0.weight")?;
+    if g0.len() != 2 {
+        return Err(CheckpointError::Shape {
+            name: "generator.0.weight".into(),
+            found: g0,
+            expected: vec![0, 0],
+        });
+    }
+    let d0 = shape("discriminator.0.weight")?;
+    if d0 != [g0[0], IMAGE_PIXELS] {
+        return Err(CheckpointError::Shape {
+            name: "discriminator.0.weight".into(),
+            found: d0,
+            expected: vec![g0[0], IMAGE_PIXELS],
+        });
+    }
+    Ok(ModelConfig {
+        noise_dim: g0[1],
+        hidden: g0[0],
+        ..ModelConfig::default()
+    })
+}
+
+/// Loads the four tensors `<prefix>.<slot>` into `values` (laid out like `mlp`) with dfdx.
+fn load_into(
+    dev: &Cpu,
+    st: &SafeTensors,
+    prefix: &str,
+    mlp: &Mlp,
+    values: &mut [f32],
+) -> Result<(), CheckpointError> {
+    for slot in mlp.slots() {
+        let name = format!("{prefix}.{}", slot.name);
+        let found = st
+            .tensor(&name)
+            .map_err(|_| CheckpointError::Missing(name.clone()))?;
+        if found.shape() != slot.shape.as_slice() || found.dtype() != Dtype::F32 {
+            return Err(CheckpointError::Shape {
+                name,
+                found: found.shape().to_vec(),
+                expected: slot.shape,
+            });
+        }
+        let out = &mut values[slot.range.clone()];
+        let loaded = match slot.shape[..] {
+            [r, c] => {
+                let mut t: Tensor<(usize, usize), f32, Cpu> = dev.zeros_like(&(r, c));
+                t.load_safetensor(st, &name).map(|_| t.copy_into(out))
+            }
+            _ => {
+                let mut t: Tensor<(usize,), f32, Cpu> = dev.zeros_like(&(slot.shape[0],));
+                t.load_safetensor(st, &name).map(|_| t.copy_into(out))
+            }
+        };
+        loaded.map_err(|e| CheckpointError::Format(format!("{name}: {e:?}")))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,372 @@
+//! Matrix products and element-wise kernels of the training step.
+//!
+//! Determinism across thread counts comes from fixed work partitions: every product is cut
+//! into the same blocks whatever the number of threads, each block is one single-threaded
+//! `gemm` call, and rayon only decides which thread runs which block. Reductions run in a
+//! fixed order on one thread.
+
+use rayon::prelude::*;
+
+/// A read-only strided matrix view: element `(r, c)` is at `ptr + r * rs + c * cs`.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    rs: isize,
+    cs: isize,
+}
+
+impl<'a> View<'a> {
+    /// A row-major `rows x cols` matrix.
+    pub fn rows(data: &'a [f32], rows: usize, cols: usize) -> View<'a> {
+        assert!(data.len() >= rows * cols, "view out of bounds");
+        View {
+            data,
+            rows,
+            cols,
+            rs: cols as isize,
+            cs: 1,
+        }
+    }
+
+    /// The transpose of a row-major `rows x cols` matrix (so `cols x rows`), without copying.
+    pub fn transposed(data: &'a [f32], rows: usize, cols: usize) -> View<'a> {
+        assert!(data.len() >= rows * cols, "view out of bounds");
+        View {
+            data,
+            rows: cols,
+            cols: rows,
+            rs: 1,
+            cs: cols as isize,
+        }
+    }
+
+    fn ptr_at(&self, r: usize, c: usize) -> *const f32 {
+        // In bounds: r < rows, c < cols was checked by the caller's shape asserts.
+        self.data[(r as isize * self.rs + c as isize * self.cs) as usize..].as_ptr()
+    }
+}
+
+/// How a product is cut into blocks that run in parallel. The cut is fixed by the caller,
+/// never derived from the thread count, so results are bit-identical with 1 thread or 64.
+/// Each block packs the operand that is not cut again, so the cheaper side to cut is the
+/// one whose other operand is small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// One block: the caller runs independent products side by side instead.
+    None,
+    /// `n` blocks of output rows.
+    Rows(usize),
+    /// `n` blocks of output columns.
+    Cols(usize),
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: blocks write disjoint parts of the destination, see `matmul`.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The pointer, taken through a method so closures capture the whole `Send` wrapper.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// `dst (m x n, row-major) = a (m x k) * b (k x n)`, cut into blocks as `split` says.
+pub fn matmul(dst: &mut [f32], a: View, b: View, split: Split) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "inner dimensions differ");
+    assert_eq!(dst.len(), m * n, "destination has the wrong size");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        dst.fill(0.0);
+        return;
+    }
+    let out = SendPtr(dst.as_mut_ptr());
+    let (split_rows, blocks) = match split {
+        Split::None => (true, 1),
+        Split::Rows(p) => (true, p.max(1)),
+        Split::Cols(p) => (false, p.max(1)),
+    };
+    // Rows in multiples of 8 and columns in multiples of 16 keep gemm's tiles whole.
+    let (len, align) = if split_rows { (m, 8) } else { (n, 16) };
+    let block = len.div_ceil(blocks).div_ceil(align) * align;
+    let run = |i: usize| {
+        let start = i * block;
+        let size = block.min(len - start);
+        // SAFETY: block `i` covers rows (or columns) `start..start + size` of `dst`, disjoint
+        // from every other block; `a` and `b` are only read and their views were bounds-checked.
+        unsafe {
+            if split_rows {
+                gemm_block(
+                    out.get().add(start * n),
+                    n,
+                    size,
+                    n,
+                    k,
+                    a.ptr_at(start, 0),
+                    a,
+                    b.ptr_at(0, 0),
+                    b,
+                );
+            } else {
+                gemm_block(
+                    out.get().add(start),
+                    n,
+                    m,
+                    size,
+                    k,
+                    a.ptr_at(0, 0),
+                    a,
+                    b.ptr_at(0, start),
+                    b,
+                );
+            }
+        }
+    };
+    let count = len.div_ceil(block);
+    if count == 1 {
+        run(0);
+    } else {
+        (0..count).into_par_iter().for_each(run);
+    }
+}
+
+/// One single-threaded product into a row-major block with row stride `ldd`.
+///
+/// # Safety
+/// `dst` must be valid for writes of an `m x n` block with row stride `ldd`, and `a_ptr` /
+/// `b_ptr` valid for reads of `m x k` / `k x n` elements with the strides of `a` / `b`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_block(
+    dst: *mut f32,
+    ldd: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a_ptr: *const f32,
+    a: View,
+    b_ptr: *const f32,
+    b: View,
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        ldd as isize,
+        false,
+        a_ptr,
+        a.cs,
+        a.rs,
+        b_ptr,
+        b.cs,
+        b.rs,
+        0.0,
+        1.0,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    );
+}
+
+/// `exp(x)` for `f32` as a polynomial that vectorises (Cephes' `expf`: reduction by ln 2,
+/// degree-6 minimax polynomial), within 1e-7 relative of the exact value. Inputs below
+/// -87.3 give about 1.2e-38 instead of a subnormal, which no sigmoid here can tell apart.
+#[inline(always)]
+pub fn exp_fast(x: f32) -> f32 {
+    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
+    let x = x.clamp(-87.3, 88.7);
+    let t = x * std::f32::consts::LOG2_E + ROUND;
+    let n = t - ROUND;
+    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let p = ((((1.987_569_1e-4f32 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2)
+        * r
+        + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let y = p * (r * r) + r + 1.0;
+    // 2^n built from the integer already sitting in t's low mantissa bits.
+    y * f32::from_bits(t.to_bits().wrapping_sub(0x4B40_0000 - 127) << 23)
+}
+
+/// The logistic function, `1 / (1 + e^-x)`.
+#[inline(always)]
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp_fast(-x))
+}
+
+/// `ln(1 + e^x)` without overflow or loss of precision for large `|x|`.
+#[inline]
+pub fn softplus(x: f32) -> f32 {
+    let x = x as f64;
+    (x.max(0.0) + (-x.abs()).exp().ln_1p()) as f32
+}
+
+/// Rows of `out` (`rows x width`) become `act(rows of inp + bias)`; parallel over fixed row blocks.
+fn bias_act(out: &mut [f32], width: usize, bias: &[f32], act: impl Fn(f32) -> f32 + Sync) {
+    assert_eq!(bias.len(), width);
+    out.par_chunks_mut(width * 16).for_each(|chunk| {
+        for row in chunk.chunks_exact_mut(width) {
+            for (o, &b) in row.iter_mut().zip(bias) {
+                *o = act(*o + b);
+            }
+        }
+    });
+}
+
+/// `out = relu(out + bias)` row by row. NaN stays NaN (`f32::max` would turn it into 0 and
+/// hide a diverged network from the loss check).
+pub fn bias_relu(out: &mut [f32], bias: &[f32]) {
+    bias_act(out, bias.len(), bias, |x| if x < 0.0 { 0.0 } else { x });
+}
+
+/// `out = sigmoid(out + bias)` row by row, with AVX2 where the CPU has it (same results).
+pub fn bias_sigmoid(out: &mut [f32], bias: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        let width = bias.len();
+        out.par_chunks_mut(width * 16).for_each(|chunk| {
+            // SAFETY: the CPU supports AVX2, checked above.
+            unsafe { bias_sigmoid_avx2(chunk, bias) }
+        });
+        return;
+    }
+    bias_act(out, bias.len(), bias, sigmoid);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn bias_sigmoid_avx2(chunk: &mut [f32], bias: &[f32]) {
+    // Same operations in the same order as the portable path: only the instruction width
+    // differs (no FMA contraction happens without fast-math), so results are identical.
+    for row in chunk.chunks_exact_mut(bias.len()) {
+        for (o, &b) in row.iter_mut().zip(bias) {
+            *o = sigmoid(*o + b);
+        }
+    }
+}
+
+/// Column sums of a row-major `rows x width` matrix, in row order.
+pub fn column_sums(out: &mut [f32], m: &[f32]) {
+    out.fill(0.0);
+    for row in m.chunks_exact(out.len()) {
+        for (o, &x) in out.iter_mut().zip(row) {
+            *o += x;
+        }
+    }
+}
+
+/// Matrix-vector products `out[r] = rows[r] . w + b` for a one-unit output layer.
+pub fn rows_dot(out: &mut [f32], rows: &[f32], w: &[f32], b: f32) {
+    for (o, row) in out.iter_mut().zip(rows.chunks_exact(w.len())) {
+        *o = dot(row, w) + b;
+    }
+}
+
+/// A dot product with eight independent accumulators (vectorises; fixed summation order).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = a.len() / 8 * 8;
+    for (ca, cb) in a[..chunks].chunks_exact(8).zip(b[..chunks].chunks_exact(8)) {
+        for i in 0..8 {
+            acc[i] += ca[i] * cb[i];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (x, y) in a[chunks..].iter().zip(&b[chunks..]) {
+        s += x * y;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_fast_is_accurate() {
+        let mut worst = 0.0f64;
+        for i in 0..200_000 {
+            let x = -87.0 + 175.0 * i as f32 / 200_000.0;
+            let exact = (x as f64).exp();
+            worst = worst.max(((exp_fast(x) as f64 - exact) / exact).abs());
+        }
+        assert!(worst < 2e-7, "relative error {worst}");
+        let tiny = sigmoid(-1e30);
+        assert!((0.0..1e-37).contains(&tiny), "{tiny}");
+        assert_eq!(sigmoid(1e30), 1.0);
+        assert!(sigmoid(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn softplus_is_stable() {
+        assert_eq!(softplus(1000.0), 1000.0);
+        assert_eq!(softplus(-1000.0), 0.0);
+        assert!((softplus(0.0) - std::f32::consts::LN_2).abs() < 1e-7);
+        assert!((softplus(-20.0) - 2.0611537e-9).abs() < 1e-15);
+    }
+
+    fn naive(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k)
+                    .map(|p| a[i * k + p] as f64 * b[p * n + j] as f64)
+                    .sum::<f64>() as f32;
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn matmul_matches_a_naive_product_in_every_layout() {
+        for &(m, k, n) in &[(7, 5, 3), (37, 50, 300), (300, 20, 41), (1, 9, 1)] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+                .collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0)
+                .collect();
+            let want = naive(&a, &b, m, k, n);
+            let mut got = vec![f32::NAN; m * n];
+            matmul(
+                &mut got,
+                View::rows(&a, m, k),
+                View::rows(&b, k, n),
+                Split::Rows(3),
+            );
+            let close = |g: &[f32]| g.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-4);
+            assert!(close(&got), "row-major {m}x{k}x{n}");
+            // The same product through transposed storage of both operands.
+            let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+            let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+            for split in [Split::None, Split::Cols(4)] {
+                let mut got_t = vec![f32::NAN; m * n];
+                matmul(
+                    &mut got_t,
+                    View::transposed(&at, k, m),
+                    View::transposed(&bt, n, k),
+                    split,
+                );
+                assert!(close(&got_t), "transposed {m}x{k}x{n} {split:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn dot_and_column_sums() {
+        let a: Vec<f32> = (0..19).map(|i| i as f32).collect();
+        assert_eq!(dot(&a, &a), (0..19).map(|i| (i * i) as f32).sum::<f32>());
+        let mut sums = [0.0; 3];
+        column_sums(&mut sums, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(sums, [5.0, 7.0, 9.0]);
+    }
+}

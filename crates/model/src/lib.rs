@@ -1,0 +1,29 @@
+//! The GAN of the TensorFlow tutorial `ts_GAN.py`: a generator `noise -> hidden (ReLU) ->
+//! 784 (sigmoid)` and a discriminator `784 -> hidden (ReLU) -> 1`, trained with two Adam
+//! optimisers, one noise batch per step, D first, then G with the same noise.
+//!
+//! * [`Trainer`] runs the step: exact in meaning, stable losses from logits, bit-identical
+//!   for a seed at any thread count, and fast (see ARCHITECTURE.md for why it computes its
+//!   own gradients on flat buffers instead of going through dfdx's tape).
+//! * [`reference`] is the same mathematics in dfdx autograd, the oracle of the tests.
+//! * [`checkpoint`] saves and loads weights and full training state as safetensors
+//!   (PyTorch-readable names), through dfdx's loader.
+//! * [`generate`] turns noise into images with dfdx's tensor operations.
+
+pub mod adam;
+pub mod checkpoint;
+mod config;
+pub mod generate;
+pub mod kernels;
+mod params;
+pub mod reference;
+mod rng;
+mod trainer;
+
+pub use config::{AdamConfig, GeneratorLoss, ModelConfig, TrainConfig};
+pub use params::{Gan, Mlp, ParamSlot};
+pub use rng::{stream, Stream};
+pub use trainer::{StepStats, TrainError, Trainer, TrainerState};
+
+/// Pixels of one MNIST image, the generator's output and the discriminator's input.
+pub const IMAGE_PIXELS: usize = 28 * 28;

@@ -1,0 +1,433 @@
+//! One training step of the tutorial, computed by hand-derived gradients on flat buffers.
+//!
+//! The step is the tutorial's: draw one noise batch `z`, update D on `(x, G(z))`, then update
+//! G with the same `z` against the updated D. Work the tutorial's graph does but does not
+//! need is skipped: no gradient for the real images or the noise, G's forward pass is done
+//! once and serves both updates (G does not change in between), real and fake images go
+//! through D as one batch, D's weight gradients are not formed in G's step, and every buffer
+//! is allocated once. `crate::reference` holds the same step in plain dfdx autograd, which
+//! the tests use to check these gradients.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+
+use crate::adam::Adam;
+use crate::config::{GeneratorLoss, TrainConfig};
+use crate::kernels::{self, matmul, sigmoid, softplus, Split, View};
+use crate::params::{split_mut, Gan};
+use crate::rng::{stream, Stream};
+use crate::IMAGE_PIXELS;
+
+/// What one step reports, in the tutorial's sign convention (objectives being maximised).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepStats {
+    /// `mean(log D(x)) + mean(log(1 - D(G(z))))`, before D's update (the tutorial's `loss_D`).
+    pub d_loss: f32,
+    /// The objective G maximises, before G's update: `mean(log D(G(z)))` for the
+    /// non-saturating loss (the tutorial's `loss_G`), `-mean(log(1 - D(G(z))))` for minimax.
+    pub g_loss: f32,
+    /// Mean of D(x) over the real batch.
+    pub d_real: f32,
+    /// Mean of D(G(z)) over the fake batch.
+    pub d_fake: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TrainError {
+    #[error(
+        "training diverged at step {step}: {what} became {value}; lower train.lr or change the seed"
+    )]
+    NonFinite {
+        step: u64,
+        what: &'static str,
+        value: f32,
+    },
+}
+
+/// The whole training state of a run plus the buffers one step works in.
+pub struct Trainer {
+    cfg: TrainConfig,
+    gan: Gan,
+    adam_g: Adam,
+    adam_d: Adam,
+    noise: ChaCha8Rng,
+    steps_done: u64,
+    ws: Workspace,
+}
+
+/// Everything needed to continue training exactly where it stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainerState {
+    pub gan: Gan,
+    pub adam_g: Adam,
+    pub adam_d: Adam,
+    /// Word position of the noise stream.
+    pub noise_pos: u128,
+    pub steps_done: u64,
+}
+
+struct Workspace {
+    /// `B x noise_dim`
+    z: Vec<f32>,
+    /// G's hidden layer after ReLU, `B x H`.
+    h1: Vec<f32>,
+    /// D's input: `B` real rows, then `B` rows of G's output (G writes straight into them).
+    inp: Vec<f32>,
+    /// D's hidden layer after ReLU, `2B x H` (the first `B` rows serve G's step).
+    k1: Vec<f32>,
+    logits: Vec<f32>,
+    /// Gradient of the loss with respect to the logits.
+    dl: Vec<f32>,
+    /// Gradient with respect to D's hidden pre-activation.
+    dc1: Vec<f32>,
+    grad_d: Vec<f32>,
+    grad_g: Vec<f32>,
+    /// Gradient with respect to G's output, then its pre-activation, `B x 784`.
+    dfake: Vec<f32>,
+    /// Gradient with respect to G's hidden layer, then its pre-activation, `B x H`.
+    dh1: Vec<f32>,
+}
+
+impl Workspace {
+    fn new(cfg: &TrainConfig, gan: &Gan) -> Workspace {
+        let (b, h) = (cfg.batch_size, cfg.model.hidden);
+        Workspace {
+            z: vec![0.0; b * cfg.model.noise_dim],
+            h1: vec![0.0; b * h],
+            inp: vec![0.0; 2 * b * IMAGE_PIXELS],
+            k1: vec![0.0; 2 * b * h],
+            logits: vec![0.0; 2 * b],
+            dl: vec![0.0; 2 * b],
+            dc1: vec![0.0; 2 * b * h],
+            grad_d: vec![0.0; gan.discriminator.params.len()],
+            grad_g: vec![0.0; gan.generator.params.len()],
+            dfake: vec![0.0; b * IMAGE_PIXELS],
+            dh1: vec![0.0; b * h],
+        }
+    }
+}
+
+impl Trainer {
+    /// A fresh run: weights from the seed's init stream, noise from its noise stream.
+    pub fn new(cfg: TrainConfig, seed: u64) -> Trainer {
+        let gan = Gan::init(&cfg.model, &mut stream(seed, Stream::Init));
+        Trainer::from_parts(cfg, gan, seed)
+    }
+
+    /// Starts training from given weights (fresh optimiser state).
+    pub fn from_parts(cfg: TrainConfig, gan: Gan, seed: u64) -> Trainer {
+        assert!(cfg.batch_size > 0, "batch size must be positive");
+        let ws = Workspace::new(&cfg, &gan);
+        Trainer {
+            adam_g: Adam::new(cfg.adam, gan.generator.params.len()),
+            adam_d: Adam::new(cfg.adam, gan.discriminator.params.len()),
+            noise: stream(seed, Stream::Noise),
+            steps_done: 0,
+            ws,
+            cfg,
+            gan,
+        }
+    }
+
+    /// Continues from a saved state; `seed` must be the run's seed.
+    pub fn restore(cfg: TrainConfig, seed: u64, state: TrainerState) -> Trainer {
+        let mut t = Trainer::from_parts(cfg, state.gan, seed);
+        t.adam_g = state.adam_g;
+        t.adam_d = state.adam_d;
+        t.adam_g.cfg = cfg.adam;
+        t.adam_d.cfg = cfg.adam;
+        t.noise.set_word_pos(state.noise_pos);
+        t.steps_done = state.steps_done;
+        t
+    }
+
+    pub fn state(&self) -> TrainerState {
+        TrainerState {
+            gan: self.gan.clone(),
+            adam_g: self.adam_g.clone(),
+            adam_d: self.adam_d.clone(),
+            noise_pos: self.noise.get_word_pos(),
+            steps_done: self.steps_done,
+        }
+    }
+
+    pub fn gan(&self) -> &Gan {
+        &self.gan
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+
+    pub fn steps_done(&self) -> u64 {
+        self.steps_done
+    }
+
+    /// The buffer the next step reads its real images from (`batch_size x 784`, [0, 1]).
+    pub fn real_batch_mut(&mut self) -> &mut [f32] {
+        &mut self.ws.inp[..self.cfg.batch_size * IMAGE_PIXELS]
+    }
+
+    /// One step on the real batch in [`Trainer::real_batch_mut`].
+    pub fn step(&mut self) -> Result<StepStats, TrainError> {
+        let step = self.steps_done + 1;
+        let (d_loss, d_real, d_fake) = self.d_step(step)?;
+        let g_loss = self.g_step(step)?;
+        self.steps_done = step;
+        Ok(StepStats {
+            d_loss,
+            g_loss,
+            d_real,
+            d_fake,
+        })
+    }
+
+    /// The gradients of the last step's minimised losses, laid out like the parameters:
+    /// `(generator, discriminator)`. For tests and diagnostics.
+    pub fn last_gradients(&self) -> (&[f32], &[f32]) {
+        (&self.ws.grad_g, &self.ws.grad_d)
+    }
+
+    /// Draws z, runs G forward into D's input and updates D. Returns (d_loss, d_real, d_fake).
+    fn d_step(&mut self, step: u64) -> Result<(f32, f32, f32), TrainError> {
+        let b = self.cfg.batch_size;
+        let x = IMAGE_PIXELS;
+        let ws = &mut self.ws;
+        let g = &self.gan.generator;
+        let (zd, h) = (g.input, g.hidden);
+        {
+            // G's forward pass (writing its output as the fake half of D's input) runs beside
+            // D's forward pass on the real half, which does not depend on it: two independent
+            // chains of products keep both cores busy without cutting any product.
+            let d = &self.gan.discriminator;
+            let noise = &mut self.noise;
+            let (z, h1) = (&mut ws.z, &mut ws.h1);
+            let (real, fake) = ws.inp.split_at_mut(b * x);
+            let (k_real, k_fake) = ws.k1.split_at_mut(b * h);
+            rayon::join(
+                || {
+                    for v in z.iter_mut() {
+                        *v = noise.sample(StandardNormal);
+                    }
+                    matmul(
+                        h1,
+                        View::rows(z, b, zd),
+                        View::transposed(g.w1(), h, zd),
+                        Split::None,
+                    );
+                    kernels::bias_relu(h1, g.b1());
+                    matmul(
+                        fake,
+                        View::rows(h1, b, h),
+                        View::transposed(g.w2(), x, h),
+                        Split::None,
+                    );
+                    kernels::bias_sigmoid(fake, g.b2());
+                },
+                || {
+                    matmul(
+                        k_real,
+                        View::rows(real, b, x),
+                        View::transposed(d.w1(), h, x),
+                        Split::None,
+                    );
+                    kernels::bias_relu(k_real, d.b1());
+                },
+            );
+            matmul(
+                k_fake,
+                View::rows(fake, b, x),
+                View::transposed(d.w1(), h, x),
+                Split::Cols(2),
+            );
+            kernels::bias_relu(k_fake, d.b1());
+            kernels::rows_dot(&mut ws.logits, &ws.k1, d.w2(), d.b2()[0]);
+        }
+
+        let (mut loss_real, mut loss_fake, mut d_real, mut d_fake) =
+            (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+        let inv_b = 1.0 / b as f32;
+        for (i, (&l, dl)) in ws.logits.iter().zip(&mut ws.dl).enumerate() {
+            let p = sigmoid(l);
+            if i < b {
+                loss_real += softplus(-l) as f64;
+                d_real += p as f64;
+                *dl = (p - 1.0) * inv_b;
+            } else {
+                loss_fake += softplus(l) as f64;
+                d_fake += p as f64;
+                *dl = p * inv_b;
+            }
+        }
+        let d_loss = (-(loss_real + loss_fake) / b as f64) as f32;
+        check_finite(step, "d_loss", d_loss)?;
+
+        let d = &mut self.gan.discriminator;
+        let [gw1, gb1, gw2, gb2] = split_mut(d, &mut ws.grad_d);
+        gw2.fill(0.0);
+        for (row, &gl) in ws.k1.chunks_exact(h).zip(&ws.dl) {
+            for (o, &a) in gw2.iter_mut().zip(row) {
+                *o += gl * a;
+            }
+        }
+        gb2[0] = ws.dl.iter().sum();
+        hidden_grad(&ws.k1, &ws.dl, d.w2(), &mut ws.dc1);
+        kernels::column_sums(gb1, &ws.dc1);
+        // No gradient for D's input: neither the real images nor G's output need one here.
+        matmul(
+            gw1,
+            View::transposed(&ws.dc1, 2 * b, h),
+            View::rows(&ws.inp, 2 * b, x),
+            Split::Cols(2),
+        );
+        self.adam_d.update(&mut d.params, &ws.grad_d);
+        Ok((
+            d_loss,
+            (d_real / b as f64) as f32,
+            (d_fake / b as f64) as f32,
+        ))
+    }
+
+    /// Updates G with the z of the D step, against the updated D. Returns g_loss.
+    fn g_step(&mut self, step: u64) -> Result<f32, TrainError> {
+        let b = self.cfg.batch_size;
+        let x = IMAGE_PIXELS;
+        let ws = &mut self.ws;
+        let d = &self.gan.discriminator;
+        let h = d.hidden;
+        let fake = &ws.inp[b * x..];
+        let rows = b * h;
+        // G did not change since the D step, so its output and hidden layer are reused.
+        let k1 = &mut ws.k1[..rows];
+        matmul(
+            k1,
+            View::rows(fake, b, x),
+            View::transposed(d.w1(), h, x),
+            Split::Cols(2),
+        );
+        kernels::bias_relu(k1, d.b1());
+        kernels::rows_dot(&mut ws.logits[..b], k1, d.w2(), d.b2()[0]);
+        let inv_b = 1.0 / b as f32;
+        let mut objective = 0.0f64;
+        for (&l, dl) in ws.logits[..b].iter().zip(&mut ws.dl[..b]) {
+            let p = sigmoid(l);
+            match self.cfg.g_loss {
+                GeneratorLoss::NonSaturating => {
+                    objective -= softplus(-l) as f64;
+                    *dl = (p - 1.0) * inv_b;
+                }
+                GeneratorLoss::Minimax => {
+                    objective += softplus(l) as f64;
+                    *dl = -p * inv_b;
+                }
+            }
+        }
+        let g_loss = (objective / b as f64) as f32;
+        check_finite(step, "g_loss", g_loss)?;
+        // Back through D to G's output only: D's weight gradients are not needed here.
+        hidden_grad(&ws.k1[..rows], &ws.dl[..b], d.w2(), &mut ws.dc1[..rows]);
+        matmul(
+            &mut ws.dfake,
+            View::rows(&ws.dc1[..rows], b, h),
+            View::rows(d.w1(), h, x),
+            Split::Cols(2),
+        );
+        for (dy, &y) in ws.dfake.iter_mut().zip(fake) {
+            *dy *= y * (1.0 - y);
+        }
+
+        let g = &mut self.gan.generator;
+        let zd = g.input;
+        let [gw1, gb1, gw2, gb2] = split_mut(g, &mut ws.grad_g);
+        let (dfake, h1, dh1, z) = (&ws.dfake, &ws.h1, &mut ws.dh1, &ws.z);
+        let w2 = g.w2();
+        rayon::join(
+            || {
+                matmul(
+                    gw2,
+                    View::transposed(dfake, b, x),
+                    View::rows(h1, b, h),
+                    Split::None,
+                );
+                kernels::column_sums(gb2, dfake);
+            },
+            || {
+                matmul(
+                    dh1,
+                    View::rows(dfake, b, x),
+                    View::rows(w2, x, h),
+                    Split::None,
+                );
+                for (dy, &y) in dh1.iter_mut().zip(h1) {
+                    if y <= 0.0 {
+                        *dy = 0.0;
+                    }
+                }
+                matmul(
+                    gw1,
+                    View::transposed(dh1, b, h),
+                    View::rows(z, b, zd),
+                    Split::None,
+                );
+                kernels::column_sums(gb1, dh1);
+            },
+        );
+        self.adam_g.update(&mut g.params, &ws.grad_g);
+        Ok(g_loss)
+    }
+}
+
+fn check_finite(step: u64, what: &'static str, value: f32) -> Result<(), TrainError> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(TrainError::NonFinite { step, what, value })
+    }
+}
+
+/// Gradient at D's hidden pre-activation: `dl[r] * w2` where the ReLU was active.
+fn hidden_grad(k1: &[f32], dl: &[f32], w2: &[f32], dc1: &mut [f32]) {
+    let h = w2.len();
+    for ((row, out), &g) in k1.chunks_exact(h).zip(dc1.chunks_exact_mut(h)).zip(dl) {
+        for ((o, &a), &w) in out.iter_mut().zip(row).zip(w2) {
+            *o = if a > 0.0 { g * w } else { 0.0 };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ModelConfig;
+
+    fn small() -> Trainer {
+        let cfg = TrainConfig {
+            model: ModelConfig {
+                noise_dim: 8,
+                hidden: 16,
+                init_std: 0.1,
+            },
+            batch_size: 5,
+            ..TrainConfig::tutorial()
+        };
+        let mut t = Trainer::new(cfg, 3);
+        for (i, v) in t.real_batch_mut().iter_mut().enumerate() {
+            *v = (i % 17) as f32 / 16.0;
+        }
+        t
+    }
+
+    #[test]
+    fn the_d_step_changes_only_d_and_the_g_step_only_g() {
+        let mut t = small();
+        let before = t.gan.clone();
+        t.d_step(1).unwrap();
+        assert_eq!(t.gan.generator, before.generator);
+        assert_ne!(t.gan.discriminator, before.discriminator);
+        let after_d = t.gan.clone();
+        t.g_step(1).unwrap();
+        assert_eq!(t.gan.discriminator, after_d.discriminator);
+        assert_ne!(t.gan.generator, after_d.generator);
+    }
+}

@@ -1,0 +1,296 @@
+//! The training step against the dfdx autograd oracle, hand-computed losses, stability,
+//! determinism across thread counts, and checkpoint round trips.
+
+use std::collections::BTreeMap;
+
+use gan_model::checkpoint::{decode_gan, decode_state, encode_gan, encode_state};
+use gan_model::generate::generate;
+use gan_model::reference;
+use gan_model::{
+    stream, AdamConfig, Gan, GeneratorLoss, ModelConfig, Stream, TrainConfig, TrainError, Trainer,
+    IMAGE_PIXELS,
+};
+use rand::Rng;
+use rand_distr::StandardNormal;
+
+fn config(noise_dim: usize, hidden: usize, batch: usize, g_loss: GeneratorLoss) -> TrainConfig {
+    TrainConfig {
+        model: ModelConfig {
+            noise_dim,
+            hidden,
+            init_std: 0.05,
+        },
+        batch_size: batch,
+        g_loss,
+        adam: AdamConfig {
+            lr: 0.01,
+            ..AdamConfig::default()
+        },
+    }
+}
+
+/// Deterministic "images" in [0, 1].
+fn fill_real(t: &mut Trainer, salt: usize) {
+    for (i, v) in t.real_batch_mut().iter_mut().enumerate() {
+        *v = ((i * 7919 + salt * 104_729) % 1000) as f32 / 999.0;
+    }
+}
+
+fn assert_close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-12);
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(
+        worst <= 2e-4 * scale,
+        "{what}: max difference {worst} (scale {scale})"
+    );
+}
+
+#[test]
+fn init_matches_the_tutorial() {
+    let gan = Gan::init(&ModelConfig::default(), &mut stream(1, Stream::Init));
+    let g = &gan.generator;
+    assert_eq!((g.input, g.hidden, g.output), (128, 256, 784));
+    let d = &gan.discriminator;
+    assert_eq!((d.input, d.hidden, d.output), (784, 256, 1));
+    for w in [g.w1(), g.w2(), d.w1(), d.w2()] {
+        let n = w.len() as f64;
+        let mean = w.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let std = (w.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+        assert!(mean.abs() < 0.01 * 4.0 / n.sqrt() + 1e-4, "mean {mean}");
+        assert!((std - 0.01).abs() < 0.01 * 0.1, "std {std}");
+    }
+    for b in [g.b1(), g.b2(), d.b1(), d.b2()] {
+        assert!(b.iter().all(|&v| v == 0.0));
+    }
+    assert_ne!(
+        gan,
+        Gan::init(&ModelConfig::default(), &mut stream(2, Stream::Init))
+    );
+}
+
+#[test]
+fn gradients_match_dfdx_autograd() {
+    for g_loss in [GeneratorLoss::NonSaturating, GeneratorLoss::Minimax] {
+        let cfg = config(12, 24, 6, g_loss);
+        let seed = 5;
+        let mut t = Trainer::new(cfg, seed);
+        fill_real(&mut t, 1);
+        let real = t.real_batch_mut().to_vec();
+        let before = t.gan().clone();
+        let mut noise = stream(seed, Stream::Noise);
+        let z: Vec<f32> = (0..6 * 12).map(|_| noise.sample(StandardNormal)).collect();
+        let fake = generate(&before.generator, &z);
+
+        let stats = t.step().unwrap();
+        let (grad_g, grad_d) = t.last_gradients();
+
+        let d_ref = reference::discriminator_step(&before.discriminator, &real, &fake);
+        assert_close(grad_d, &d_ref.grad, "D gradient");
+        assert!(
+            (stats.d_loss - d_ref.objective).abs() < 1e-5,
+            "{} vs {}",
+            stats.d_loss,
+            d_ref.objective
+        );
+
+        // G's step runs against the D that was just updated.
+        let g_ref =
+            reference::generator_step(&before.generator, &t.gan().discriminator, &z, g_loss);
+        assert_close(grad_g, &g_ref.grad, "G gradient");
+        assert!(
+            (stats.g_loss - g_ref.objective).abs() < 1e-5,
+            "{} vs {}",
+            stats.g_loss,
+            g_ref.objective
+        );
+    }
+}
+
+/// A trainer whose D outputs the constant logit `c` (all weights zero, output bias `c`).
+fn constant_d(c: f32, g_loss: GeneratorLoss) -> Trainer {
+    let cfg = TrainConfig {
+        adam: AdamConfig {
+            lr: 1e-6,
+            ..AdamConfig::default()
+        },
+        ..config(4, 8, 3, g_loss)
+    };
+    let mut gan = Gan::init(&cfg.model, &mut stream(0, Stream::Init));
+    gan.discriminator.params.fill(0.0);
+    *gan.discriminator.params.last_mut().unwrap() = c;
+    let mut t = Trainer::from_parts(cfg, gan, 0);
+    fill_real(&mut t, 0);
+    t
+}
+
+fn softplus(x: f64) -> f64 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+#[test]
+fn losses_match_hand_computation_even_when_d_saturates() {
+    for c in [0.0f32, 3.0, -3.0, 50.0, -50.0, 200.0, -1e4] {
+        let s = constant_d(c, GeneratorLoss::NonSaturating).step().unwrap();
+        let c64 = c as f64;
+        // log D = -softplus(-c), log(1 - D) = -softplus(c).
+        let want_d = -softplus(-c64) - softplus(c64);
+        let want_g = -softplus(-c64);
+        let tol = |w: f64| 1e-4 * w.abs().max(1.0);
+        assert!(s.d_loss.is_finite() && s.g_loss.is_finite(), "c={c}: {s:?}");
+        assert!(
+            (s.d_loss as f64 - want_d).abs() < tol(want_d),
+            "c={c}: d_loss {} want {want_d}",
+            s.d_loss
+        );
+        assert!(
+            (s.g_loss as f64 - want_g).abs() < tol(want_g),
+            "c={c}: g_loss {} want {want_g}",
+            s.g_loss
+        );
+        let p = 1.0 / (1.0 + (-c64).exp());
+        assert!((s.d_real as f64 - p).abs() < 1e-5 && (s.d_fake as f64 - p).abs() < 1e-5);
+        let m = constant_d(c, GeneratorLoss::Minimax).step().unwrap();
+        assert!(
+            (m.g_loss as f64 - softplus(c64)).abs() < tol(softplus(c64)),
+            "c={c}: minimax {}",
+            m.g_loss
+        );
+    }
+    let zero = constant_d(0.0, GeneratorLoss::NonSaturating)
+        .step()
+        .unwrap();
+    assert!((zero.d_loss + 2.0 * std::f32::consts::LN_2).abs() < 1e-5);
+}
+
+#[test]
+fn a_non_finite_loss_stops_training_with_the_step() {
+    let mut t = constant_d(0.0, GeneratorLoss::NonSaturating);
+    t.step().unwrap();
+    t.step().unwrap();
+    let mut state = t.state();
+    state.gan.discriminator.params[0] = f32::NAN;
+    let mut broken = Trainer::restore(*t.config(), 0, state);
+    fill_real(&mut broken, 0);
+    match broken.step() {
+        Err(TrainError::NonFinite { step, what, .. }) => {
+            assert_eq!((step, what), (3, "d_loss"));
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    let msg = broken.step().unwrap_err().to_string();
+    assert!(msg.contains("step 3"), "{msg}");
+}
+
+/// Losses of `steps` steps and the final weights.
+fn run(cfg: TrainConfig, seed: u64, steps: usize) -> (Vec<[u32; 4]>, Gan) {
+    let mut t = Trainer::new(cfg, seed);
+    let mut rows = Vec::new();
+    for i in 0..steps {
+        fill_real(&mut t, i);
+        let s = t.step().unwrap();
+        rows.push([s.d_loss, s.g_loss, s.d_real, s.d_fake].map(f32::to_bits));
+    }
+    (rows, t.gan().clone())
+}
+
+#[test]
+fn results_are_bit_identical_across_runs_and_thread_counts() {
+    let cfg = TrainConfig {
+        batch_size: 20,
+        ..TrainConfig::tutorial()
+    };
+    let in_pool = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| run(cfg, 42, 15))
+    };
+    let one = in_pool(1);
+    assert_eq!(one, in_pool(1), "same seed, same thread count");
+    assert_eq!(one, in_pool(2), "2 threads");
+    assert_eq!(one, in_pool(5), "5 threads");
+    assert_ne!(one.0, run(cfg, 43, 15).0, "another seed differs");
+}
+
+#[test]
+fn generation_is_identical_across_thread_counts() {
+    let gan = Gan::init(&ModelConfig::default(), &mut stream(9, Stream::Init));
+    let z: Vec<f32> = {
+        let mut r = stream(9, Stream::Eval);
+        (0..2500 * 128).map(|_| r.sample(StandardNormal)).collect()
+    };
+    let in_pool = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| generate(&gan.generator, &z))
+    };
+    let one = in_pool(1);
+    assert_eq!(one.len(), 2500 * IMAGE_PIXELS);
+    assert!(one == in_pool(2) && one == in_pool(4));
+}
+
+#[test]
+fn checkpoints_round_trip_and_training_continues_identically() {
+    let cfg = config(16, 32, 10, GeneratorLoss::NonSaturating);
+    let mut t = Trainer::new(cfg, 8);
+    for i in 0..7 {
+        fill_real(&mut t, i);
+        t.step().unwrap();
+    }
+    let extra = BTreeMap::from([(
+        "data_order".to_string(),
+        "whatever the caller needs".to_string(),
+    )]);
+    let bytes = encode_state(&t.state(), &extra);
+    let (state, meta) = decode_state(&bytes, cfg.adam).unwrap();
+    assert_eq!(state, t.state());
+    assert_eq!(meta["data_order"], "whatever the caller needs");
+    assert_eq!(decode_gan(&encode_gan(t.gan())).unwrap(), *t.gan());
+
+    let mut resumed = Trainer::restore(cfg, 8, state);
+    for i in 7..12 {
+        fill_real(&mut t, i);
+        fill_real(&mut resumed, i);
+        assert_eq!(t.step().unwrap(), resumed.step().unwrap());
+    }
+    assert_eq!(t.state(), resumed.state());
+}
+
+#[test]
+fn checkpoint_names_are_pytorchs() {
+    let gan = Gan::init(&ModelConfig::default(), &mut stream(1, Stream::Init));
+    let bytes = encode_gan(&gan);
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<(String, Vec<usize>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.shape().to_vec()))
+        .collect();
+    names.sort();
+    let want = [
+        ("discriminator.0.bias", vec![256]),
+        ("discriminator.0.weight", vec![256, 784]),
+        ("discriminator.2.bias", vec![1]),
+        ("discriminator.2.weight", vec![1, 256]),
+        ("generator.0.bias", vec![256]),
+        ("generator.0.weight", vec![256, 128]),
+        ("generator.2.bias", vec![784]),
+        ("generator.2.weight", vec![784, 256]),
+    ];
+    let want: Vec<(String, Vec<usize>)> = want
+        .iter()
+        .map(|(n, s)| (n.to_string(), s.clone()))
+        .collect();
+    assert_eq!(names, want);
+    let mut truncated = bytes.clone();
+    truncated.truncate(bytes.len() - 10);
+    assert!(decode_gan(&truncated).is_err());
+}

@@ -1,0 +1,55 @@
+//! `cargo xtask bench`: times the training step on real MNIST with an optimised build.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Training steps to time (the first 20 are warm-up and not counted)
+    #[arg(long, default_value_t = 620)]
+    steps: usize,
+    /// Threads of the training step
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Folder with MNIST [default: <workspace>/data/mnist]
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let data = args
+        .data
+        .unwrap_or_else(|| crate::project_root().join("data/mnist"));
+    if gan_data::MnistFile::TrainImages.locate(&data).is_err() {
+        bail!(
+            "no MNIST in {}; run `cargo xtask fetch-mnist` first (or pass --data)",
+            data.display()
+        );
+    }
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(crate::project_root())
+        .args([
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            "gan-model",
+            "--example",
+            "bench_step",
+            "--",
+        ])
+        .arg("--steps")
+        .arg(args.steps.to_string())
+        .arg("--threads")
+        .arg(args.threads.to_string())
+        .arg("--data")
+        .arg(&data)
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!("the benchmark failed ({status})");
+    }
+    Ok(())
+}
