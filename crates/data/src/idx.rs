@@ -27,9 +27,9 @@ pub struct IdxArray {
 ///
 /// Gzip is detected by its magic bytes, not by the file name.
 pub fn read_idx(path: &Path, ndims: usize) -> Result<IdxArray, DataError> {
-    let io_err = |source| DataError::Io {
+    let io_err = |cause| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let mut file = File::open(path).map_err(io_err)?;
     let file_len = file.metadata().map_err(io_err)?.len();
@@ -48,9 +48,9 @@ pub fn read_idx(path: &Path, ndims: usize) -> Result<IdxArray, DataError> {
         decoder
             .take(payload + 1)
             .read_to_end(&mut data)
-            .map_err(|source| DataError::Gzip {
+            .map_err(|cause| DataError::Gzip {
                 path: path.to_path_buf(),
-                source,
+                cause,
             })?;
         check_len(path, &dims, payload, data.len() as u64)?;
         Ok(IdxArray { dims, data })
@@ -144,9 +144,9 @@ fn read_fully(reader: &mut impl Read, buf: &mut [u8], path: &Path) -> Result<boo
     match reader.read_exact(buf) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
-        Err(source) => Err(DataError::Io {
+        Err(cause) => Err(DataError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         }),
     }
 }

@@ -20,15 +20,15 @@ pub use mnist::{
 /// Everything that can be wrong with MNIST files on disk. Each message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("{}: the gzip stream is corrupt or cut short ({source}); fetch the file again", path.display())]
+    #[error("{}: the gzip stream is corrupt or cut short ({cause}); fetch the file again", path.display())]
     Gzip {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(
         "{}: not an IDX file of the expected kind: magic number 0x{found:08x}, expected 0x{expected:08x}",

@@ -114,8 +114,8 @@ pub fn default_sources() -> Vec<Source> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("cannot use {}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    #[error("cannot use {}: {cause}", path.display())]
+    Io { path: PathBuf, cause: io::Error },
     #[error(
         "{file} from {source_name} is not the genuine MNIST file: SHA-256 of its uncompressed bytes is {actual}, expected {expected}; nothing was written"
     )]
@@ -219,10 +219,28 @@ pub fn fetch_mnist(opts: &Options) -> Result<Report, FetchError> {
     if opts.sources.is_empty() {
         return Err(FetchError::NoSources);
     }
-    fs::create_dir_all(&opts.dir).map_err(|source| FetchError::Io {
+    // Folders this call creates, deepest first, so a failed fetch leaves none of them behind.
+    let created: Vec<PathBuf> = opts
+        .dir
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+        .map(PathBuf::from)
+        .collect();
+    fs::create_dir_all(&opts.dir).map_err(|cause| FetchError::Io {
         path: opts.dir.clone(),
-        source,
+        cause,
     })?;
+    let result = fetch_all(opts, start);
+    if result.is_err() {
+        for dir in &created {
+            // Only empty folders go; anything a user put there meanwhile stays.
+            let _ = fs::remove_dir(dir);
+        }
+    }
+    result
+}
+
+fn fetch_all(opts: &Options, start: Instant) -> Result<Report, FetchError> {
     let mut files = Vec::new();
     for file in MnistFile::ALL {
         let dest = opts.dir.join(file.name());
@@ -313,14 +331,14 @@ fn fetch_one(source: &Source, file: MnistFile, opts: &Options) -> Result<u64, Fe
                 .find(|p| p.is_file())
                 .ok_or_else(|| FetchError::Io {
                     path: d.join(format!("{}.gz", file.name())),
-                    source: io::Error::new(
+                    cause: io::Error::new(
                         io::ErrorKind::NotFound,
                         format!("neither {0}.gz nor {0} is in that directory", file.name()),
                     ),
                 })?;
-            let f = File::open(&path).map_err(|source| FetchError::Io {
+            let f = File::open(&path).map_err(|cause| FetchError::Io {
                 path: path.clone(),
-                source,
+                cause,
             })?;
             let len = f.metadata().ok().map(|m| m.len());
             (Box::new(f), len, path.display().to_string())
@@ -334,7 +352,7 @@ fn fetch_one(source: &Source, file: MnistFile, opts: &Options) -> Result<u64, Fe
                 .build();
             let resp = agent.get(&url).call().map_err(|e| FetchError::Io {
                 path: PathBuf::from(&url),
-                source: io::Error::other(e.to_string()),
+                cause: io::Error::other(e.to_string()),
             })?;
             let len = resp.header("Content-Length").and_then(|l| l.parse().ok());
             (resp.into_reader(), len, url)
@@ -364,7 +382,7 @@ fn copy_verified(
     let dest = dir.join(file.name());
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| FetchError::Io { path, source }
+        move |cause| FetchError::Io { path, cause }
     };
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{}.", file.name()))
@@ -415,7 +433,7 @@ fn copy_verified(
     let bytes_read = buffered.into_inner().count;
     tmp.persist(&dest).map_err(|e| FetchError::Io {
         path: dest.clone(),
-        source: e.error,
+        cause: e.error,
     })?;
     Ok(bytes_read)
 }

@@ -169,17 +169,19 @@ fn a_tampered_file_already_in_place_is_replaced() {
 }
 
 #[test]
-fn a_missing_folder_is_a_clear_error() {
-    let dest = tempfile::tempdir().unwrap();
-    let err = fetch_mnist(&options(
-        dest.path(),
-        vec![Source::Dir("/no/such/mirror".into())],
-    ))
-    .unwrap_err()
-    .to_string();
+fn a_missing_folder_is_a_clear_error_and_leaves_no_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("data/mnist");
+    let err = fetch_mnist(&options(&dest, vec![Source::Dir("/no/such/mirror".into())]))
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("/no/such/mirror") && err.contains("train-images-idx3-ubyte"),
         "{err}"
+    );
+    assert!(
+        !tmp.path().join("data").exists(),
+        "the folders it made are gone again"
     );
 }
 

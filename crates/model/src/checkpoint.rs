@@ -27,11 +27,8 @@ const STATE_FORMAT: &str = "gan-trainer-state-v1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot read {path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
     #[error("not a valid safetensors file: {0}")]
     Format(String),
     #[error("tensor `{0}` is missing")]
@@ -190,9 +187,9 @@ pub fn decode_state(
 
 /// The weights in a `.safetensors` file.
 pub fn load_gan(path: &Path) -> Result<Gan, CheckpointError> {
-    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+    let bytes = std::fs::read(path).map_err(|cause| CheckpointError::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     })?;
     decode_gan(&bytes)
 }

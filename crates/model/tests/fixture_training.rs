@@ -8,10 +8,13 @@ fn train(steps: usize, seed: u64) -> Vec<gan_model::StepStats> {
     let (train, _) = load_training(&fixture_dir()).expect("fixture loads");
     let cfg = TrainConfig::tutorial();
     let mut trainer = Trainer::new(cfg, seed);
-    let mut batches = Batcher::new(train.len(), cfg.batch_size, stream(seed, Stream::Data)).unwrap();
+    let mut batches =
+        Batcher::new(train.len(), cfg.batch_size, stream(seed, Stream::Data)).unwrap();
     (0..steps)
         .map(|_| {
-            train.images.gather_f32(batches.next_batch(), trainer.real_batch_mut());
+            train
+                .images
+                .gather_f32(batches.next_batch(), trainer.real_batch_mut());
             trainer.step().expect("finite losses")
         })
         .collect()
@@ -47,8 +50,14 @@ fn a_few_hundred_steps_teach_d_to_tell_real_from_fake() {
     };
     let (real_start, real_end) = (mean(0..10, |s| s.d_real), mean(250..300, |s| s.d_real));
     let (fake_start, fake_end) = (mean(0..10, |s| s.d_fake), mean(250..300, |s| s.d_fake));
-    assert!(real_end > real_start + 0.1, "D(x) {real_start} -> {real_end}");
-    assert!(fake_end < fake_start - 0.1, "D(G(z)) {fake_start} -> {fake_end}");
+    assert!(
+        real_end > real_start + 0.1,
+        "D(x) {real_start} -> {real_end}"
+    );
+    assert!(
+        fake_end < fake_start - 0.1,
+        "D(G(z)) {fake_start} -> {fake_end}"
+    );
     // As in the tutorial's printout: D's objective rises from about -1.39 towards 0 and
     // G's falls below its starting -0.69.
     assert!(mean(250..300, |s| s.d_loss) > mean(0..10, |s| s.d_loss));

@@ -1,0 +1,12 @@
+//! Pictures of runs as PNG: grids of generated digits (and, with the tracking tools, loss
+//! curves). Encoding is deterministic, so identical runs give byte-identical files.
+
+mod samples;
+
+pub use samples::{encode_png, sample_grid, SampleGrid};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    #[error("cannot encode a PNG: {0}")]
+    Encode(String),
+}

@@ -1,0 +1,83 @@
+//! `run.json`: what a run is, where it stands and what it ran on.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub const RUN_FORMAT: &str = "gan-run-v1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Running,
+    Completed,
+    Failed,
+    /// Stopped by Ctrl-C (SIGINT) or SIGTERM.
+    Interrupted,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Running => "running",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Interrupted => "interrupted",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitInfo {
+    pub commit: String,
+    /// Tracked files differ from the commit.
+    pub dirty: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Machine {
+    pub hostname: String,
+    pub os: String,
+    pub arch: String,
+    pub cpu: String,
+    pub logical_cpus: usize,
+}
+
+/// The contents of `run.json`. Timings live here, never in `losses.csv`, so identical runs
+/// have identical loss logs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub format: String,
+    pub name: String,
+    pub status: Status,
+    /// Why the run failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub seed: u64,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+    pub epochs_planned: usize,
+    pub epochs_done: usize,
+    pub steps_done: u64,
+    /// Wall time of each finished epoch.
+    pub epoch_seconds: Vec<f64>,
+    /// Threads of the training step.
+    pub threads: usize,
+    /// Process that runs (or ran) it, with `machine.hostname`: how a dead `running` run is told.
+    pub pid: u32,
+    pub machine: Machine,
+    /// The repository the runner was started in, if it was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitInfo>,
+    /// Versions of the runner, rustc and the crates that decide the numbers.
+    pub versions: BTreeMap<String, String>,
+}
+
+impl RunInfo {
+    /// Total wall time of the finished epochs.
+    pub fn wall_seconds(&self) -> f64 {
+        self.epoch_seconds.iter().sum()
+    }
+}

@@ -1,0 +1,200 @@
+//! The run directory: what a run leaves behind, written by the runner and read by the tools.
+//!
+//! ```text
+//! runs/<name>-<UTC time>/
+//!   spec.yaml           the fully resolved spec (rerun it to repeat the run)
+//!   run.json            status, times, seed, versions, machine (RunInfo)
+//!   losses.csv          epoch,step,d_loss,g_loss,d_real,d_fake: one row per step
+//!   losses.png          the loss curves
+//!   samples/NNN.png     sample pictures after epochs 000, 009, 019, ...
+//!   model.safetensors   the final generator and discriminator
+//!   metrics.json        sample-quality metrics, when evaluated
+//! ```
+//!
+//! This crate is the only place that knows these names and formats.
+
+mod info;
+mod losses;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub use info::{GitInfo, Machine, RunInfo, Status, RUN_FORMAT};
+pub use losses::{epoch_means, read_losses, EpochMeans, LossRow, LossWriter, LOSS_HEADER};
+
+pub const SPEC_FILE: &str = "spec.yaml";
+pub const RUN_FILE: &str = "run.json";
+pub const LOSSES_FILE: &str = "losses.csv";
+pub const LOSSES_PLOT: &str = "losses.png";
+pub const SAMPLES_DIR: &str = "samples";
+pub const MODEL_FILE: &str = "model.safetensors";
+pub const METRICS_FILE: &str = "metrics.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunDirError {
+    #[error("{} already exists; a run never overwrites another: choose another --run-dir or remove it", .0.display())]
+    Exists(PathBuf),
+    #[error("{}: {cause}", path.display())]
+    Io {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Corrupt { path: PathBuf, message: String },
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
+    move |cause| RunDirError::Io {
+        path: path.to_path_buf(),
+        cause,
+    }
+}
+
+/// A run's folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    path: PathBuf,
+}
+
+impl RunDir {
+    /// Creates exactly `path` (its parent may be created); refuses if it exists.
+    pub fn create(path: &Path) -> Result<RunDir, RunDirError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        match std::fs::create_dir(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(RunDirError::Exists(path.to_path_buf()))
+            }
+            Err(e) => return Err(io_err(path)(e)),
+        }
+        let dir = RunDir {
+            path: path.to_path_buf(),
+        };
+        std::fs::create_dir(dir.samples_dir()).map_err(io_err(&dir.samples_dir()))?;
+        Ok(dir)
+    }
+
+    /// Creates `<root>/<name>-<UTC time>`, adding `-2`, `-3`, ... if a run started in the same second.
+    pub fn create_timestamped(
+        root: &Path,
+        name: &str,
+        started: std::time::SystemTime,
+    ) -> Result<RunDir, RunDirError> {
+        let stamp = compact_timestamp(started);
+        let base = format!("{name}-{stamp}");
+        for n in 1.. {
+            let candidate = if n == 1 {
+                root.join(&base)
+            } else {
+                root.join(format!("{base}-{n}"))
+            };
+            match RunDir::create(&candidate) {
+                Err(RunDirError::Exists(_)) => continue,
+                other => return other,
+            }
+        }
+        unreachable!("some suffix is free")
+    }
+
+    /// An existing run directory (it must hold a `run.json`).
+    pub fn open(path: &Path) -> Result<RunDir, RunDirError> {
+        let dir = RunDir {
+            path: path.to_path_buf(),
+        };
+        if !dir.file(RUN_FILE).is_file() {
+            return Err(RunDirError::Corrupt {
+                path: path.to_path_buf(),
+                message: format!("not a run directory (no {RUN_FILE})"),
+            });
+        }
+        Ok(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    pub fn samples_dir(&self) -> PathBuf {
+        self.path.join(SAMPLES_DIR)
+    }
+
+    /// `samples/NNN.png` for a 0-based epoch, as the tutorial names them.
+    pub fn sample_path(&self, epoch: usize) -> PathBuf {
+        self.samples_dir().join(format!("{epoch:03}.png"))
+    }
+
+    /// The sample pictures present, in epoch order.
+    pub fn sample_paths(&self) -> Vec<(usize, PathBuf)> {
+        let mut found: Vec<(usize, PathBuf)> = std::fs::read_dir(self.samples_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let epoch = name.strip_suffix(".png")?.parse().ok()?;
+                Some((epoch, e.path()))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    pub fn read_info(&self) -> Result<RunInfo, RunDirError> {
+        let path = self.file(RUN_FILE);
+        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+        serde_json::from_str(&text).map_err(|e| RunDirError::Corrupt {
+            path,
+            message: format!("unreadable run.json: {e}"),
+        })
+    }
+
+    /// Replaces `run.json` atomically, so a reader never sees half of it.
+    pub fn write_info(&self, info: &RunInfo) -> Result<(), RunDirError> {
+        let json = serde_json::to_string_pretty(info).expect("RunInfo serialises");
+        write_atomic(&self.file(RUN_FILE), format!("{json}\n").as_bytes())
+    }
+
+    pub fn read_losses(&self) -> Result<Vec<LossRow>, RunDirError> {
+        read_losses(&self.file(LOSSES_FILE))
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder, synced and renamed,
+/// so the file is either the old one or the complete new one, even after a crash.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(io_err(dir))?;
+    tmp.write_all(bytes).map_err(io_err(path))?;
+    #[cfg(unix)]
+    {
+        // Temporary files are private (0600); run files are ordinary files.
+        use std::os::unix::fs::PermissionsExt;
+        let perms = std::fs::Permissions::from_mode(0o644);
+        tmp.as_file().set_permissions(perms).map_err(io_err(path))?;
+    }
+    tmp.as_file().sync_all().map_err(io_err(path))?;
+    tmp.persist(path).map_err(|e| io_err(path)(e.error))?;
+    Ok(())
+}
+
+/// `2026-11-28T08:09:24Z`
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// `20261128T080924Z`, for folder names.
+pub fn compact_timestamp(t: std::time::SystemTime) -> String {
+    rfc3339(t).replace(['-', ':'], "")
+}

@@ -1,0 +1,226 @@
+//! Experiment specs: the YAML file a run starts from.
+//!
+//! Every key has the tutorial's value as its default, so a spec holds only what differs.
+//! Loading checks everything a user can get wrong and says where: YAML syntax (line and
+//! column), unknown keys (with the closest known key), wrong types, out-of-range values,
+//! and the same for `--set key=value` overrides, which go through the same checks.
+//!
+//! [`KEYS`] documents every key; `experiments/README.md` is the longer reference.
+
+mod load;
+
+use serde::{Deserialize, Serialize};
+
+pub use load::{apply_override, load_spec, parse_spec, SpecError};
+
+/// A full experiment description. Serialised back (`to_yaml`) it is the resolved spec a
+/// run directory keeps, enough to rerun the run exactly.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Spec {
+    /// Names the run directory; defaults to the spec file's stem.
+    pub name: String,
+    /// The seed every random stream of the run derives from.
+    pub seed: u64,
+    pub data: DataSpec,
+    pub model: ModelSpec,
+    pub train: TrainSpec,
+    pub samples: SamplesSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataSpec {
+    /// Folder with the MNIST files.
+    pub dir: String,
+    /// Train on only the first N images of the training split.
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSpec {
+    pub noise_dim: usize,
+    pub hidden: usize,
+    pub init_std: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GLoss {
+    /// The tutorial's: G maximises `mean(log D(G(z)))`.
+    NonSaturating,
+    /// The paper's original: G minimises `mean(log(1 - D(G(z))))`.
+    Minimax,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSpec {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub g_loss: GLoss,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplesSpec {
+    /// Images per sample picture (0: none).
+    pub count: usize,
+    /// Pictures after epoch 0 and after every `every`-th epoch (as the tutorial: 0, 9, 19, ...).
+    pub every: usize,
+}
+
+/// The default data folder: relative to where the runner is started, normally the workspace.
+pub const DEFAULT_DATA_DIR: &str = "data/mnist";
+
+impl Default for DataSpec {
+    fn default() -> Self {
+        DataSpec {
+            dir: DEFAULT_DATA_DIR.into(),
+            limit: None,
+        }
+    }
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        ModelSpec {
+            noise_dim: 128,
+            hidden: 256,
+            init_std: 0.01,
+        }
+    }
+}
+
+impl Default for TrainSpec {
+    fn default() -> Self {
+        TrainSpec {
+            epochs: 100,
+            batch_size: 100,
+            lr: 0.0002,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            g_loss: GLoss::NonSaturating,
+        }
+    }
+}
+
+impl Default for SamplesSpec {
+    fn default() -> Self {
+        SamplesSpec {
+            count: 10,
+            every: 10,
+        }
+    }
+}
+
+/// One documented key: dotted path, default as written in YAML, meaning.
+pub struct KeyDoc {
+    pub key: &'static str,
+    pub default: &'static str,
+    pub meaning: &'static str,
+}
+
+/// Every key a spec may hold. Tests check this list against [`Spec`] and the README.
+pub const KEYS: &[KeyDoc] = &[
+    KeyDoc {
+        key: "name",
+        default: "<spec file stem>",
+        meaning: "names the run directory runs/<name>-<UTC time>",
+    },
+    KeyDoc {
+        key: "seed",
+        default: "0",
+        meaning: "seed of every random stream (init, data order, noise, samples)",
+    },
+    KeyDoc {
+        key: "data.dir",
+        default: DEFAULT_DATA_DIR,
+        meaning: "folder with MNIST; the default one is fetched when empty",
+    },
+    KeyDoc {
+        key: "data.limit",
+        default: "null",
+        meaning: "train on the first N images of the 55,000-image train split",
+    },
+    KeyDoc {
+        key: "model.noise_dim",
+        default: "128",
+        meaning: "length of the noise vector z",
+    },
+    KeyDoc {
+        key: "model.hidden",
+        default: "256",
+        meaning: "hidden units of G and D",
+    },
+    KeyDoc {
+        key: "model.init_std",
+        default: "0.01",
+        meaning: "std of the N(0, std) weight init (biases 0)",
+    },
+    KeyDoc {
+        key: "train.epochs",
+        default: "100",
+        meaning: "passes over the training images",
+    },
+    KeyDoc {
+        key: "train.batch_size",
+        default: "100",
+        meaning: "images (and noise vectors) per step",
+    },
+    KeyDoc {
+        key: "train.lr",
+        default: "0.0002",
+        meaning: "Adam learning rate of both networks",
+    },
+    KeyDoc {
+        key: "train.beta1",
+        default: "0.9",
+        meaning: "Adam beta1 (TensorFlow's default)",
+    },
+    KeyDoc {
+        key: "train.beta2",
+        default: "0.999",
+        meaning: "Adam beta2 (TensorFlow's default)",
+    },
+    KeyDoc {
+        key: "train.eps",
+        default: "1.0e-8",
+        meaning: "Adam epsilon (TensorFlow's default)",
+    },
+    KeyDoc {
+        key: "train.g_loss",
+        default: "non_saturating",
+        meaning: "non_saturating (tutorial) or minimax (the paper's original)",
+    },
+    KeyDoc {
+        key: "samples.count",
+        default: "10",
+        meaning: "images in each sample picture (0: no pictures)",
+    },
+    KeyDoc {
+        key: "samples.every",
+        default: "10",
+        meaning: "a picture after epoch 0 and every N-th epoch: 000, 009, 019, ...",
+    },
+];
+
+impl Spec {
+    /// The spec as YAML with every key present.
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).expect("a spec always serialises")
+    }
+
+    /// Epoch indices (0-based) after which a sample picture is saved.
+    pub fn sample_epochs(&self) -> impl Iterator<Item = usize> + '_ {
+        let every = self.samples.every.max(1);
+        (0..self.train.epochs)
+            .filter(move |&e| self.samples.count > 0 && (e == 0 || (e + 1) % every == 0))
+    }
+}

@@ -1,0 +1,294 @@
+//! Reading a spec file and `--set` overrides, with errors that say where and what to do.
+
+use std::path::Path;
+
+use serde_yaml::{Mapping, Value};
+
+use crate::{Spec, KEYS};
+
+/// A spec problem, always naming the file (with line) or the `--set` argument.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read spec {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
+    #[error("{origin}: YAML syntax error{location}: {message}")]
+    Syntax {
+        origin: String,
+        location: String,
+        message: String,
+    },
+    #[error("{origin}: unknown key `{key}`{hint}")]
+    UnknownKey {
+        origin: String,
+        key: String,
+        hint: String,
+    },
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+/// Reads `path`, applies `overrides` (`key=value`) and checks the result.
+pub fn load_spec(path: &Path, overrides: &[String]) -> Result<Spec, SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|cause| SpecError::Read {
+        path: path.display().to_string(),
+        cause,
+    })?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    parse_spec(&text, &path.display().to_string(), &stem, overrides)
+}
+
+/// Parses spec text; `origin` names it in errors and `default_name` is used when it has no `name`.
+pub fn parse_spec(
+    text: &str,
+    origin: &str,
+    default_name: &str,
+    overrides: &[String],
+) -> Result<Spec, SpecError> {
+    let mut value: Value = serde_yaml::from_str(text).map_err(|e| SpecError::Syntax {
+        origin: origin.to_string(),
+        location: e
+            .location()
+            .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
+            .unwrap_or_default(),
+        message: strip_location(&e.to_string()),
+    })?;
+    if value.is_null() {
+        value = Value::Mapping(Mapping::new());
+    }
+    if !value.is_mapping() {
+        return Err(SpecError::Invalid {
+            origin: origin.to_string(),
+            message: "a spec is a mapping of keys such as `seed: 1` and `train:`".into(),
+        });
+    }
+    check_keys(&value, &schema(), "", &|key| {
+        let line = line_of(text, key)
+            .map(|l| format!(" line {l}"))
+            .unwrap_or_default();
+        format!("{origin}{line}")
+    })?;
+    // Types of the file alone first, so errors carry the file's line and column.
+    serde_yaml::from_str::<Spec>(text).map_err(|e| type_error(origin, &e))?;
+    for o in overrides {
+        apply_override(&mut value, o)?;
+        serde_yaml::from_value::<Spec>(value.clone())
+            .map_err(|e| type_error(&format!("--set {o}"), &e))?;
+    }
+    let mut spec: Spec = serde_yaml::from_value(value).map_err(|e| type_error(origin, &e))?;
+    if spec.name.is_empty() {
+        spec.name = default_name.to_string();
+    }
+    validate(&spec).map_err(|message| SpecError::Invalid {
+        origin: if overrides.is_empty() {
+            origin.to_string()
+        } else {
+            format!("{origin} with --set {}", overrides.join(" --set "))
+        },
+        message,
+    })?;
+    Ok(spec)
+}
+
+/// Sets `key=value` (dotted key, YAML value) in `value`, rejecting unknown keys.
+pub fn apply_override(value: &mut Value, arg: &str) -> Result<(), SpecError> {
+    let origin = format!("--set {arg}");
+    let Some((key, raw)) = arg.split_once('=') else {
+        return Err(SpecError::Invalid {
+            origin,
+            message: "expected KEY=VALUE, for example --set train.epochs=1".into(),
+        });
+    };
+    let key = key.trim();
+    if !KEYS.iter().any(|k| k.key == key) {
+        return Err(SpecError::UnknownKey {
+            origin,
+            key: key.to_string(),
+            hint: hint(key),
+        });
+    }
+    let new: Value = serde_yaml::from_str(raw).map_err(|e| SpecError::Invalid {
+        origin: origin.clone(),
+        message: format!("the value is not YAML: {}", strip_location(&e.to_string())),
+    })?;
+    let mut node = value;
+    let parts: Vec<&str> = key.split('.').collect();
+    for part in &parts[..parts.len() - 1] {
+        let map = node.as_mapping_mut().ok_or_else(|| SpecError::Invalid {
+            origin: origin.clone(),
+            message: format!("`{part}` in the spec is not a section"),
+        })?;
+        node = map
+            .entry(Value::String(part.to_string()))
+            .or_insert_with(|| Value::Mapping(Mapping::new()));
+        if node.is_null() {
+            *node = Value::Mapping(Mapping::new());
+        }
+    }
+    let map = node.as_mapping_mut().ok_or_else(|| SpecError::Invalid {
+        origin: origin.clone(),
+        message: format!("the section holding `{key}` is not a mapping"),
+    })?;
+    map.insert(Value::String(parts[parts.len() - 1].to_string()), new);
+    Ok(())
+}
+
+/// The tree of known keys: the default spec as YAML.
+fn schema() -> Value {
+    serde_yaml::to_value(Spec::default()).expect("the default spec serialises")
+}
+
+fn check_keys(
+    value: &Value,
+    schema: &Value,
+    prefix: &str,
+    origin: &dyn Fn(&str) -> String,
+) -> Result<(), SpecError> {
+    let (Some(map), Some(known)) = (value.as_mapping(), schema.as_mapping()) else {
+        return Ok(()); // a wrong type here is reported by the typed pass
+    };
+    for (k, v) in map {
+        let name = match k {
+            Value::String(s) => s.clone(),
+            other => serde_yaml::to_string(other)
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        };
+        let dotted = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        match known.get(k) {
+            Some(sub) => check_keys(v, sub, &dotted, origin)?,
+            None => {
+                return Err(SpecError::UnknownKey {
+                    origin: origin(&dotted),
+                    hint: hint(&dotted),
+                    key: dotted,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// ", did you mean `x`?" for the known key closest to `key`, plus where the key list is.
+fn hint(key: &str) -> String {
+    let leaf = key.rsplit('.').next().unwrap_or(key);
+    let best = KEYS
+        .iter()
+        .map(|k| {
+            let known_leaf = k.key.rsplit('.').next().unwrap_or(k.key);
+            let d = strsim::levenshtein(key, k.key).min(strsim::levenshtein(leaf, known_leaf) + 1);
+            (d, k.key)
+        })
+        .min();
+    let reference = " (every key is listed in experiments/README.md and `runner --help`)";
+    match best {
+        Some((d, k)) if d <= 3.max(leaf.len() / 3) => format!(", did you mean `{k}`?{reference}"),
+        _ => reference.to_string(),
+    }
+}
+
+/// 1-based line where a dotted key is written, found by indentation.
+fn line_of(text: &str, dotted: &str) -> Option<usize> {
+    let mut parts = dotted.split('.').peekable();
+    let mut min_indent = 0usize;
+    let mut start = 0usize;
+    let lines: Vec<&str> = text.lines().collect();
+    while let Some(part) = parts.next() {
+        let found = lines.iter().enumerate().skip(start).find(|(_, l)| {
+            let indent = l.len() - l.trim_start().len();
+            let t = l.trim_start();
+            indent >= min_indent
+                && (t.starts_with(&format!("{part}:")) || t.starts_with(&format!("\"{part}\":")))
+        })?;
+        if parts.peek().is_none() {
+            return Some(found.0 + 1);
+        }
+        start = found.0 + 1;
+        min_indent = found.1.len() - found.1.trim_start().len() + 1;
+    }
+    None
+}
+
+fn type_error(origin: &str, e: &serde_yaml::Error) -> SpecError {
+    let location = e
+        .location()
+        .map(|l| format!(" line {}, column {}", l.line(), l.column()))
+        .unwrap_or_default();
+    SpecError::Invalid {
+        origin: format!("{origin}{location}"),
+        message: strip_location(&e.to_string()),
+    }
+}
+
+/// serde_yaml writes " at line L column C" into its messages; the location is reported separately.
+fn strip_location(msg: &str) -> String {
+    let mut out = msg.to_string();
+    while let Some(i) = out.find(" at line ") {
+        let rest = &out[i + " at line ".len()..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == ' ' || "column".contains(c)))
+            .unwrap_or(rest.len());
+        out.replace_range(i..i + " at line ".len() + end, "");
+    }
+    out
+}
+
+fn validate(s: &Spec) -> Result<(), String> {
+    let valid_name = !s.name.is_empty()
+        && !s.name.starts_with('.')
+        && s.name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if !valid_name {
+        return Err(format!(
+            "name `{}` must be letters, digits, `.`, `_` or `-` (it names a folder)",
+            s.name
+        ));
+    }
+    let at_least_one = [
+        ("model.noise_dim", s.model.noise_dim),
+        ("model.hidden", s.model.hidden),
+        ("train.epochs", s.train.epochs),
+        ("train.batch_size", s.train.batch_size),
+        ("samples.every", s.samples.every),
+    ];
+    for (key, v) in at_least_one {
+        if v == 0 {
+            return Err(format!("{key} must be at least 1 (got 0)"));
+        }
+    }
+    if s.data.limit == Some(0) {
+        return Err("data.limit must be at least 1, or null for all images (got 0)".into());
+    }
+    if s.data.dir.trim().is_empty() {
+        return Err("data.dir must name a folder".into());
+    }
+    let positive = [("train.lr", s.train.lr), ("train.eps", s.train.eps)];
+    for (key, v) in positive {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(format!("{key} must be a positive number (got {v})"));
+        }
+    }
+    for (key, v) in [
+        ("train.beta1", s.train.beta1),
+        ("train.beta2", s.train.beta2),
+    ] {
+        if !(0.0..1.0).contains(&v) {
+            return Err(format!("{key} must be in [0, 1) (got {v})"));
+        }
+    }
+    if !(s.model.init_std.is_finite() && s.model.init_std >= 0.0) {
+        return Err(format!(
+            "model.init_std must be a non-negative number (got {})",
+            s.model.init_std
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! Spec loading: defaults, every kind of user mistake, overrides, round trips.
+
+use gan_spec::{parse_spec, GLoss, Spec, KEYS};
+
+fn parse(text: &str, overrides: &[&str]) -> Result<Spec, String> {
+    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    parse_spec(text, "exp.yaml", "exp", &o).map_err(|e| e.to_string())
+}
+
+#[test]
+fn an_empty_spec_is_the_tutorial() {
+    let s = parse("", &[]).unwrap();
+    assert_eq!(s.name, "exp");
+    assert_eq!(
+        (s.model.noise_dim, s.model.hidden, s.model.init_std),
+        (128, 256, 0.01)
+    );
+    assert_eq!(
+        (s.train.epochs, s.train.batch_size, s.train.lr),
+        (100, 100, 0.0002)
+    );
+    assert_eq!(
+        (s.train.beta1, s.train.beta2, s.train.eps),
+        (0.9, 0.999, 1e-8)
+    );
+    assert_eq!(s.train.g_loss, GLoss::NonSaturating);
+    assert_eq!((s.samples.count, s.samples.every), (10, 10));
+    assert_eq!(s.data.limit, None);
+    let epochs: Vec<usize> = s.sample_epochs().collect();
+    assert_eq!(epochs, vec![0, 9, 19, 29, 39, 49, 59, 69, 79, 89, 99]);
+}
+
+#[test]
+fn unknown_keys_name_the_line_and_the_closest_key() {
+    let e = parse("seed: 1\ntrain:\n  batch_size: 10\n  epoch: 3\n", &[]).unwrap_err();
+    assert!(e.contains("exp.yaml line 4"), "{e}");
+    assert!(e.contains("unknown key `train.epoch`"), "{e}");
+    assert!(e.contains("did you mean `train.epochs`?"), "{e}");
+    let e = parse("epochs: 3\n", &[]).unwrap_err();
+    assert!(e.contains("did you mean `train.epochs`?"), "{e}");
+    let e = parse("zzzzzzzzzz: 3\n", &[]).unwrap_err();
+    assert!(!e.contains("did you mean"), "no far-fetched guess: {e}");
+}
+
+#[test]
+fn syntax_and_type_errors_carry_line_and_column() {
+    let e = parse("seed: 1\ntrain: [1, 2\n", &[]).unwrap_err();
+    assert!(e.contains("YAML syntax error at line"), "{e}");
+    let e = parse("seed: 1\ntrain:\n  batch_size: many\n", &[]).unwrap_err();
+    assert!(e.contains("exp.yaml line 3"), "{e}");
+    assert!(e.contains("batch_size"), "{e}");
+    let e = parse("train:\n  g_loss: wasserstein\n", &[]).unwrap_err();
+    assert!(e.contains("non_saturating") && e.contains("minimax"), "{e}");
+    let e = parse("- a\n- b\n", &[]).unwrap_err();
+    assert!(e.contains("mapping"), "{e}");
+}
+
+#[test]
+fn out_of_range_values_are_rejected() {
+    for (text, key) in [
+        (
+            "train:\n  batch_size: 0\n",
+            "train.batch_size must be at least 1",
+        ),
+        ("train:\n  epochs: 0\n", "train.epochs must be at least 1"),
+        ("train:\n  lr: -0.1\n", "train.lr must be a positive number"),
+        ("train:\n  lr: .nan\n", "train.lr must be a positive number"),
+        ("train:\n  beta2: 1.0\n", "train.beta2 must be in [0, 1)"),
+        ("model:\n  hidden: 0\n", "model.hidden must be at least 1"),
+        ("model:\n  init_std: -1\n", "model.init_std"),
+        ("data:\n  limit: 0\n", "data.limit must be at least 1"),
+        ("samples:\n  every: 0\n", "samples.every must be at least 1"),
+        ("name: ../escape\n", "name `../escape`"),
+    ] {
+        let e = parse(text, &[]).unwrap_err();
+        assert!(
+            e.contains(key) && e.starts_with("exp.yaml"),
+            "{text:?}: {e}"
+        );
+    }
+    let e = parse("train:\n  epochs: -1\n", &[]).unwrap_err();
+    assert!(e.contains("line 2") && e.contains("epochs"), "{e}");
+}
+
+#[test]
+fn overrides_are_applied_and_type_checked() {
+    let s = parse(
+        "seed: 1\n",
+        &[
+            "train.epochs=2",
+            "seed=7",
+            "data.limit=500",
+            "train.g_loss=minimax",
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        (s.train.epochs, s.seed, s.data.limit, s.train.g_loss),
+        (2, 7, Some(500), GLoss::Minimax)
+    );
+    let s = parse("data:\n  limit: 10\n", &["data.limit=null"]).unwrap();
+    assert_eq!(s.data.limit, None);
+
+    let e = parse("", &["train.epochs=two"]).unwrap_err();
+    assert!(e.starts_with("--set train.epochs=two"), "{e}");
+    let e = parse("", &["train.epoch=2"]).unwrap_err();
+    assert!(
+        e.contains("unknown key `train.epoch`") && e.contains("train.epochs"),
+        "{e}"
+    );
+    let e = parse("", &["train.epochs"]).unwrap_err();
+    assert!(e.contains("KEY=VALUE"), "{e}");
+    let e = parse("", &["train.batch_size=0"]).unwrap_err();
+    assert!(
+        e.contains("--set train.batch_size=0") && e.contains("at least 1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_resolved_spec_reads_back_identically() {
+    let s = parse(
+        "name: x\nseed: 3\ntrain:\n  lr: 0.001\n",
+        &["data.limit=40"],
+    )
+    .unwrap();
+    let again = parse(&s.to_yaml(), &[]).unwrap();
+    assert_eq!(s, again);
+    assert!(s.to_yaml().contains("limit: 40"));
+}
+
+/// Every leaf of the spec is documented in `KEYS` and the other way round.
+#[test]
+fn the_key_list_is_complete() {
+    fn leaves(v: &serde_yaml::Value, prefix: &str, out: &mut Vec<String>) {
+        match v.as_mapping() {
+            Some(m) => {
+                for (k, v) in m {
+                    let k = k.as_str().unwrap();
+                    let dotted = if prefix.is_empty() {
+                        k.to_string()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaves(v, &dotted, out);
+                }
+            }
+            None => out.push(prefix.to_string()),
+        }
+    }
+    let mut from_type = Vec::new();
+    leaves(
+        &serde_yaml::to_value(Spec::default()).unwrap(),
+        "",
+        &mut from_type,
+    );
+    let mut documented: Vec<String> = KEYS.iter().map(|k| k.key.to_string()).collect();
+    from_type.sort();
+    documented.sort();
+    assert_eq!(from_type, documented);
+}
