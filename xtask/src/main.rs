@@ -5,8 +5,11 @@
 //! current directory as usual.
 
 mod bench;
+mod compare;
 mod fetch;
 mod fixture;
+mod runs;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +35,10 @@ enum Command {
     MakeFixture(fixture::Args),
     /// Time the training step on real MNIST (release build); last line `train_step_ms: <median>`.
     Bench(bench::Args),
+    /// List the runs under runs/ (or DIR), newest first, with their status and last-epoch losses.
+    Runs(runs::Args),
+    /// Compare runs: spec differences, summaries, bit-for-bit reproducibility, pictures.
+    Compare(compare::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +47,8 @@ fn main() -> ExitCode {
         Command::FetchMnist(args) => fetch::run(args),
         Command::MakeFixture(args) => fixture::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Runs(args) => runs::run(args),
+        Command::Compare(args) => compare::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -72,3 +72,52 @@ pub fn encode_png(img: &GrayImage) -> Result<Vec<u8>, PlotError> {
     .map_err(|e| PlotError::Encode(e.to_string()))?;
     Ok(bytes)
 }
+
+/// Pictures stacked top to bottom, each with its label on the left (e.g. each run's final
+/// samples), as PNG bytes.
+pub fn labelled_rows(rows: &[(String, GrayImage)]) -> Result<Vec<u8>, PlotError> {
+    use plotters::prelude::*;
+    crate::curves::register_font();
+    const LABEL_WIDTH: u32 = 360;
+    const PAD: u32 = 8;
+    let width = LABEL_WIDTH + rows.iter().map(|(_, img)| img.width()).max().unwrap_or(0) + PAD;
+    let height = rows
+        .iter()
+        .map(|(_, img)| img.height() + PAD)
+        .sum::<u32>()
+        .max(1)
+        + PAD;
+    let mut buf = vec![255u8; (width * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
+        let err =
+            |e: DrawingAreaErrorKind<_>| PlotError::Encode(format!("drawing the samples: {e:?}"));
+        let mut y = PAD;
+        for (i, (label, img)) in rows.iter().enumerate() {
+            let colour = crate::curves::colour(i);
+            let style = TextStyle::from((crate::curves::FONT, 18).into_font()).color(&colour);
+            let text_y = (y + img.height() / 2).saturating_sub(9) as i32;
+            root.draw(&Text::new(label.clone(), (PAD as i32, text_y), style))
+                .map_err(err)?;
+            y += img.height() + PAD;
+        }
+        root.present().map_err(err)?;
+    }
+    let mut canvas =
+        image::RgbImage::from_raw(width, height, buf).expect("buffer has the image's size");
+    let mut y = PAD;
+    for (_, img) in rows {
+        for (x, yy, p) in img.enumerate_pixels() {
+            canvas.put_pixel(LABEL_WIDTH + x, y + yy, image::Rgb([p.0[0]; 3]));
+        }
+        y += img.height() + PAD;
+    }
+    let mut bytes = Vec::new();
+    canvas
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .map_err(|e| PlotError::Encode(e.to_string()))?;
+    Ok(bytes)
+}

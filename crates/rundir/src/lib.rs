@@ -15,12 +15,16 @@
 
 mod info;
 mod losses;
+mod summary;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use info::{GitInfo, Machine, RunInfo, Status, RUN_FORMAT};
 pub use losses::{epoch_means, read_losses, EpochMeans, LossRow, LossWriter, LOSS_HEADER};
+pub use summary::{
+    compare_losses, list_runs, summarize, Headline, LossComparison, RunSummary, Shown,
+};
 
 pub const SPEC_FILE: &str = "spec.yaml";
 pub const RUN_FILE: &str = "run.json";
@@ -29,6 +33,8 @@ pub const LOSSES_PLOT: &str = "losses.png";
 pub const SAMPLES_DIR: &str = "samples";
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const METRICS_FILE: &str = "metrics.json";
+/// Marks a sweep's parent folder and lists its runs.
+pub const SWEEP_FILE: &str = "sweep.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunDirError {

@@ -108,6 +108,12 @@ pub fn run(opts: &Options, interrupt: &AtomicBool) -> anyhow::Result<Outcome> {
         .context("starting the training threads")?;
     let result = pool.install(|| train_run(&spec, &train, &dir, &mut info, opts.quiet, interrupt));
     info.ended_at = Some(rfc3339(SystemTime::now()));
+    if let Err(e) = write_loss_plot(&dir, &spec.name) {
+        eprintln!(
+            "warning: could not draw {}: {e:#}",
+            dir.file(gan_rundir::LOSSES_PLOT).display()
+        );
+    }
     match result {
         Ok(status) => {
             info.status = status;
@@ -126,6 +132,19 @@ pub fn run(opts: &Options, interrupt: &AtomicBool) -> anyhow::Result<Outcome> {
             Err(e.context(format!("run {} failed", dir.path().display())))
         }
     }
+}
+
+/// `losses.png`: the run's per-epoch loss curves, drawn however the run ended.
+fn write_loss_plot(dir: &RunDir, name: &str) -> anyhow::Result<()> {
+    let rows = dir.read_losses()?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let curve = gan_plot::Curve::from_losses(name, &rows);
+    // Nothing run-specific beyond the spec's name, so identical runs draw identical pictures.
+    let png = gan_plot::loss_panels(&[curve], &format!("{name}: per-epoch means of losses.csv"))?;
+    write_atomic(&dir.file(gan_rundir::LOSSES_PLOT), &png)?;
+    Ok(())
 }
 
 /// The training split (limited as the spec says), fetching MNIST into the default folder

@@ -1,0 +1,276 @@
+//! `cargo xtask runs` and `compare` on small run directories built here (no training):
+//! identical runs, diverging runs, runs of different lengths, a failed run, a stale run and
+//! a directory with a corrupt losses.csv.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use gan_rundir::{LossRow, LossWriter, Machine, RunDir, RunInfo, Status};
+
+const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+
+fn info(name: &str, seed: u64, status: Status, epochs: usize) -> RunInfo {
+    RunInfo {
+        format: gan_rundir::RUN_FORMAT.into(),
+        name: name.into(),
+        status,
+        error: (status == Status::Failed).then(|| "training diverged at step 7".into()),
+        seed,
+        started_at: format!("2026-11-0{}T10:00:00Z", seed.min(9)),
+        ended_at: None,
+        epochs_planned: 3,
+        epochs_done: epochs,
+        steps_done: epochs as u64 * 4,
+        epoch_seconds: vec![1.5; epochs],
+        threads: 2,
+        pid: std::process::id(),
+        machine: Machine::default(),
+        git: None,
+        versions: Default::default(),
+    }
+}
+
+/// A run with `epochs` epochs of 4 steps; `bump` changes the losses from step `bump` on.
+fn make_run(
+    root: &Path,
+    dir: &str,
+    seed: u64,
+    epochs: usize,
+    bump: Option<u64>,
+    status: Status,
+) -> PathBuf {
+    let path = root.join(dir);
+    let run = RunDir::create(&path).unwrap();
+    let spec = format!("name: toy\nseed: {seed}\ntrain:\n  epochs: 3\n  lr: 0.0002\n");
+    std::fs::write(run.file(gan_rundir::SPEC_FILE), spec).unwrap();
+    run.write_info(&info("toy", seed, status, epochs)).unwrap();
+    let mut w = LossWriter::create(&run.file(gan_rundir::LOSSES_FILE)).unwrap();
+    for step in 1..=(epochs as u64 * 4) {
+        let extra = match bump {
+            Some(b) if step >= b => 0.25 + step as f32 * 0.01,
+            _ => 0.0,
+        };
+        w.write(&LossRow {
+            epoch: ((step - 1) / 4) as usize,
+            step,
+            d_loss: -1.0 + step as f32 * 0.01 + extra,
+            g_loss: -0.7 - step as f32 * 0.02,
+            d_real: 0.5,
+            d_fake: 0.4,
+        })
+        .unwrap();
+    }
+    w.flush().unwrap();
+    for e in 0..epochs {
+        let img = vec![0.1 * (e as f32 + if bump.is_some() { 1.0 } else { 0.0 }); 2 * 784];
+        let png = gan_plot::SampleGrid::default().encode_png(&img).unwrap();
+        std::fs::write(run.sample_path(e), png).unwrap();
+    }
+    path
+}
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(XTASK)
+        .args(args)
+        .output()
+        .expect("xtask starts")
+}
+
+fn stdout_of(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "xtask failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn compare_reports_identical_diverging_and_shorter_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path();
+    let a = make_run(r, "a", 1, 3, None, Status::Completed);
+    let b = make_run(r, "b", 1, 3, None, Status::Completed);
+    let c = make_run(r, "c", 2, 3, Some(6), Status::Completed);
+    let d = make_run(r, "d", 1, 2, None, Status::Completed);
+    let out_dir = r.join("cmp");
+    let s = |p: &PathBuf| p.to_str().unwrap().to_string();
+    let text = stdout_of(&xtask(&[
+        "compare",
+        &s(&a),
+        &s(&b),
+        &s(&c),
+        &s(&d),
+        "--out",
+        &s(&out_dir),
+    ]));
+    assert!(
+        text.contains("a vs b") && text.contains("bit-identical (12 steps)"),
+        "{text}"
+    );
+    assert!(text.contains("all 3 pictures identical"), "{text}");
+    assert!(text.contains("diverge at step 6: d_loss"), "{text}");
+    assert!(
+        text.contains("identical for the 8 steps both have; a has 4 more"),
+        "{text}"
+    );
+    assert!(
+        text.contains(" seed "),
+        "the differing key is shown: {text}"
+    );
+    assert!(text.contains("keys agree"), "{text}");
+    for f in ["losses.png", "samples.png", "report.md"] {
+        assert!(out_dir.join(f).is_file(), "{f} written");
+    }
+
+    let json = stdout_of(&xtask(&[
+        "compare",
+        &s(&a),
+        &s(&b),
+        "--out",
+        &s(&out_dir),
+        "--format",
+        "json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["pairs"][0]["bit_identical_losses"], true);
+    assert_eq!(
+        v["seed_groups"].as_array().unwrap().len(),
+        0,
+        "same seed: no seed statistics"
+    );
+    let md = stdout_of(&xtask(&[
+        "compare",
+        &s(&a),
+        &s(&c),
+        "--out",
+        &s(&out_dir),
+        "--format",
+        "markdown",
+    ]));
+    assert!(
+        md.contains("## Reproducibility") && md.contains("| pair"),
+        "{md}"
+    );
+    let csv = stdout_of(&xtask(&[
+        "compare",
+        &s(&a),
+        &s(&c),
+        "--out",
+        &s(&out_dir),
+        "--format",
+        "csv",
+    ]));
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.lines().next().unwrap().ends_with(",seed"), "{csv}");
+}
+
+#[test]
+fn runs_differing_only_in_seed_get_mean_and_std() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path();
+    let runs: Vec<String> = (1..=3)
+        .map(|seed| {
+            make_run(
+                r,
+                &format!("s{seed}"),
+                seed,
+                3,
+                (seed > 1).then_some(seed * 3),
+                Status::Completed,
+            )
+        })
+        .map(|p| p.to_str().unwrap().to_string())
+        .collect();
+    let out = r.join("cmp").to_str().unwrap().to_string();
+    let json = stdout_of(&xtask(&[
+        "compare", &runs[0], &runs[1], &runs[2], "--out", &out, "--format", "json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let groups = v["seed_groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1);
+    let (mean, std) = (
+        groups[0]["stats"]["final epoch g_loss"][0]
+            .as_f64()
+            .unwrap(),
+        groups[0]["stats"]["final epoch g_loss"][1]
+            .as_f64()
+            .unwrap(),
+    );
+    // g_loss does not depend on the bump: all three runs agree, std 0.
+    assert!(
+        (mean - (-0.7 - 0.02 * 10.5)).abs() < 1e-5 && std.abs() < 1e-6,
+        "{mean} {std}"
+    );
+    let d_std = groups[0]["stats"]["final epoch d_loss"][1]
+        .as_f64()
+        .unwrap();
+    assert!(d_std > 0.1, "d_loss differs between the seeds: {d_std}");
+}
+
+#[test]
+fn runs_lists_every_kind_of_run_and_survives_damage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path();
+    make_run(r, "good", 1, 3, None, Status::Completed);
+    make_run(r, "failed", 2, 1, None, Status::Failed);
+    let corrupt = make_run(r, "corrupt", 3, 2, None, Status::Completed);
+    std::fs::write(corrupt.join("losses.csv"), "epoch,step,d_loss\n0,1,x,y\n").unwrap();
+    std::fs::create_dir(r.join("stray-folder")).unwrap();
+    // A run marked running on this machine whose process is gone.
+    let stale = make_run(r, "stale", 4, 1, None, Status::Running);
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead_pid = child.id();
+    child.wait().unwrap();
+    let mut i = info("toy", 4, Status::Running, 1);
+    i.pid = dead_pid;
+    i.machine.hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    RunDir::open(&stale).unwrap().write_info(&i).unwrap();
+
+    let text = stdout_of(&xtask(&["runs", r.to_str().unwrap()]));
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+    };
+    assert!(
+        line("good").contains("completed") && line("good").contains("3/3"),
+        "{text}"
+    );
+    assert!(line("failed").contains("failed"), "{text}");
+    assert!(
+        line("corrupt").contains("damaged") && line("corrupt").contains("losses.csv"),
+        "{text}"
+    );
+    assert!(
+        line("stray-folder").contains("not a run directory"),
+        "{text}"
+    );
+    assert!(line("stale").contains("stale"), "{text}");
+    // Newest first: started_at follows the seed here.
+    let order: Vec<&str> = text
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        &order[..4],
+        &["stale", "corrupt", "failed", "good"],
+        "{text}"
+    );
+
+    let cmp = stdout_of(&xtask(&[
+        "compare",
+        corrupt.to_str().unwrap(),
+        r.join("good").to_str().unwrap(),
+        "--out",
+        r.join("c").to_str().unwrap(),
+    ]));
+    assert!(
+        cmp.contains("no loss log to compare") && cmp.contains("corrupt:"),
+        "{cmp}"
+    );
+}
