@@ -6,6 +6,7 @@
 
 mod bench;
 mod compare;
+mod eval;
 mod fetch;
 mod fixture;
 mod runs;
@@ -39,6 +40,12 @@ enum Command {
     Runs(runs::Args),
     /// Compare runs: spec differences, summaries, bit-for-bit reproducibility, pictures.
     Compare(compare::Args),
+    /// Measure a run's sample quality (Parzen, FID, IS, coverage, precision/recall) into metrics.json.
+    Eval(eval::EvalArgs),
+    /// Train (and cache) the MNIST classifier the metrics use.
+    TrainClassifier(eval::TrainClassifierArgs),
+    /// Write images from a run's generator as an IDX file (MNIST's format).
+    Sample(eval::SampleArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +56,9 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Runs(args) => runs::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Eval(args) => eval::eval(args),
+        Command::TrainClassifier(args) => eval::train_classifier(args),
+        Command::Sample(args) => eval::sample(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

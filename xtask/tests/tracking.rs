@@ -274,3 +274,57 @@ fn runs_lists_every_kind_of_run_and_survives_damage() {
         "{cmp}"
     );
 }
+
+#[test]
+fn sample_writes_an_idx_file_any_tool_can_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = make_run(tmp.path(), "r", 1, 1, None, Status::Completed);
+    let gan = gan_model::Gan::init(
+        &gan_model::ModelConfig::default(),
+        &mut gan_model::stream(1, gan_model::Stream::Init),
+    );
+    std::fs::write(
+        run.join(gan_rundir::MODEL_FILE),
+        gan_model::checkpoint::encode_gan(&gan),
+    )
+    .unwrap();
+    let out = tmp.path().join("s.idx");
+    let text = stdout_of(&xtask(&[
+        "sample",
+        run.to_str().unwrap(),
+        "--count",
+        "7",
+        "--seed",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(text.contains("7 images"), "{text}");
+    let idx = gan_data::read_idx(&out, 3).unwrap();
+    assert_eq!(idx.dims, vec![7, 28, 28]);
+    // The same seed gives the same file; gzip by extension.
+    let gz = tmp.path().join("s.idx.gz");
+    stdout_of(&xtask(&[
+        "sample",
+        run.to_str().unwrap(),
+        "--count",
+        "7",
+        "--seed",
+        "3",
+        "--out",
+        gz.to_str().unwrap(),
+    ]));
+    assert_eq!(gan_data::read_idx(&gz, 3).unwrap(), idx);
+    let err = xtask(&[
+        "sample",
+        tmp.path().join("nope").to_str().unwrap(),
+        "--count",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        !err.status.success()
+            && String::from_utf8_lossy(&err.stderr).contains("not a run directory")
+    );
+}

@@ -15,6 +15,7 @@
 
 mod info;
 mod losses;
+mod metrics;
 mod summary;
 
 use std::io::Write;
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 pub use info::{GitInfo, Machine, RunInfo, Status, RUN_FORMAT};
 pub use losses::{epoch_means, read_losses, EpochMeans, LossRow, LossWriter, LOSS_HEADER};
+pub use metrics::{ClassifierInfo, Coverage, Metrics, Parzen, SampleMetrics, METRICS_FORMAT};
 pub use summary::{
     compare_losses, list_runs, summarize, Headline, LossComparison, RunSummary, Shown,
 };
@@ -164,6 +166,20 @@ impl RunDir {
     pub fn write_info(&self, info: &RunInfo) -> Result<(), RunDirError> {
         let json = serde_json::to_string_pretty(info).expect("RunInfo serialises");
         write_atomic(&self.file(RUN_FILE), format!("{json}\n").as_bytes())
+    }
+
+    pub fn read_metrics(&self) -> Result<Metrics, RunDirError> {
+        let path = self.file(METRICS_FILE);
+        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+        serde_json::from_str(&text).map_err(|e| RunDirError::Corrupt {
+            path,
+            message: format!("unreadable metrics.json: {e}"),
+        })
+    }
+
+    pub fn write_metrics(&self, m: &Metrics) -> Result<(), RunDirError> {
+        let json = serde_json::to_string_pretty(m).expect("Metrics serialises");
+        write_atomic(&self.file(METRICS_FILE), format!("{json}\n").as_bytes())
     }
 
     pub fn read_losses(&self) -> Result<Vec<LossRow>, RunDirError> {

@@ -84,7 +84,7 @@ pub fn summarize(path: &Path) -> RunSummary {
             s.problem.get_or_insert(e.to_string());
         }
     }
-    s.headline = read_headline(&dir.file(METRICS_FILE));
+    s.headline = read_headline(&dir);
     s
 }
 
@@ -124,14 +124,15 @@ pub fn list_runs(root: &Path) -> std::io::Result<Vec<RunSummary>> {
     Ok(found)
 }
 
-fn read_headline(path: &Path) -> Option<Headline> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let g = &v["generated"];
+fn read_headline(dir: &RunDir) -> Option<Headline> {
+    if !dir.file(METRICS_FILE).is_file() {
+        return None;
+    }
+    let m = dir.read_metrics().ok()?;
     Some(Headline {
-        parzen_ll: g["parzen"]["mean_ll"].as_f64(),
-        fid: g["fid"].as_f64(),
-        coverage: g["coverage"]["classes_over_5pct"].as_u64(),
+        parzen_ll: m.generated.parzen.as_ref().map(|p| p.mean_ll),
+        fid: Some(m.generated.fid),
+        coverage: Some(m.generated.coverage.classes_over_5pct),
     })
 }
 

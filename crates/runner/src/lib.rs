@@ -134,6 +134,43 @@ pub fn run(opts: &Options, interrupt: &AtomicBool) -> anyhow::Result<Outcome> {
     }
 }
 
+/// The `eval:` section: metrics of the final generator into `metrics.json`.
+fn evaluate(spec: &Spec, dir: &RunDir, quiet: bool) -> anyhow::Result<()> {
+    let data = Path::new(&spec.data.dir);
+    let mut log = |s: &str| {
+        if !quiet {
+            eprintln!("{s}")
+        }
+    };
+    let classifier = gan_eval::ensure_classifier(data, &mut log)
+        .context("evaluation: preparing the MNIST classifier")?;
+    let eval_data = gan_eval::EvalData::load(data, &classifier)
+        .context("evaluation: loading the test images")?;
+    let m = gan_eval::evaluate_run(
+        dir,
+        &eval_data,
+        &classifier,
+        spec.eval.samples,
+        spec.eval.seed,
+    )
+    .context("evaluation")?;
+    if !quiet {
+        let p = m.generated.parzen.as_ref();
+        println!(
+            "Metrics ({} samples, {:.1} s): Parzen {} nats, FID {:.2}, IS {:.2}, coverage {}/10, precision {:.3}, recall {:.3}",
+            m.samples,
+            m.seconds,
+            p.map(|p| format!("{:.1} +- {:.1}", p.mean_ll, p.std_err)).unwrap_or_else(|| "-".into()),
+            m.generated.fid,
+            m.generated.inception_score,
+            m.generated.coverage.classes_over_5pct,
+            m.generated.precision,
+            m.generated.recall
+        );
+    }
+    Ok(())
+}
+
 /// `losses.png`: the run's per-epoch loss curves, drawn however the run ended.
 fn write_loss_plot(dir: &RunDir, name: &str) -> anyhow::Result<()> {
     let rows = dir.read_losses()?;
@@ -262,6 +299,9 @@ fn train_run(
         &dir.file(gan_rundir::MODEL_FILE),
         &encode_gan(trainer.gan()),
     )?;
+    if spec.eval.enabled {
+        evaluate(spec, dir, quiet)?;
+    }
     if !quiet {
         println!(
             "Optimization complete: {} ({} epochs, {:.1} s)",

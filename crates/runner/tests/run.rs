@@ -172,6 +172,42 @@ fn seeded_losses_are_pinned() {
 }
 
 #[test]
+fn the_eval_section_writes_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A private copy of the fixture: the classifier is cached beside it, not in the repository.
+    let data = tmp.path().join("mnist");
+    std::fs::create_dir(&data).unwrap();
+    for e in std::fs::read_dir(gan_data::fixture_dir())
+        .unwrap()
+        .flatten()
+    {
+        std::fs::copy(e.path(), data.join(e.file_name())).unwrap();
+    }
+    let spec = fixture_spec(tmp.path(), "eval:\n  enabled: true\n  samples: 200\n");
+    let out = runner(
+        &[
+            spec.to_str().unwrap(),
+            "--run-dir",
+            "r",
+            "--set",
+            &format!("data.dir={}", data.display()),
+        ],
+        tmp.path(),
+    );
+    ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Metrics (200 samples"), "{stdout}");
+    let m: serde_json::Value =
+        serde_json::from_slice(&read(&tmp.path().join("r/metrics.json"))).unwrap();
+    assert_eq!(m["samples"], 200);
+    assert!(m["generated"]["parzen"]["mean_ll"].is_f64() && m["generated"]["fid"].is_f64());
+    assert!(tmp
+        .path()
+        .join("classifier/mnist-mlp.safetensors")
+        .is_file());
+}
+
+#[test]
 fn bad_inputs_fail_with_one_clear_message() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();

@@ -26,6 +26,7 @@ pub struct Spec {
     pub model: ModelSpec,
     pub train: TrainSpec,
     pub samples: SamplesSpec,
+    pub eval: EvalSpec,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +74,27 @@ pub struct SamplesSpec {
     pub count: usize,
     /// Pictures after epoch 0 and after every `every`-th epoch (as the tutorial: 0, 9, 19, ...).
     pub every: usize,
+}
+
+/// Sample-quality metrics at the end of the run (`metrics.json`); off in the tutorial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalSpec {
+    pub enabled: bool,
+    /// Generated images evaluated.
+    pub samples: usize,
+    /// Seed of the evaluation noise (the same for every run, so runs compare on equal terms).
+    pub seed: u64,
+}
+
+impl Default for EvalSpec {
+    fn default() -> Self {
+        EvalSpec {
+            enabled: false,
+            samples: 10_000,
+            seed: 0,
+        }
+    }
 }
 
 /// The default data folder: relative to where the runner is started, normally the workspace.
@@ -203,6 +225,21 @@ pub const KEYS: &[KeyDoc] = &[
         key: "samples.count",
         default: "10",
         meaning: "images in each sample picture (0: no pictures)",
+    },
+    KeyDoc {
+        key: "eval.enabled",
+        default: "false",
+        meaning: "measure sample quality at the end of the run into metrics.json",
+    },
+    KeyDoc {
+        key: "eval.samples",
+        default: "10000",
+        meaning: "generated images evaluated (Parzen, FID, IS, coverage, precision/recall)",
+    },
+    KeyDoc {
+        key: "eval.seed",
+        default: "0",
+        meaning: "seed of the evaluation noise, the same for every run by default",
     },
     KeyDoc {
         key: "samples.every",

@@ -264,6 +264,12 @@ fn validate(s: &Spec) -> Result<(), String> {
             return Err(format!("{key} must be at least 1 (got 0)"));
         }
     }
+    if s.eval.samples < 10 {
+        return Err(format!(
+            "eval.samples must be at least 10 (got {})",
+            s.eval.samples
+        ));
+    }
     if s.data.limit == Some(0) {
         return Err("data.limit must be at least 1, or null for all images (got 0)".into());
     }

@@ -1,0 +1,254 @@
+//! Sample quality in numbers, for a run's final generator:
+//!
+//! 1. the GAN paper's Parzen-window log-likelihood (Goodfellow et al. 2014, Table 1): a
+//!    Gaussian window on 10,000 samples, its width chosen among 10 values log-spaced in
+//!    [0.1, 1] by the mean log-likelihood of the first 1,000 validation images, then the mean
+//!    log-likelihood of the 10,000 test images and its standard error;
+//! 2. with the project's own MNIST classifier ([`classifier`]): the Frechet distance of
+//!    penultimate-layer features to the test images' (an MNIST FID), the Inception-Score
+//!    analogue, digit coverage, and precision/recall (Kynkaanniemi et al. 2019, k = 3).
+//!
+//! [`references`] gives the same numbers for real training images (the best a generator could
+//! do on this protocol) and the Parzen value of pure noise, so every number has a scale.
+
+pub mod classifier;
+pub mod math;
+
+use std::path::Path;
+use std::time::Instant;
+
+use gan_data::{load_test, load_training, Split, IMAGE_PIXELS};
+use gan_model::generate::{generate, sample_noise};
+use gan_model::{stream, Mlp, Stream};
+use gan_rundir::{
+    ClassifierInfo, Coverage, Metrics, Parzen, RunDir, SampleMetrics, METRICS_FORMAT,
+};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+pub use classifier::{Classifier, TrainOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("{0}")]
+    Data(String),
+    #[error("classifier: {0}")]
+    Classifier(String),
+    #[error("{0}")]
+    Model(String),
+    #[error(transparent)]
+    RunDir(#[from] gan_rundir::RunDirError),
+}
+
+/// Validation images used to choose the Parzen width.
+pub const PARZEN_VALIDATION: usize = 1000;
+/// Nearest neighbours defining the balls of precision and recall.
+pub const PR_K: usize = 3;
+
+/// The 10 Parzen widths: log-spaced from 0.1 to 1.0, as in the paper's protocol.
+pub fn parzen_sigmas() -> Vec<f64> {
+    (0..10).map(|i| 10f64.powf(-1.0 + i as f64 / 9.0)).collect()
+}
+
+/// The real images every evaluation compares against, with their classifier outputs.
+pub struct EvalData {
+    /// First 1,000 images of the validation split.
+    pub validation: Vec<f32>,
+    pub test: Split,
+    test_pixels: Vec<f32>,
+    test_features: Vec<f32>,
+    test_classes: Vec<f64>,
+    /// The training split (for the reference row and for training the classifier).
+    pub train: Split,
+    pub full_validation: Split,
+}
+
+impl EvalData {
+    pub fn load(data_dir: &Path, classifier: &Classifier) -> Result<EvalData, EvalError> {
+        let (train, validation) =
+            load_training(data_dir).map_err(|e| EvalError::Data(e.to_string()))?;
+        let test = load_test(data_dir).map_err(|e| EvalError::Data(e.to_string()))?;
+        Ok(EvalData::new(train, validation, test, classifier))
+    }
+
+    pub fn new(train: Split, validation: Split, test: Split, classifier: &Classifier) -> EvalData {
+        let test_pixels = test.images.to_f32();
+        let (test_features, _) = classifier.features_and_probs(&test_pixels);
+        let mut test_classes = vec![0.0f64; 10];
+        for &l in &test.labels {
+            test_classes[l as usize] += 1.0 / test.len() as f64;
+        }
+        let val = validation.clone().take_first(PARZEN_VALIDATION);
+        EvalData {
+            validation: val.images.to_f32(),
+            test_pixels,
+            test_features,
+            test_classes,
+            test,
+            train,
+            full_validation: validation,
+        }
+    }
+}
+
+/// The Parzen estimate of images `samples` (`n x 784`).
+pub fn parzen(samples: &[f32], data: &EvalData) -> Parzen {
+    let sigmas = parzen_sigmas();
+    let val = math::parzen_ll(samples, &data.validation, IMAGE_PIXELS, &sigmas);
+    let search: Vec<[f64; 2]> = sigmas
+        .iter()
+        .zip(&val)
+        .map(|(&s, ll)| [s, math::mean_and_std_err(ll).0])
+        .collect();
+    let best = search
+        .iter()
+        .fold(search[0], |b, &c| if c[1] > b[1] { c } else { b });
+    let test = math::parzen_ll(samples, &data.test_pixels, IMAGE_PIXELS, &[best[0]]);
+    let (mean_ll, std_err) = math::mean_and_std_err(&test[0]);
+    Parzen {
+        sigma: best[0],
+        mean_ll,
+        std_err,
+        sigma_search: search,
+    }
+}
+
+/// All metrics of images `samples` (`n x 784`, in [0, 1]).
+pub fn evaluate_images(
+    samples: &[f32],
+    data: &EvalData,
+    classifier: &Classifier,
+    with_parzen: bool,
+) -> SampleMetrics {
+    let n = samples.len() / IMAGE_PIXELS;
+    let (features, probs) = classifier.features_and_probs(samples);
+    let (m1, c1) = math::mean_cov(&features, classifier::FEATURES);
+    let (m2, c2) = math::mean_cov(&data.test_features, classifier::FEATURES);
+    let mut histogram = vec![0u64; 10];
+    for p in probs.chunks_exact(10) {
+        histogram[classifier::argmax(p)] += 1;
+    }
+    let dist: Vec<f64> = histogram.iter().map(|&c| c as f64 / n as f64).collect();
+    let (precision, recall) =
+        math::precision_recall(&data.test_features, &features, classifier::FEATURES, PR_K);
+    SampleMetrics {
+        parzen: with_parzen.then(|| parzen(samples, data)),
+        fid: math::frechet_distance(&m1, &c1, &m2, &c2),
+        inception_score: math::inception_score(&probs, 10),
+        coverage: Coverage {
+            classes_over_5pct: histogram
+                .iter()
+                .filter(|&&c| c as f64 >= 0.05 * n as f64)
+                .count() as u64,
+            kl_to_test: math::kl_divergence(&dist, &data.test_classes),
+            histogram,
+        },
+        precision,
+        recall,
+    }
+}
+
+/// `n` images from `generator` with noise from `seed`'s evaluation stream.
+pub fn generated_images(generator: &Mlp, n: usize, seed: u64) -> Vec<f32> {
+    let z = sample_noise(n, generator.input, &mut stream(seed, Stream::Eval));
+    generate(generator, &z)
+}
+
+/// Evaluates a run's `model.safetensors` and writes `metrics.json` into the run.
+pub fn evaluate_run(
+    run: &RunDir,
+    data: &EvalData,
+    classifier: &Classifier,
+    samples: usize,
+    eval_seed: u64,
+) -> Result<Metrics, EvalError> {
+    let start = Instant::now();
+    let weights = run.file(gan_rundir::MODEL_FILE);
+    let gan = gan_model::checkpoint::load_gan(&weights)
+        .map_err(|e| EvalError::Model(format!("{}: {e}", weights.display())))?;
+    let images = generated_images(&gan.generator, samples, eval_seed);
+    let generated = evaluate_images(&images, data, classifier, true);
+    let metrics = Metrics {
+        format: METRICS_FORMAT.into(),
+        samples,
+        eval_seed,
+        classifier: ClassifierInfo {
+            architecture: classifier.card.architecture.clone(),
+            test_accuracy: classifier.card.test_accuracy,
+        },
+        generated,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    run.write_metrics(&metrics)?;
+    Ok(metrics)
+}
+
+/// What the metrics are for real images and, for Parzen, for pure noise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct References {
+    pub samples: usize,
+    /// The first `samples` images of the training split in place of generated ones.
+    pub real_train: SampleMetrics,
+    /// Uniform noise images in place of generated ones (Parzen only; the classifier metrics
+    /// of noise say nothing useful).
+    pub noise_parzen: Parzen,
+    pub classifier: ClassifierInfo,
+}
+
+pub fn references(
+    data: &EvalData,
+    classifier: &Classifier,
+    samples: usize,
+    seed: u64,
+) -> References {
+    let real = data.train.clone().take_first(samples).images.to_f32();
+    let mut rng = stream(seed, Stream::Eval);
+    let noise: Vec<f32> = (0..real.len()).map(|_| rng.gen::<f32>()).collect();
+    References {
+        samples: real.len() / IMAGE_PIXELS,
+        real_train: evaluate_images(&real, data, classifier, true),
+        noise_parzen: parzen(&noise, data),
+        classifier: ClassifierInfo {
+            architecture: classifier.card.architecture.clone(),
+            test_accuracy: classifier.card.test_accuracy,
+        },
+    }
+}
+
+/// The cached classifier for `data_dir`, trained (and cached) first if there is none.
+pub fn ensure_classifier(
+    data_dir: &Path,
+    log: &mut dyn FnMut(&str),
+) -> Result<Classifier, EvalError> {
+    if let Some(c) = Classifier::load_cached(data_dir)? {
+        return Ok(c);
+    }
+    log(&format!(
+        "no MNIST classifier cached in {}: training one (about a minute or two; `cargo xtask train-classifier` does the same)",
+        classifier::cache_dir(data_dir).display()
+    ));
+    let (train, validation) =
+        load_training(data_dir).map_err(|e| EvalError::Data(e.to_string()))?;
+    let test = load_test(data_dir).map_err(|e| EvalError::Data(e.to_string()))?;
+    let c = Classifier::train(
+        &train,
+        &validation,
+        &test,
+        TrainOptions::default(),
+        &mut |epoch, acc| {
+            log(&format!(
+                "  classifier epoch {epoch:2}: validation accuracy {:.2}%",
+                acc * 100.0
+            ))
+        },
+    )?;
+    let path = c.save(data_dir)?;
+    log(&format!(
+        "classifier: test accuracy {:.2}%, saved to {}",
+        c.card.test_accuracy * 100.0,
+        path.display()
+    ));
+    Ok(c)
+}

@@ -1,0 +1,109 @@
+//! Evaluation end to end on the committed fixture (copied to a temporary folder, so the
+//! classifier cache never lands in the source tree): caching, determinism, references.
+
+use std::path::{Path, PathBuf};
+
+use gan_eval::{
+    ensure_classifier, evaluate_images, generated_images, references, Classifier, EvalData,
+};
+use gan_model::{stream, Gan, ModelConfig, Stream};
+
+/// The fixture in `<tmp>/mnist`, so the classifier is cached in `<tmp>/classifier`.
+fn fixture_copy(tmp: &Path) -> PathBuf {
+    let dir = tmp.join("mnist");
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(gan_data::fixture_dir())
+        .unwrap()
+        .flatten()
+    {
+        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn the_classifier_is_trained_once_then_loaded_from_the_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = fixture_copy(tmp.path());
+    let mut lines = Vec::new();
+    let first = ensure_classifier(&data, &mut |s| lines.push(s.to_string())).unwrap();
+    assert!(
+        lines.iter().any(|l| l.contains("training one")),
+        "{lines:?}"
+    );
+    assert!(tmp
+        .path()
+        .join("classifier/mnist-mlp.safetensors")
+        .is_file());
+    // 1,100 training images are enough to be far better than chance.
+    assert!(
+        first.card.test_accuracy > 0.8,
+        "{}",
+        first.card.test_accuracy
+    );
+    let mut again = Vec::new();
+    let second = ensure_classifier(&data, &mut |s| again.push(s.to_string())).unwrap();
+    assert!(again.is_empty(), "loaded, not retrained: {again:?}");
+    let imgs = gan_data::load_test(&data).unwrap().images.to_f32();
+    assert_eq!(
+        first.features_and_probs(&imgs[..784 * 20]),
+        second.features_and_probs(&imgs[..784 * 20])
+    );
+}
+
+#[test]
+fn metrics_are_deterministic_and_references_give_a_scale() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = fixture_copy(tmp.path());
+    let classifier: Classifier = ensure_classifier(&data, &mut |_| {}).unwrap();
+    let eval_data = EvalData::load(&data, &classifier).unwrap();
+    let gan = Gan::init(&ModelConfig::default(), &mut stream(1, Stream::Init));
+    let images = generated_images(&gan.generator, 300, 4);
+    let in_pool = |t: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .unwrap()
+            .install(|| evaluate_images(&images, &eval_data, &classifier, true))
+    };
+    let a = in_pool(1);
+    assert_eq!(
+        a,
+        in_pool(3),
+        "same images, same numbers at any thread count"
+    );
+    let refs = references(&eval_data, &classifier, 300, 4);
+    let real = &refs.real_train;
+    let untrained = a.parzen.as_ref().unwrap().mean_ll;
+    let noise = refs.noise_parzen.mean_ll;
+    let real_ll = real.parzen.as_ref().unwrap().mean_ll;
+    assert!(
+        real_ll > untrained && untrained > noise,
+        "real {real_ll} > untrained G {untrained} > noise {noise}"
+    );
+    assert!(real.fid < a.fid, "real {} vs untrained {}", real.fid, a.fid);
+    assert!(real.inception_score > a.inception_score);
+    assert!((1.0..=10.0).contains(&real.inception_score));
+    assert_eq!(
+        real.coverage.classes_over_5pct, 10,
+        "real digits cover every class"
+    );
+    assert!(
+        real.precision > 0.5 && real.recall > 0.5,
+        "{} {}",
+        real.precision,
+        real.recall
+    );
+    assert_eq!(a.coverage.histogram.iter().sum::<u64>(), 300);
+    let sigmas: Vec<f64> = a
+        .parzen
+        .as_ref()
+        .unwrap()
+        .sigma_search
+        .iter()
+        .map(|s| s[0])
+        .collect();
+    assert!(
+        (sigmas[0] - 0.1).abs() < 1e-12 && (sigmas[9] - 1.0).abs() < 1e-12 && sigmas.len() == 10
+    );
+}

@@ -1,0 +1,243 @@
+//! `cargo xtask eval`, `train-classifier` and `sample`: sample quality in numbers.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use gan_eval::{
+    ensure_classifier, evaluate_run, references, Classifier, EvalData, References, TrainOptions,
+};
+use gan_rundir::{write_atomic, RunDir, SampleMetrics};
+
+use crate::table::render;
+
+/// Default number of generated images evaluated.
+pub const DEFAULT_SAMPLES: usize = 10_000;
+/// Default seed of the evaluation noise.
+pub const DEFAULT_EVAL_SEED: u64 = 0;
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// Run directory whose model.safetensors is evaluated (writes metrics.json there)
+    #[arg(required_unless_present = "reference")]
+    run: Option<PathBuf>,
+    /// Print the reference rows instead: real training images, and pure noise for Parzen
+    #[arg(long)]
+    reference: bool,
+    /// Generated images to evaluate
+    #[arg(long, default_value_t = DEFAULT_SAMPLES)]
+    samples: usize,
+    /// Seed of the evaluation noise
+    #[arg(long, default_value_t = DEFAULT_EVAL_SEED)]
+    seed: u64,
+    /// MNIST folder [default: <workspace>/data/mnist]
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct TrainClassifierArgs {
+    /// MNIST folder; the classifier is cached in its sibling `classifier/` [default: <workspace>/data/mnist]
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Retrain even if a classifier is cached
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(clap::Args)]
+pub struct SampleArgs {
+    /// Run directory with model.safetensors
+    run: PathBuf,
+    /// Images to generate
+    #[arg(long)]
+    count: usize,
+    /// Seed of the noise
+    #[arg(long, default_value_t = DEFAULT_EVAL_SEED)]
+    seed: u64,
+    /// IDX file to write (MNIST's format: u8 pixels, count x 28 x 28); `.gz` gzips it
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn data_dir(d: Option<PathBuf>) -> PathBuf {
+    d.unwrap_or_else(|| crate::project_root().join("data/mnist"))
+}
+
+fn log(s: &str) {
+    eprintln!("{s}");
+}
+
+pub fn train_classifier(args: TrainClassifierArgs) -> anyhow::Result<()> {
+    let data = data_dir(args.data);
+    if !args.force {
+        if let Some(c) = Classifier::load_cached(&data)? {
+            println!(
+                "classifier already cached in {} (test accuracy {:.2}%); --force retrains",
+                gan_eval::classifier::cache_dir(&data).display(),
+                c.card.test_accuracy * 100.0
+            );
+            return Ok(());
+        }
+    }
+    let (train, validation) = gan_data::load_training(&data)
+        .with_context(|| "loading MNIST (cargo xtask fetch-mnist)")?;
+    let test = gan_data::load_test(&data)?;
+    let c = Classifier::train(
+        &train,
+        &validation,
+        &test,
+        TrainOptions::default(),
+        &mut |e, acc| eprintln!("epoch {e:2}: validation accuracy {:.2}%", acc * 100.0),
+    )?;
+    let path = c.save(&data)?;
+    println!(
+        "classifier: test accuracy {:.2}%, validation {:.2}%, {:.0} s; saved to {}",
+        c.card.test_accuracy * 100.0,
+        c.card.validation_accuracy * 100.0,
+        c.card.train_seconds,
+        path.display()
+    );
+    if c.card.test_accuracy < 0.985 {
+        bail!(
+            "test accuracy {:.2}% is below the 98.5% the metrics rely on",
+            c.card.test_accuracy * 100.0
+        );
+    }
+    Ok(())
+}
+
+pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
+    let data = data_dir(args.data);
+    let classifier = ensure_classifier(&data, &mut log)?;
+    let eval_data = EvalData::load(&data, &classifier)?;
+    let refs = cached_references(&data, &eval_data, &classifier, args.samples, args.seed)?;
+    let mut rows = vec![row(
+        "real training images (reference)",
+        &refs.real_train,
+        refs.samples,
+    )];
+    rows.push(vec![
+        "uniform noise (reference)".into(),
+        refs.samples.to_string(),
+        parzen_text(Some(&refs.noise_parzen)),
+        "-".into(),
+        "-".into(),
+        "-".into(),
+        "-".into(),
+        "-".into(),
+        "-".into(),
+    ]);
+    if let Some(run_path) = &args.run {
+        let run = RunDir::open(run_path)?;
+        let start = Instant::now();
+        let m = evaluate_run(&run, &eval_data, &classifier, args.samples, args.seed)
+            .with_context(|| format!("evaluating {}", run_path.display()))?;
+        rows.insert(
+            0,
+            row(&run_path.display().to_string(), &m.generated, m.samples),
+        );
+        eprintln!(
+            "{} written in {:.1} s",
+            run.file(gan_rundir::METRICS_FILE).display(),
+            start.elapsed().as_secs_f64()
+        );
+    }
+    println!(
+        "{}",
+        render(
+            &[
+                "images",
+                "n",
+                "parzen_ll (sigma)",
+                "fid",
+                "IS",
+                "coverage",
+                "kl_to_test",
+                "precision",
+                "recall"
+            ],
+            &rows,
+            false
+        )
+    );
+    println!(
+        "classifier: {} (test accuracy {:.2}%); the GAN paper reports 225 +- 2 nats for its GAN (Parzen, MNIST)",
+        classifier.card.architecture,
+        classifier.card.test_accuracy * 100.0
+    );
+    Ok(())
+}
+
+fn parzen_text(p: Option<&gan_rundir::Parzen>) -> String {
+    p.map(|p| format!("{:.1} +- {:.1} ({:.3})", p.mean_ll, p.std_err, p.sigma))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn row(label: &str, m: &SampleMetrics, n: usize) -> Vec<String> {
+    vec![
+        label.to_string(),
+        n.to_string(),
+        parzen_text(m.parzen.as_ref()),
+        format!("{:.2}", m.fid),
+        format!("{:.2}", m.inception_score),
+        format!("{}/10", m.coverage.classes_over_5pct),
+        format!("{:.4}", m.coverage.kl_to_test),
+        format!("{:.3}", m.precision),
+        format!("{:.3}", m.recall),
+    ]
+}
+
+/// References depend only on the data, the classifier, the count and the seed: cached beside
+/// the classifier so every `eval` prints them without recomputing.
+fn cached_references(
+    data: &Path,
+    eval_data: &EvalData,
+    classifier: &Classifier,
+    samples: usize,
+    seed: u64,
+) -> anyhow::Result<References> {
+    let path =
+        gan_eval::classifier::cache_dir(data).join(format!("references-{samples}-{seed}.json"));
+    if let Some(r) = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<References>(&t).ok())
+        .filter(|r| {
+            r.classifier.architecture == classifier.card.architecture
+                && r.classifier.test_accuracy == classifier.card.test_accuracy
+        })
+    {
+        return Ok(r);
+    }
+    eprintln!(
+        "computing the reference rows (once; cached in {})",
+        path.display()
+    );
+    let r = references(eval_data, classifier, samples, seed);
+    write_atomic(&path, serde_json::to_string_pretty(&r)?.as_bytes())?;
+    Ok(r)
+}
+
+pub fn sample(args: SampleArgs) -> anyhow::Result<()> {
+    if args.count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let weights = RunDir::open(&args.run)?.file(gan_rundir::MODEL_FILE);
+    let gan = gan_model::checkpoint::load_gan(&weights)
+        .with_context(|| format!("reading {}", weights.display()))?;
+    let images = gan_eval::generated_images(&gan.generator, args.count, args.seed);
+    let bytes: Vec<u8> = images
+        .iter()
+        .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect();
+    let gz = args.out.extension().is_some_and(|e| e == "gz");
+    gan_data::write_idx(&args.out, &[args.count, 28, 28], &bytes, gz)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!(
+        "{} images written to {} (IDX, u8, {} x 28 x 28)",
+        args.count,
+        args.out.display(),
+        args.count
+    );
+    Ok(())
+}
