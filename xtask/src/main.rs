@@ -5,6 +5,7 @@
 //! current directory as usual.
 
 mod bench;
+mod cluster;
 mod compare;
 mod eval;
 mod fetch;
@@ -46,6 +47,10 @@ enum Command {
     TrainClassifier(eval::TrainClassifierArgs),
     /// Write images from a run's generator as an IDX file (MNIST's format).
     Sample(eval::SampleArgs),
+    /// Print an sbatch script running a sweep as a Slurm job array (one shard per task).
+    Slurm(cluster::Args),
+    /// Print a Kubernetes Indexed Job running a sweep (one shard per pod).
+    K8s(cluster::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +64,8 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::eval(args),
         Command::TrainClassifier(args) => eval::train_classifier(args),
         Command::Sample(args) => eval::sample(args),
+        Command::Slurm(args) => cluster::slurm(args),
+        Command::K8s(args) => cluster::k8s(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -27,6 +27,11 @@ fn info(name: &str, seed: u64, status: Status, epochs: usize) -> RunInfo {
         machine: Machine::default(),
         git: None,
         versions: Default::default(),
+        spec_source: None,
+        overrides: Vec::new(),
+        sweep_point: None,
+        spec_sha256: String::new(),
+        resumed_at: Vec::new(),
     }
 }
 
@@ -326,5 +331,41 @@ fn sample_writes_an_idx_file_any_tool_can_read() {
     assert!(
         !err.status.success()
             && String::from_utf8_lossy(&err.stderr).contains("not a run directory")
+    );
+}
+
+#[test]
+fn cluster_scripts_fan_a_sweep_out_by_shard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("grid.yaml");
+    std::fs::write(&spec, "name: grid\nsweep:\n  seed: [1, 2, 3, 4]\n").unwrap();
+    let s = spec.to_str().unwrap();
+    let script = stdout_of(&xtask(&["slurm", s, "--shards", "2", "--partition", "cpu"]));
+    assert!(script.starts_with("#!/usr/bin/env bash"), "{script}");
+    for want in [
+        "#SBATCH --array=0-1",
+        "#SBATCH --partition=cpu",
+        "--shard \"${SLURM_ARRAY_TASK_ID}/2\"",
+        "--run-dir runs/grid",
+    ] {
+        assert!(script.contains(want), "{want} missing:\n{script}");
+    }
+    let yaml = stdout_of(&xtask(&["k8s", s, "--image", "img:1"]));
+    let job: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+    assert_eq!(job["kind"], "Job");
+    assert_eq!(job["spec"]["completionMode"], "Indexed");
+    assert_eq!(job["spec"]["completions"], 4);
+    let container = &job["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "img:1");
+    assert!(container["args"][0]
+        .as_str()
+        .unwrap()
+        .contains("--shard \"$JOB_COMPLETION_INDEX/4\""));
+    let plain = tmp.path().join("plain.yaml");
+    std::fs::write(&plain, "seed: 1\n").unwrap();
+    let out = xtask(&["slurm", plain.to_str().unwrap()]);
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("no `sweep:` section")
     );
 }

@@ -73,6 +73,21 @@ pub struct RunInfo {
     pub git: Option<GitInfo>,
     /// Versions of the runner, rustc and the crates that decide the numbers.
     pub versions: BTreeMap<String, String>,
+    /// The spec file the run was started from, as given, and the `--set` overrides
+    /// (for a sweep point: the sweep file, and the user's overrides then the point's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_source: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
+    /// The grid point's name when the run is part of a sweep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_point: Option<String>,
+    /// SHA-256 of `spec.yaml` as written at the start: a resume refuses an edited spec.
+    #[serde(default)]
+    pub spec_sha256: String,
+    /// When the run was resumed, each time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed_at: Vec<String>,
 }
 
 impl RunInfo {

@@ -13,6 +13,7 @@
 //!
 //! This crate is the only place that knows these names and formats.
 
+mod checkpoints;
 mod info;
 mod losses;
 mod metrics;
@@ -21,11 +22,12 @@ mod summary;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+pub use checkpoints::{sha256_hex, CheckpointFile, CHECKPOINTS_DIR};
 pub use info::{GitInfo, Machine, RunInfo, Status, RUN_FORMAT};
 pub use losses::{epoch_means, read_losses, EpochMeans, LossRow, LossWriter, LOSS_HEADER};
 pub use metrics::{ClassifierInfo, Coverage, Metrics, Parzen, SampleMetrics, METRICS_FORMAT};
 pub use summary::{
-    compare_losses, list_runs, summarize, Headline, LossComparison, RunSummary, Shown,
+    compare_losses, is_stale, list_runs, summarize, Headline, LossComparison, RunSummary, Shown,
 };
 
 pub const SPEC_FILE: &str = "spec.yaml";

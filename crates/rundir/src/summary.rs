@@ -65,7 +65,7 @@ pub fn summarize(path: &Path) -> RunSummary {
     };
     match dir.read_info() {
         Ok(info) => {
-            s.shown = if info.status == Status::Running && process_is_gone(&info) {
+            s.shown = if is_stale(&info) {
                 Shown::Stale
             } else {
                 Shown::Run(info.status)
@@ -136,7 +136,12 @@ fn read_headline(dir: &RunDir) -> Option<Headline> {
     })
 }
 
-/// A `running` run on this machine whose process no longer exists (or is another program).
+/// A run marked `running` on this machine whose process no longer exists (or is another
+/// program): it was killed or crashed without a chance to say so.
+pub fn is_stale(info: &RunInfo) -> bool {
+    info.status == Status::Running && process_is_gone(info)
+}
+
 fn process_is_gone(info: &RunInfo) -> bool {
     let here = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())

@@ -1,42 +1,56 @@
-//! The runner: one spec in, one run directory out.
+//! The runner: one spec in, one run directory out (or, for a spec with a `sweep:`, one
+//! folder of run directories).
 //!
 //! [`run`] loads and checks the spec, makes sure MNIST is there (fetching the default data
-//! folder when it is empty), creates the run directory, trains, and keeps `run.json`
-//! truthful at every moment: `running` while it trains, then `completed`, `failed` (with
-//! the error) or `interrupted`.
+//! folder when it is empty), creates the run directory and trains ([`session`]), keeping
+//! `run.json` truthful at every moment: `running` while it trains, then `completed`,
+//! `failed` (with the error) or `interrupted`. Checkpoints let [`resume`] continue a run
+//! bit-identically; [`sweep`] fans a grid out over jobs and cluster shards.
 
+mod checkpoint;
 mod console;
 mod provenance;
+mod resume;
+mod session;
+mod sweep;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Instant, SystemTime};
+use std::sync::atomic::AtomicBool;
+use std::time::SystemTime;
 
 use anyhow::{bail, Context};
-use gan_data::{load_training, Batcher, MnistFile, Split};
-use gan_model::checkpoint::encode_gan;
-use gan_model::generate::{generate, sample_noise};
-use gan_model::{stream, AdamConfig, GeneratorLoss, ModelConfig, Stream, TrainConfig, Trainer};
-use gan_plot::SampleGrid;
-use gan_rundir::{rfc3339, write_atomic, LossRow, LossWriter, RunDir, RunInfo, Status};
+use gan_data::{load_training, MnistFile, Split};
+use gan_model::{AdamConfig, GeneratorLoss, ModelConfig, TrainConfig};
+use gan_rundir::{rfc3339, sha256_hex, write_atomic, RunDir, RunInfo, Status};
 use gan_spec::{GLoss, Spec, DEFAULT_DATA_DIR};
 
 pub use console::{epoch_line, tutorial_number};
+pub use sweep::Shard;
 
 /// What the command line asked for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
-    pub spec: PathBuf,
+    /// The spec to run (not needed with `resume`).
+    pub spec: Option<PathBuf>,
     pub overrides: Vec<String>,
-    /// Exactly this run directory (must not exist); otherwise `<runs_root>/<name>-<time>`.
+    /// Exactly this run directory (must not exist), or for a sweep its parent folder;
+    /// otherwise `<runs_root>/<name>-<time>`.
     pub run_dir: Option<PathBuf>,
     pub runs_root: PathBuf,
     pub quiet: bool,
-    /// Threads of the training step; all logical CPUs when `None`.
+    /// Threads of the training step (shared out between sweep jobs); all logical CPUs when `None`.
     pub threads: Option<usize>,
+    /// Continue this run from its newest valid checkpoint.
+    pub resume: Option<PathBuf>,
+    /// Resume even if the spec changed since the run started.
+    pub force: bool,
+    /// Sweep grid points run at once.
+    pub jobs: usize,
+    /// Only this slice of a sweep's grid.
+    pub shard: Option<Shard>,
 }
 
-/// How a run ended, when it did not fail.
+/// How a run (or sweep) ended, when it did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Completed(PathBuf),
@@ -65,21 +79,88 @@ pub fn train_config(spec: &Spec) -> TrainConfig {
     }
 }
 
-/// Runs one spec. `interrupt` is raised by Ctrl-C / SIGTERM.
+/// Runs what `opts` asks for. `interrupt` is raised by Ctrl-C / SIGTERM.
 pub fn run(opts: &Options, interrupt: &AtomicBool) -> anyhow::Result<Outcome> {
-    let spec = gan_spec::load_spec(&opts.spec, &opts.overrides)?;
+    let threads = opts.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    if let Some(dir) = &opts.resume {
+        if opts.spec.is_some() || !opts.overrides.is_empty() || opts.shard.is_some() {
+            bail!("--resume takes the run's own spec.yaml: give no SPEC, --set or --shard with it");
+        }
+        return resume::resume(dir, opts.force, threads, opts.quiet, interrupt);
+    }
+    let Some(spec_path) = &opts.spec else {
+        bail!("give a spec to run (e.g. experiments/baseline.yaml) or --resume RUN_DIR");
+    };
+    let spec = gan_spec::load_spec(spec_path, &opts.overrides)?;
+    let points = gan_spec::expand_sweep(&spec, &spec_path.display().to_string())?;
+    if !points.is_empty() {
+        return sweep::run_sweep(spec_path, &spec, points, opts, threads, interrupt);
+    }
+    if opts.shard.is_some() || opts.jobs > 1 {
+        bail!(
+            "--shard and --jobs split a sweep; {} has no `sweep:` section",
+            spec_path.display()
+        );
+    }
     let train = training_images(&spec, opts.quiet)?;
     let started = SystemTime::now();
     let dir = match &opts.run_dir {
         Some(path) => RunDir::create(path)?,
         None => RunDir::create_timestamped(&opts.runs_root, &spec.name, started)?,
     };
-    let threads = opts.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
-    let mut info = RunInfo {
+    let info = start_run(
+        &spec,
+        &dir,
+        started,
+        threads,
+        Some(spec_path),
+        &opts.overrides,
+        None,
+    )?;
+    if !opts.quiet {
+        println!("run directory: {}", dir.path().display());
+    }
+    let session = session::Session {
+        spec: &spec,
+        train: &train,
+        dir: &dir,
+        info,
+        start: None,
+        threads,
+        quiet: opts.quiet,
+        label: None,
+        interrupt,
+    };
+    finish(session::execute(session), &dir)
+}
+
+/// Maps a session's result to an outcome, naming the run in errors.
+fn finish(result: anyhow::Result<Status>, dir: &RunDir) -> anyhow::Result<Outcome> {
+    let path = dir.path().to_path_buf();
+    match result {
+        Ok(Status::Interrupted) => Ok(Outcome::Interrupted(path)),
+        Ok(_) => Ok(Outcome::Completed(path)),
+        Err(e) => Err(e.context(format!("run {} failed", path.display()))),
+    }
+}
+
+/// Writes `spec.yaml` and the first `run.json` of a fresh run.
+fn start_run(
+    spec: &Spec,
+    dir: &RunDir,
+    started: SystemTime,
+    threads: usize,
+    source: Option<&Path>,
+    overrides: &[String],
+    sweep_point: Option<&str>,
+) -> anyhow::Result<RunInfo> {
+    let yaml = spec.to_yaml();
+    write_atomic(&dir.file(gan_rundir::SPEC_FILE), yaml.as_bytes())?;
+    let info = RunInfo {
         format: gan_rundir::RUN_FORMAT.into(),
         name: spec.name.clone(),
         status: Status::Running,
@@ -96,102 +177,25 @@ pub fn run(opts: &Options, interrupt: &AtomicBool) -> anyhow::Result<Outcome> {
         machine: provenance::machine(),
         git: provenance::git(),
         versions: provenance::versions(),
+        spec_source: source.map(|p| p.display().to_string()),
+        overrides: overrides.to_vec(),
+        sweep_point: sweep_point.map(String::from),
+        spec_sha256: sha256_hex(yaml.as_bytes()),
+        resumed_at: Vec::new(),
     };
-    write_atomic(&dir.file(gan_rundir::SPEC_FILE), spec.to_yaml().as_bytes())?;
     dir.write_info(&info)?;
-    if !opts.quiet {
-        println!("run directory: {}", dir.path().display());
-    }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .context("starting the training threads")?;
-    let result = pool.install(|| train_run(&spec, &train, &dir, &mut info, opts.quiet, interrupt));
-    info.ended_at = Some(rfc3339(SystemTime::now()));
-    if let Err(e) = write_loss_plot(&dir, &spec.name) {
-        eprintln!(
-            "warning: could not draw {}: {e:#}",
-            dir.file(gan_rundir::LOSSES_PLOT).display()
-        );
-    }
-    match result {
-        Ok(status) => {
-            info.status = status;
-            dir.write_info(&info)?;
-            let path = dir.path().to_path_buf();
-            Ok(match status {
-                Status::Interrupted => Outcome::Interrupted(path),
-                _ => Outcome::Completed(path),
-            })
-        }
-        Err(e) => {
-            info.status = Status::Failed;
-            info.error = Some(format!("{e:#}"));
-            // The run's own failure matters more than a failure to record it.
-            let _ = dir.write_info(&info);
-            Err(e.context(format!("run {} failed", dir.path().display())))
-        }
-    }
+    Ok(info)
 }
 
-/// The `eval:` section: metrics of the final generator into `metrics.json`.
-fn evaluate(spec: &Spec, dir: &RunDir, quiet: bool) -> anyhow::Result<()> {
-    let data = Path::new(&spec.data.dir);
-    let mut log = |s: &str| {
-        if !quiet {
-            eprintln!("{s}")
-        }
-    };
-    let classifier = gan_eval::ensure_classifier(data, &mut log)
-        .context("evaluation: preparing the MNIST classifier")?;
-    let eval_data = gan_eval::EvalData::load(data, &classifier)
-        .context("evaluation: loading the test images")?;
-    let m = gan_eval::evaluate_run(
-        dir,
-        &eval_data,
-        &classifier,
-        spec.eval.samples,
-        spec.eval.seed,
-    )
-    .context("evaluation")?;
-    if !quiet {
-        let p = m.generated.parzen.as_ref();
-        println!(
-            "Metrics ({} samples, {:.1} s): Parzen {} nats, FID {:.2}, IS {:.2}, coverage {}/10, precision {:.3}, recall {:.3}",
-            m.samples,
-            m.seconds,
-            p.map(|p| format!("{:.1} +- {:.1}", p.mean_ll, p.std_err)).unwrap_or_else(|| "-".into()),
-            m.generated.fid,
-            m.generated.inception_score,
-            m.generated.coverage.classes_over_5pct,
-            m.generated.precision,
-            m.generated.recall
-        );
-    }
-    Ok(())
-}
-
-/// `losses.png`: the run's per-epoch loss curves, drawn however the run ended.
-fn write_loss_plot(dir: &RunDir, name: &str) -> anyhow::Result<()> {
-    let rows = dir.read_losses()?;
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let curve = gan_plot::Curve::from_losses(name, &rows);
-    // Nothing run-specific beyond the spec's name, so identical runs draw identical pictures.
-    let png = gan_plot::loss_panels(&[curve], &format!("{name}: per-epoch means of losses.csv"))?;
-    write_atomic(&dir.file(gan_rundir::LOSSES_PLOT), &png)?;
-    Ok(())
-}
-
-/// The training split (limited as the spec says), fetching MNIST into the default folder
-/// when it is not there yet.
-fn training_images(spec: &Spec, quiet: bool) -> anyhow::Result<Split> {
+/// Fetches MNIST into the default data folder when it is not complete there yet.
+fn ensure_data(spec: &Spec, quiet: bool) -> anyhow::Result<()> {
     let dir = Path::new(&spec.data.dir);
     let missing = MnistFile::ALL.iter().any(|f| f.locate(dir).is_err());
     if missing && spec.data.dir == DEFAULT_DATA_DIR {
         if !quiet {
-            eprintln!("MNIST is not in {DEFAULT_DATA_DIR} yet: fetching it (the same as `cargo xtask fetch-mnist`)");
+            eprintln!(
+                "MNIST is not in {DEFAULT_DATA_DIR} yet: fetching it (the same as `cargo xtask fetch-mnist`)"
+            );
         }
         let opts = gan_fetch::Options {
             verbose: !quiet,
@@ -204,7 +208,14 @@ fn training_images(spec: &Spec, quiet: bool) -> anyhow::Result<Split> {
             eprintln!("{report}");
         }
     }
-    let (train, _) = load_training(dir)
+    Ok(())
+}
+
+/// The training split (limited as the spec says), fetching MNIST into the default folder
+/// when it is not there yet.
+fn training_images(spec: &Spec, quiet: bool) -> anyhow::Result<Split> {
+    ensure_data(spec, quiet)?;
+    let (train, _) = load_training(Path::new(&spec.data.dir))
         .with_context(|| format!("loading MNIST for data.dir = {}", spec.data.dir))?;
     let available = train.len();
     let train = match spec.data.limit {
@@ -223,92 +234,4 @@ fn training_images(spec: &Spec, quiet: bool) -> anyhow::Result<Split> {
         );
     }
     Ok(train)
-}
-
-/// The training loop; returns `Completed` or `Interrupted`.
-fn train_run(
-    spec: &Spec,
-    train: &Split,
-    dir: &RunDir,
-    info: &mut RunInfo,
-    quiet: bool,
-    interrupt: &AtomicBool,
-) -> anyhow::Result<Status> {
-    let cfg = train_config(spec);
-    let mut trainer = Trainer::new(cfg, spec.seed);
-    let mut batches = Batcher::new(train.len(), cfg.batch_size, stream(spec.seed, Stream::Data))?;
-    let steps_per_epoch = batches.steps_per_epoch();
-    let fixed_noise = sample_noise(
-        spec.samples.count,
-        cfg.model.noise_dim,
-        &mut stream(spec.seed, Stream::Samples),
-    );
-    let sample_epochs: Vec<usize> = spec.sample_epochs().collect();
-    let mut losses = LossWriter::create(&dir.file(gan_rundir::LOSSES_FILE))?;
-    let bar = console::progress((spec.train.epochs * steps_per_epoch) as u64, quiet);
-
-    for epoch in 0..spec.train.epochs {
-        bar.set_message(format!("epoch {epoch:04}"));
-        let started = Instant::now();
-        let mut last = None;
-        for _ in 0..steps_per_epoch {
-            if interrupt.load(Ordering::SeqCst) {
-                losses.flush()?;
-                bar.abandon();
-                return Ok(Status::Interrupted);
-            }
-            train
-                .images
-                .gather_f32(batches.next_batch(), trainer.real_batch_mut());
-            let stats = match trainer.step() {
-                Ok(s) => s,
-                Err(e) => {
-                    losses.flush()?;
-                    bar.abandon();
-                    return Err(e.into());
-                }
-            };
-            losses.write(&LossRow {
-                epoch,
-                step: trainer.steps_done(),
-                d_loss: stats.d_loss,
-                g_loss: stats.g_loss,
-                d_real: stats.d_real,
-                d_fake: stats.d_fake,
-            })?;
-            last = Some(stats);
-            bar.inc(1);
-        }
-        losses.flush()?;
-        info.epochs_done = epoch + 1;
-        info.steps_done = trainer.steps_done();
-        info.epoch_seconds.push(started.elapsed().as_secs_f64());
-        dir.write_info(info)?;
-        if let (Some(s), false) = (last, quiet) {
-            let secs = started.elapsed().as_secs_f64();
-            bar.suspend(|| println!("{} ({secs:.1} s)", epoch_line(epoch, s.d_loss, s.g_loss)));
-        }
-        if sample_epochs.contains(&epoch) {
-            let images = generate(&trainer.gan().generator, &fixed_noise);
-            let png = SampleGrid::default().encode_png(&images)?;
-            write_atomic(&dir.sample_path(epoch), &png)?;
-        }
-    }
-    bar.finish_and_clear();
-    write_atomic(
-        &dir.file(gan_rundir::MODEL_FILE),
-        &encode_gan(trainer.gan()),
-    )?;
-    if spec.eval.enabled {
-        evaluate(spec, dir, quiet)?;
-    }
-    if !quiet {
-        println!(
-            "Optimization complete: {} ({} epochs, {:.1} s)",
-            dir.path().display(),
-            info.epochs_done,
-            info.wall_seconds()
-        );
-    }
-    Ok(Status::Completed)
 }

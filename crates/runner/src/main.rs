@@ -9,8 +9,15 @@ use clap::Parser;
 use runner::{Options, Outcome};
 
 const AFTER_HELP: &str = "\
+Examples:
+  runner experiments/baseline.yaml                       train the tutorial into runs/baseline-<time>/
+  runner experiments/smoke.yaml --set seed=7 --run-dir runs/s7
+  runner --resume runs/baseline-20261128T101500Z         continue after Ctrl-C, a crash or kill -9
+  runner experiments/seeds.yaml --jobs 2                 a sweep, two grid points at a time
+  runner experiments/seeds.yaml --run-dir runs/seeds --shard 0/3   one of three cluster shards
+
 Spec keys (defaults are the tutorial's; a spec holds only what differs; full reference with
-examples in experiments/README.md):
+examples in experiments/README.md; a `sweep:` section maps keys to lists of values):
 ";
 
 #[derive(Parser)]
@@ -22,7 +29,8 @@ examples in experiments/README.md):
 )]
 struct Cli {
     /// The experiment spec (YAML), e.g. experiments/baseline.yaml
-    spec: PathBuf,
+    #[arg(required_unless_present = "resume")]
+    spec: Option<PathBuf>,
     /// Override a spec key, type-checked like the file: --set train.epochs=1 --set seed=7
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -38,6 +46,18 @@ struct Cli {
     /// Print nothing but errors (for scripts)
     #[arg(long, short)]
     quiet: bool,
+    /// Continue an interrupted or killed run from its newest valid checkpoint
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["overrides", "run_dir"])]
+    resume: Option<PathBuf>,
+    /// With --resume: continue even if the spec changed since the run started
+    #[arg(long, requires = "resume")]
+    force: bool,
+    /// Sweeps: run up to N grid points at once, sharing out the threads
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: u16,
+    /// Sweeps: run only the I-th (from 0) of N disjoint slices of the grid, e.g. --shard "$SLURM_ARRAY_TASK_ID/4"
+    #[arg(long, value_name = "I/N")]
+    shard: Option<runner::Shard>,
 }
 
 fn after_help() -> String {
@@ -72,11 +92,26 @@ fn main() -> ExitCode {
         runs_root: cli.runs_root,
         quiet: cli.quiet,
         threads: cli.threads.map(usize::from),
+        resume: cli.resume,
+        force: cli.force,
+        jobs: cli.jobs.into(),
+        shard: cli.shard,
     };
     match runner::run(&opts, &interrupt) {
         Ok(Outcome::Completed(_)) => ExitCode::SUCCESS,
         Ok(Outcome::Interrupted(dir)) => {
-            eprintln!("interrupted: {} is marked `interrupted`", dir.display());
+            if dir.join(gan_rundir::SWEEP_FILE).is_file() {
+                eprintln!(
+                    "interrupted: the sweep in {} stopped; run the same command again to continue it",
+                    dir.display()
+                );
+            } else {
+                eprintln!(
+                    "interrupted: {} is marked `interrupted`; continue it with `runner --resume {}`",
+                    dir.display(),
+                    dir.display()
+                );
+            }
             ExitCode::from(130)
         }
         Err(e) => {

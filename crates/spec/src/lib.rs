@@ -11,7 +11,7 @@ mod load;
 
 use serde::{Deserialize, Serialize};
 
-pub use load::{apply_override, load_spec, parse_spec, SpecError};
+pub use load::{apply_override, expand_sweep, load_spec, parse_spec, SpecError, SweepPoint};
 
 /// A full experiment description. Serialised back (`to_yaml`) it is the resolved spec a
 /// run directory keeps, enough to rerun the run exactly.
@@ -27,6 +27,11 @@ pub struct Spec {
     pub train: TrainSpec,
     pub samples: SamplesSpec,
     pub eval: EvalSpec,
+    pub checkpoint: CheckpointSpec,
+    /// A grid over other keys: `seed: [1, 2, 3]`, `train.lr: [0.0002, 0.001]`. A spec with a
+    /// sweep runs once per grid point (see [`expand_sweep`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<serde_yaml::Mapping>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,6 +99,22 @@ impl Default for EvalSpec {
             samples: 10_000,
             seed: 0,
         }
+    }
+}
+
+/// Checkpoints of the full training state, so an interrupted run resumes exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointSpec {
+    /// A checkpoint after every N epochs (0: only when interrupted).
+    pub every: usize,
+    /// How many of the newest checkpoints are kept.
+    pub keep: usize,
+}
+
+impl Default for CheckpointSpec {
+    fn default() -> Self {
+        CheckpointSpec { every: 1, keep: 3 }
     }
 }
 
@@ -240,6 +261,16 @@ pub const KEYS: &[KeyDoc] = &[
         key: "eval.seed",
         default: "0",
         meaning: "seed of the evaluation noise, the same for every run by default",
+    },
+    KeyDoc {
+        key: "checkpoint.every",
+        default: "1",
+        meaning: "save the full training state after every N epochs (0: only on Ctrl-C)",
+    },
+    KeyDoc {
+        key: "checkpoint.keep",
+        default: "3",
+        meaning: "newest checkpoints kept in checkpoints/",
     },
     KeyDoc {
         key: "samples.every",

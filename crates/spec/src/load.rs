@@ -71,7 +71,22 @@ pub fn parse_spec(
         format!("{origin}{line}")
     })?;
     // Types of the file alone first, so errors carry the file's line and column.
-    serde_yaml::from_str::<Spec>(text).map_err(|e| type_error(origin, &e))?;
+    let in_file = serde_yaml::from_str::<Spec>(text).map_err(|e| type_error(origin, &e))?;
+    if let Some(sweep) = &in_file.sweep {
+        check_sweep(sweep, &|key| {
+            let line = line_of(text, "sweep")
+                .and_then(|start| {
+                    text.lines()
+                        .enumerate()
+                        .skip(start)
+                        .find(|(_, l)| l.trim_start().starts_with(&format!("{key}:")))
+                        .map(|(i, _)| i + 1)
+                })
+                .map(|l| format!(" line {l}"))
+                .unwrap_or_default();
+            format!("{origin}{line}")
+        })?;
+    }
     for o in overrides {
         apply_override(&mut value, o)?;
         serde_yaml::from_value::<Spec>(value.clone())
@@ -90,6 +105,133 @@ pub fn parse_spec(
         message,
     })?;
     Ok(spec)
+}
+
+/// One run of a sweep: its place in the grid, its folder name and its full spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepPoint {
+    pub index: usize,
+    /// `key=value+key=value`, the run directory's name inside the sweep folder.
+    pub name: String,
+    /// The overrides that make this point, in the sweep's key order.
+    pub overrides: Vec<String>,
+    pub spec: Spec,
+}
+
+/// The runs of a spec's sweep: the Cartesian product of its lists, keys in the order they
+/// are written, the last key changing fastest (like nested loops). Each point's spec is the
+/// spec without its sweep plus the point's overrides, checked like any spec. A spec without
+/// a sweep has no points.
+pub fn expand_sweep(spec: &Spec, origin: &str) -> Result<Vec<SweepPoint>, SpecError> {
+    let Some(sweep) = &spec.sweep else {
+        return Ok(Vec::new());
+    };
+    check_sweep(sweep, &|_| origin.to_string())?;
+    let axes: Vec<(String, Vec<String>)> = sweep
+        .iter()
+        .map(|(k, v)| {
+            let values = v
+                .as_sequence()
+                .expect("checked")
+                .iter()
+                .map(|x| {
+                    serde_yaml::to_string(x)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string()
+                })
+                .collect();
+            (k.as_str().expect("checked").to_string(), values)
+        })
+        .collect();
+    let mut base = spec.clone();
+    base.sweep = None;
+    let base_value = serde_yaml::to_value(&base).expect("a spec serialises");
+    let total: usize = axes.iter().map(|(_, v)| v.len()).product();
+    let mut points = Vec::with_capacity(total);
+    for index in 0..total {
+        let mut rest = index;
+        let mut picks = vec![0; axes.len()];
+        for (a, (_, values)) in axes.iter().enumerate().rev() {
+            picks[a] = rest % values.len();
+            rest /= values.len();
+        }
+        let overrides: Vec<String> = axes
+            .iter()
+            .zip(&picks)
+            .map(|((k, values), &i)| format!("{k}={}", values[i]))
+            .collect();
+        let name = overrides
+            .iter()
+            .map(|o| o.replace(['/', ' ', '\t'], "_"))
+            .collect::<Vec<_>>()
+            .join("+");
+        let mut value = base_value.clone();
+        for o in &overrides {
+            apply_override(&mut value, o)?;
+        }
+        let origin = format!("{origin} sweep point {name}");
+        let point: Spec = serde_yaml::from_value(value).map_err(|e| type_error(&origin, &e))?;
+        validate(&point).map_err(|message| SpecError::Invalid { origin, message })?;
+        points.push(SweepPoint {
+            index,
+            name,
+            overrides,
+            spec: point,
+        });
+    }
+    Ok(points)
+}
+
+/// The sweep's keys are known spec keys (not `name`), each with a non-empty list of distinct
+/// plain values.
+fn check_sweep(sweep: &Mapping, origin: &dyn Fn(&str) -> String) -> Result<(), SpecError> {
+    if sweep.is_empty() {
+        return Err(SpecError::Invalid {
+            origin: origin(""),
+            message: "sweep is empty; give it keys with lists of values, e.g. `seed: [1, 2, 3]`"
+                .into(),
+        });
+    }
+    for (k, v) in sweep {
+        let key = k.as_str().unwrap_or_default().to_string();
+        if key == "name" || !KEYS.iter().any(|d| d.key == key) {
+            return Err(SpecError::UnknownKey {
+                origin: origin(&key),
+                hint: if key == "name" {
+                    " (a sweep cannot vary `name`: it names the sweep)".into()
+                } else {
+                    hint(&key)
+                },
+                key: format!("sweep.{key}"),
+            });
+        }
+        let Some(values) = v.as_sequence().filter(|s| !s.is_empty()) else {
+            return Err(SpecError::Invalid {
+                origin: origin(&key),
+                message: format!(
+                    "sweep.{key} must be a non-empty list of values, e.g. `{key}: [1, 2]`"
+                ),
+            });
+        };
+        if values.iter().any(|x| x.is_mapping() || x.is_sequence()) {
+            return Err(SpecError::Invalid {
+                origin: origin(&key),
+                message: format!("sweep.{key} must list plain values, not lists or sections"),
+            });
+        }
+        let mut seen = std::collections::HashSet::new();
+        for x in values {
+            let text = serde_yaml::to_string(x).unwrap_or_default();
+            if !seen.insert(text.clone()) {
+                return Err(SpecError::Invalid {
+                    origin: origin(&key),
+                    message: format!("sweep.{key} lists {} twice", text.trim()),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sets `key=value` (dotted key, YAML value) in `value`, rejecting unknown keys.
@@ -150,6 +292,9 @@ fn check_keys(
         return Ok(()); // a wrong type here is reported by the typed pass
     };
     for (k, v) in map {
+        if prefix.is_empty() && k.as_str() == Some("sweep") {
+            continue; // checked by `check_sweep`: its keys are dotted spec keys
+        }
         let name = match k {
             Value::String(s) => s.clone(),
             other => serde_yaml::to_string(other)
@@ -263,6 +408,9 @@ fn validate(s: &Spec) -> Result<(), String> {
         if v == 0 {
             return Err(format!("{key} must be at least 1 (got 0)"));
         }
+    }
+    if s.checkpoint.keep == 0 {
+        return Err("checkpoint.keep must be at least 1 (got 0)".into());
     }
     if s.eval.samples < 10 {
         return Err(format!(

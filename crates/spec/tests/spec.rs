@@ -159,3 +159,70 @@ fn the_key_list_is_complete() {
     documented.sort();
     assert_eq!(from_type, documented);
 }
+
+#[test]
+fn sweeps_expand_in_written_order_with_the_last_key_fastest() {
+    let s = parse(
+        "name: grid\nseed: 9\nsweep:\n  train.lr: [0.0002, 0.001]\n  seed: [1, 2, 3]\n",
+        &[],
+    )
+    .unwrap();
+    let points = gan_spec::expand_sweep(&s, "exp.yaml").unwrap();
+    let names: Vec<&str> = points.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "train.lr=0.0002+seed=1",
+            "train.lr=0.0002+seed=2",
+            "train.lr=0.0002+seed=3",
+            "train.lr=0.001+seed=1",
+            "train.lr=0.001+seed=2",
+            "train.lr=0.001+seed=3",
+        ]
+    );
+    assert_eq!((points[4].spec.train.lr, points[4].spec.seed), (0.001, 2));
+    assert_eq!(points[4].index, 4);
+    assert!(points
+        .iter()
+        .all(|p| p.spec.sweep.is_none() && p.spec.name == "grid"));
+    // The same point as a plain run with the same overrides: identical specs.
+    let o: Vec<String> = points[4].overrides.clone();
+    let plain = parse_spec("name: grid\nseed: 9\n", "exp.yaml", "exp", &o).unwrap();
+    assert_eq!(plain, points[4].spec);
+    assert!(gan_spec::expand_sweep(&parse("", &[]).unwrap(), "x")
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn bad_sweeps_are_rejected_before_anything_runs() {
+    for (text, want) in [
+        (
+            "sweep:\n  train.lrr: [1, 2]\n",
+            "unknown key `sweep.train.lrr`, did you mean `train.lr`?",
+        ),
+        ("sweep:\n  seed: 3\n", "sweep.seed must be a non-empty list"),
+        (
+            "sweep:\n  seed: []\n",
+            "sweep.seed must be a non-empty list",
+        ),
+        ("sweep:\n  seed: [1, 1]\n", "lists 1 twice"),
+        ("sweep:\n  name: [a, b]\n", "cannot vary `name`"),
+        (
+            "sweep:\n  train.batch_size: [10, 0]\n",
+            "train.batch_size must be at least 1",
+        ),
+        ("sweep:\n  train.epochs: [1, many]\n", "invalid type"),
+        ("sweep: {}\n", "sweep is empty"),
+    ] {
+        let err = parse(text, &[])
+            .and_then(|s| {
+                gan_spec::expand_sweep(&s, "exp.yaml")
+                    .map_err(|e| e.to_string())
+                    .map(|_| s)
+            })
+            .unwrap_err();
+        assert!(err.contains(want), "{text:?}: {err}");
+        assert!(err.starts_with("exp.yaml"), "{err}");
+    }
+}

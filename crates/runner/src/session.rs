@@ -1,0 +1,280 @@
+//! One run from its start or a checkpoint to its end: the training loop, checkpoints, sample
+//! pictures, the final weights, evaluation, the loss plot, and `run.json` at every step.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime};
+
+use anyhow::Context;
+use gan_data::{Batcher, Split};
+use gan_model::checkpoint::encode_gan;
+use gan_model::generate::{generate, sample_noise};
+use gan_model::{stream, Stream, Trainer};
+use gan_plot::SampleGrid;
+use gan_rundir::{rfc3339, write_atomic, LossRow, LossWriter, RunDir, RunInfo, Status};
+use gan_spec::Spec;
+
+use crate::checkpoint::{self, Resume};
+use crate::console::{self, epoch_line};
+use crate::train_config;
+
+pub(crate) struct Session<'a> {
+    pub spec: &'a Spec,
+    pub train: &'a Split,
+    pub dir: &'a RunDir,
+    pub info: RunInfo,
+    /// Where to continue from; a fresh run when `None`.
+    pub start: Option<Resume>,
+    pub threads: usize,
+    pub quiet: bool,
+    /// Printed before console lines when several runs share the console.
+    pub label: Option<String>,
+    pub interrupt: &'a AtomicBool,
+}
+
+/// Runs the session in its own thread pool and records how it ended in `run.json`.
+pub(crate) fn execute(mut s: Session) -> anyhow::Result<Status> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(s.threads)
+        .build()
+        .context("starting the training threads")?;
+    s.info.status = Status::Running;
+    s.info.threads = s.threads;
+    s.info.pid = std::process::id();
+    s.info.ended_at = None;
+    s.info.error = None;
+    s.dir.write_info(&s.info)?;
+    let result = pool.install(|| train(&mut s));
+    s.info.ended_at = Some(rfc3339(SystemTime::now()));
+    if let Err(e) = write_loss_plot(s.dir, &s.spec.name) {
+        eprintln!(
+            "warning: could not draw {}: {e:#}",
+            s.dir.file(gan_rundir::LOSSES_PLOT).display()
+        );
+    }
+    match result {
+        Ok(status) => {
+            s.info.status = status;
+            s.dir.write_info(&s.info)?;
+            Ok(status)
+        }
+        Err(e) => {
+            s.info.status = Status::Failed;
+            s.info.error = Some(format!("{e:#}"));
+            // The run's own failure matters more than a failure to record it.
+            let _ = s.dir.write_info(&s.info);
+            Err(e)
+        }
+    }
+}
+
+/// The training loop; returns `Completed` or `Interrupted`.
+fn train(s: &mut Session) -> anyhow::Result<Status> {
+    let spec = s.spec;
+    let cfg = train_config(spec);
+    // Wall time already spent in the epoch a checkpoint was taken in.
+    let mut carried = 0.0;
+    let (mut trainer, mut batches, first_epoch, mut first_step, mut losses) = match s.start.take() {
+        None => (
+            Trainer::new(cfg, spec.seed),
+            Batcher::new(
+                s.train.len(),
+                cfg.batch_size,
+                stream(spec.seed, Stream::Data),
+            )?,
+            0,
+            0,
+            LossWriter::create(&s.dir.file(gan_rundir::LOSSES_FILE))?,
+        ),
+        Some(r) => {
+            carried = r.partial_seconds;
+            s.info.epoch_seconds = r.epoch_seconds.clone();
+            s.info.epochs_done = r.epoch;
+            s.info.steps_done = r.trainer.steps_done;
+            let losses = LossWriter::resume(
+                &s.dir.file(gan_rundir::LOSSES_FILE),
+                r.trainer.steps_done as usize,
+            )?;
+            (
+                Trainer::restore(cfg, spec.seed, r.trainer),
+                Batcher::restore(
+                    s.train.len(),
+                    cfg.batch_size,
+                    stream(spec.seed, Stream::Data),
+                    r.batcher,
+                )?,
+                r.epoch,
+                r.step_in_epoch,
+                losses,
+            )
+        }
+    };
+    let steps_per_epoch = batches.steps_per_epoch();
+    let fixed_noise = sample_noise(
+        spec.samples.count,
+        cfg.model.noise_dim,
+        &mut stream(spec.seed, Stream::Samples),
+    );
+    let sample_epochs: Vec<usize> = spec.sample_epochs().collect();
+    let total = (spec.train.epochs * steps_per_epoch) as u64;
+    let bar = console::progress(total, s.quiet || s.label.is_some());
+    bar.set_position(trainer.steps_done());
+    let prefix = s
+        .label
+        .as_ref()
+        .map(|l| format!("[{l}] "))
+        .unwrap_or_default();
+
+    for epoch in first_epoch..spec.train.epochs {
+        bar.set_message(format!("epoch {epoch:04}"));
+        let started = Instant::now();
+        let mut last = None;
+        for step_in_epoch in first_step..steps_per_epoch {
+            if s.interrupt.load(Ordering::SeqCst) {
+                losses.flush()?;
+                let point = checkpoint::Position {
+                    epoch,
+                    step_in_epoch,
+                };
+                let partial = started.elapsed().as_secs_f64() + carried;
+                save_checkpoint(s, &trainer, &batches, point, partial)?;
+                bar.abandon();
+                return Ok(Status::Interrupted);
+            }
+            s.train
+                .images
+                .gather_f32(batches.next_batch(), trainer.real_batch_mut());
+            let stats = match trainer.step() {
+                Ok(st) => st,
+                Err(e) => {
+                    losses.flush()?;
+                    bar.abandon();
+                    return Err(e.into());
+                }
+            };
+            losses.write(&LossRow {
+                epoch,
+                step: trainer.steps_done(),
+                d_loss: stats.d_loss,
+                g_loss: stats.g_loss,
+                d_real: stats.d_real,
+                d_fake: stats.d_fake,
+            })?;
+            last = Some(stats);
+            bar.inc(1);
+        }
+        first_step = 0;
+        // Order matters for exact resumption: everything an epoch produces is on disk before
+        // the checkpoint that skips it.
+        losses.flush()?;
+        if sample_epochs.contains(&epoch) {
+            let images = generate(&trainer.gan().generator, &fixed_noise);
+            let png = SampleGrid::default().encode_png(&images)?;
+            write_atomic(&s.dir.sample_path(epoch), &png)?;
+        }
+        let seconds = started.elapsed().as_secs_f64() + std::mem::take(&mut carried);
+        s.info.epoch_seconds.push(seconds);
+        s.info.epochs_done = epoch + 1;
+        s.info.steps_done = trainer.steps_done();
+        let every = spec.checkpoint.every;
+        if every > 0 && (epoch + 1) % every == 0 {
+            let point = checkpoint::Position {
+                epoch: epoch + 1,
+                step_in_epoch: 0,
+            };
+            save_checkpoint(s, &trainer, &batches, point, 0.0)?;
+        }
+        s.dir.write_info(&s.info)?;
+        if let (Some(st), false) = (last, s.quiet) {
+            bar.suspend(|| {
+                println!(
+                    "{prefix}{} ({seconds:.1} s)",
+                    epoch_line(epoch, st.d_loss, st.g_loss)
+                )
+            });
+        }
+    }
+    bar.finish_and_clear();
+    write_atomic(
+        &s.dir.file(gan_rundir::MODEL_FILE),
+        &encode_gan(trainer.gan()),
+    )?;
+    if spec.eval.enabled {
+        evaluate(spec, s.dir, s.quiet, &prefix)?;
+    }
+    if !s.quiet {
+        println!(
+            "{prefix}Optimization complete: {} ({} epochs, {:.1} s)",
+            s.dir.path().display(),
+            s.info.epochs_done,
+            s.info.wall_seconds()
+        );
+    }
+    Ok(Status::Completed)
+}
+
+fn save_checkpoint(
+    s: &mut Session,
+    trainer: &Trainer,
+    batches: &Batcher,
+    at: checkpoint::Position,
+    partial_seconds: f64,
+) -> anyhow::Result<()> {
+    let bytes = checkpoint::encode(trainer, batches, at, &s.info.epoch_seconds, partial_seconds);
+    s.dir
+        .write_checkpoint(trainer.steps_done(), &bytes, s.spec.checkpoint.keep)
+        .context("writing a checkpoint")?;
+    s.info.steps_done = trainer.steps_done();
+    s.dir.write_info(&s.info)?;
+    Ok(())
+}
+
+/// The `eval:` section: metrics of the final generator into `metrics.json`.
+fn evaluate(spec: &Spec, dir: &RunDir, quiet: bool, prefix: &str) -> anyhow::Result<()> {
+    let data = Path::new(&spec.data.dir);
+    let mut log = |s: &str| {
+        if !quiet {
+            eprintln!("{prefix}{s}")
+        }
+    };
+    let classifier = gan_eval::ensure_classifier(data, &mut log)
+        .context("evaluation: preparing the MNIST classifier")?;
+    let eval_data = gan_eval::EvalData::load(data, &classifier)
+        .context("evaluation: loading the test images")?;
+    let m = gan_eval::evaluate_run(
+        dir,
+        &eval_data,
+        &classifier,
+        spec.eval.samples,
+        spec.eval.seed,
+    )
+    .context("evaluation")?;
+    if !quiet {
+        let p = m.generated.parzen.as_ref();
+        println!(
+            "{prefix}Metrics ({} samples, {:.1} s): Parzen {} nats, FID {:.2}, IS {:.2}, coverage {}/10, precision {:.3}, recall {:.3}",
+            m.samples,
+            m.seconds,
+            p.map(|p| format!("{:.1} +- {:.1}", p.mean_ll, p.std_err)).unwrap_or_else(|| "-".into()),
+            m.generated.fid,
+            m.generated.inception_score,
+            m.generated.coverage.classes_over_5pct,
+            m.generated.precision,
+            m.generated.recall
+        );
+    }
+    Ok(())
+}
+
+/// `losses.png`: the run's per-epoch loss curves, drawn however the run ended.
+fn write_loss_plot(dir: &RunDir, name: &str) -> anyhow::Result<()> {
+    let rows = dir.read_losses()?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let curve = gan_plot::Curve::from_losses(name, &rows);
+    // Nothing run-specific beyond the spec's name, so identical runs draw identical pictures.
+    let png = gan_plot::loss_panels(&[curve], &format!("{name}: per-epoch means of losses.csv"))?;
+    write_atomic(&dir.file(gan_rundir::LOSSES_PLOT), &png)?;
+    Ok(())
+}

@@ -1,0 +1,335 @@
+//! Sweeps: one spec with a `sweep:` grid becomes one folder with a run directory per grid
+//! point, named by the point's overrides (no timestamps), plus `sweep.json` listing them.
+//! `--jobs N` runs points side by side on one machine; `--shard I/N` runs only the points
+//! whose index is I modulo N, so a cluster's array job can split the grid; shards can share
+//! the folder. A point whose directory exists is skipped when completed and resumed otherwise,
+//! so a restarted (pre-empted) shard picks up where it stopped.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime};
+
+use anyhow::{bail, Context};
+use gan_rundir::{write_atomic, RunDir, Shown, Status, SWEEP_FILE};
+use gan_spec::{Spec, SweepPoint};
+use serde::{Deserialize, Serialize};
+
+use crate::resume::resume_session;
+use crate::session::{execute, Session};
+use crate::{ensure_data, start_run, training_images, Options, Outcome};
+
+/// `I/N`: the I-th (from 0) of N disjoint slices of a sweep's grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let (i, n) = s.split_once('/').ok_or("expected I/N, e.g. 0/3")?;
+        let index: usize = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{i}` is not a shard number"))?;
+        let count: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{n}` is not a shard count"))?;
+        if count == 0 || index >= count {
+            return Err(format!("shard {index}/{count}: I must be in 0..N (numbered from 0, as SLURM_ARRAY_TASK_ID=0.. and JOB_COMPLETION_INDEX)"));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    pub fn contains(&self, point: usize) -> bool {
+        point % self.count == self.index
+    }
+}
+
+/// `sweep.json`: the grid, in order. Its content never varies between runs of one sweep, so
+/// shards that start together can all write it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SweepIndex {
+    format: String,
+    name: String,
+    spec_source: String,
+    overrides: Vec<String>,
+    points: Vec<IndexedPoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct IndexedPoint {
+    index: usize,
+    name: String,
+    overrides: Vec<String>,
+}
+
+pub(crate) fn run_sweep(
+    spec_path: &Path,
+    spec: &Spec,
+    points: Vec<SweepPoint>,
+    opts: &Options,
+    threads: usize,
+    interrupt: &AtomicBool,
+) -> anyhow::Result<Outcome> {
+    let parent = match &opts.run_dir {
+        Some(p) => p.clone(),
+        None => opts.runs_root.join(format!(
+            "{}-{}",
+            spec.name,
+            gan_rundir::compact_timestamp(SystemTime::now())
+        )),
+    };
+    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    write_index(&parent, spec_path, spec, &points, &opts.overrides)?;
+
+    // Things every point needs, done once before the points race for them.
+    for p in &points {
+        ensure_data(&p.spec, opts.quiet)?;
+    }
+    for p in points.iter().filter(|p| p.spec.eval.enabled) {
+        let mut log = |s: &str| {
+            if !opts.quiet {
+                eprintln!("{s}")
+            }
+        };
+        gan_eval::ensure_classifier(Path::new(&p.spec.data.dir), &mut log)?;
+    }
+
+    let selected: Vec<&SweepPoint> = points
+        .iter()
+        .filter(|p| opts.shard.is_none_or(|s| s.contains(p.index)))
+        .collect();
+    let jobs = opts.jobs.clamp(1, selected.len().max(1));
+    let per_job = (threads / jobs).max(1);
+    if !opts.quiet {
+        let shard = opts
+            .shard
+            .map(|s| {
+                format!(
+                    " (shard {}/{}: {} of them)",
+                    s.index,
+                    s.count,
+                    selected.len()
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "sweep {}: {} grid points{shard}, {jobs} at a time with {per_job} threads each, in {}",
+            spec.name,
+            points.len(),
+            parent.display()
+        );
+    }
+
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(String, anyhow::Result<Status>)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                if k >= selected.len() || interrupt.load(Ordering::SeqCst) {
+                    break;
+                }
+                let point = selected[k];
+                let label = (jobs > 1).then(|| point.name.clone());
+                if jobs == 1 && !opts.quiet {
+                    println!(
+                        "== point {} of {}: {} ==",
+                        point.index + 1,
+                        points.len(),
+                        point.name
+                    );
+                }
+                let started = Instant::now();
+                let result = run_point(spec_path, point, &parent, opts, per_job, label, interrupt);
+                if jobs > 1 && !opts.quiet {
+                    let how = match &result {
+                        Ok(s) => s.to_string(),
+                        Err(e) => format!("failed: {e:#}"),
+                    };
+                    println!(
+                        "[{}] {how} ({:.1} s)",
+                        point.name,
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+                results
+                    .lock()
+                    .expect("no job panics")
+                    .push((point.name.clone(), result));
+            });
+        }
+    });
+
+    let results = results.into_inner().expect("no job panics");
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|(name, r)| r.as_ref().err().map(|e| format!("{name}: {e:#}")))
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} sweep points failed:\n  {}",
+            failed.len(),
+            selected.len(),
+            failed.join("\n  ")
+        );
+    }
+    let interrupted = results.len() < selected.len()
+        || results
+            .iter()
+            .any(|(_, r)| matches!(r, Ok(Status::Interrupted)));
+    if interrupted {
+        return Ok(Outcome::Interrupted(parent));
+    }
+    if !opts.quiet {
+        println!(
+            "sweep complete: {} points in {}",
+            results.len(),
+            parent.display()
+        );
+    }
+    Ok(Outcome::Completed(parent))
+}
+
+/// Writes `sweep.json`, or checks that the one already there describes the same grid.
+fn write_index(
+    parent: &Path,
+    spec_path: &Path,
+    spec: &Spec,
+    points: &[SweepPoint],
+    overrides: &[String],
+) -> anyhow::Result<()> {
+    let index = SweepIndex {
+        format: "gan-sweep-v1".into(),
+        name: spec.name.clone(),
+        spec_source: spec_path.display().to_string(),
+        overrides: overrides.to_vec(),
+        points: points
+            .iter()
+            .map(|p| IndexedPoint {
+                index: p.index,
+                name: p.name.clone(),
+                overrides: p.overrides.clone(),
+            })
+            .collect(),
+    };
+    let path = parent.join(SWEEP_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let existing: SweepIndex = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a sweep index", path.display()))?;
+        if existing.points != index.points || existing.name != index.name {
+            bail!(
+                "{} already holds a different sweep ({}, {} points); choose another --run-dir",
+                parent.display(),
+                existing.name,
+                existing.points.len()
+            );
+        }
+        return Ok(());
+    }
+    write_atomic(
+        &path,
+        format!("{}\n", serde_json::to_string_pretty(&index)?).as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// Runs one grid point: fresh, skipped (completed, or running elsewhere) or resumed.
+fn run_point(
+    spec_path: &Path,
+    point: &SweepPoint,
+    parent: &Path,
+    opts: &Options,
+    threads: usize,
+    label: Option<String>,
+    interrupt: &AtomicBool,
+) -> anyhow::Result<Status> {
+    let path: PathBuf = parent.join(&point.name);
+    if path.join(gan_rundir::RUN_FILE).is_file() {
+        let info = RunDir::open(&path)?.read_info()?;
+        let shown = if gan_rundir::is_stale(&info) {
+            Shown::Stale
+        } else {
+            Shown::Run(info.status)
+        };
+        match shown {
+            Shown::Run(Status::Completed) => {
+                if !opts.quiet {
+                    println!("{}: already completed, skipped", point.name);
+                }
+                return Ok(Status::Completed);
+            }
+            Shown::Run(Status::Running) => {
+                bail!(
+                    "{} is running in another process; not started twice",
+                    path.display()
+                )
+            }
+            _ => {
+                let dir = RunDir::open(&path)?;
+                return resume_session(&dir, false, threads, opts.quiet, label, interrupt);
+            }
+        }
+    }
+    let train = training_images(&point.spec, opts.quiet)?;
+    let dir = RunDir::create(&path)?;
+    let info = start_run(
+        &point.spec,
+        &dir,
+        SystemTime::now(),
+        threads,
+        Some(spec_path),
+        &opts.overrides,
+        Some(&point.name),
+    )?;
+    execute(Session {
+        spec: &point.spec,
+        train: &train,
+        dir: &dir,
+        info,
+        start: None,
+        threads,
+        quiet: opts.quiet,
+        label,
+        interrupt,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shard;
+
+    #[test]
+    fn shards_partition_the_grid() {
+        for points in 1..20 {
+            for count in 1..=points {
+                let mut owners = vec![0; points];
+                for index in 0..count {
+                    let shard: Shard = format!("{index}/{count}").parse().unwrap();
+                    for (p, o) in owners.iter_mut().enumerate() {
+                        *o += shard.contains(p) as usize;
+                    }
+                }
+                assert!(
+                    owners.iter().all(|&o| o == 1),
+                    "{points} points, {count} shards: {owners:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn shard_arguments_are_checked() {
+        assert_eq!("2/3".parse::<Shard>(), Ok(Shard { index: 2, count: 3 }));
+        for bad in ["3/3", "1/0", "x/2", "1", "-1/2"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
+}

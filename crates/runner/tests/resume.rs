@@ -1,0 +1,400 @@
+//! Interrupted runs resume bit-identically: SIGKILL at several points, Ctrl-C, a damaged
+//! newest checkpoint, a completed run, a changed spec. Sweeps: shards and jobs give the same
+//! run directories as one sequential sweep.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const RUNNER: &str = env!("CARGO_BIN_EXE_runner");
+
+/// On the fixture with batch 10: 110 steps an epoch, long enough to be killed in the middle.
+fn spec(dir: &Path, epochs: usize) -> PathBuf {
+    let path = dir.join("long.yaml");
+    let text = format!(
+        "name: long\nseed: 11\ndata:\n  dir: {}\nmodel:\n  hidden: 384\ntrain:\n  epochs: {epochs}\n  batch_size: 10\nsamples:\n  count: 3\n  every: 2\ncheckpoint:\n  keep: 2\n",
+        gan_data::fixture_dir().display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn runner(args: &[&str], cwd: &Path) -> Output {
+    Command::new(RUNNER)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "runner failed ({:?}): {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn spawn(args: &[&str], cwd: &Path) -> Child {
+    Command::new(RUNNER)
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn steps_logged(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("losses.csv"))
+        .map(|t| t.lines().count().saturating_sub(1))
+        .unwrap_or(0)
+}
+
+/// Steps `run.json` reports (updated after each epoch's checkpoint); `None` before it exists.
+fn steps_recorded(run: &Path) -> Option<u64> {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("run.json")).ok()?).ok()?;
+    v["steps_done"].as_u64()
+}
+
+/// Every file of a finished run that must not depend on interruptions.
+fn assert_same_run(a: &Path, b: &Path) {
+    let mut files = vec![
+        "losses.csv".to_string(),
+        "spec.yaml".into(),
+        "model.safetensors".into(),
+        "losses.png".into(),
+    ];
+    for e in std::fs::read_dir(a.join("samples")).unwrap().flatten() {
+        files.push(format!("samples/{}", e.file_name().to_string_lossy()));
+    }
+    assert!(files.len() > 4, "the run has sample pictures");
+    for f in files {
+        let (x, y) = (
+            std::fs::read(a.join(&f)).unwrap(),
+            std::fs::read(b.join(&f)),
+        );
+        assert_eq!(
+            Some(&x),
+            y.as_ref().ok(),
+            "{f} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.join("run.json")).unwrap()).unwrap();
+    assert_eq!(info["status"], "completed");
+}
+
+#[test]
+fn killed_runs_resume_to_the_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let spec = spec(t, 6);
+    let s = spec.to_str().unwrap();
+    ok(&runner(&[s, "--run-dir", "whole", "--quiet"], t));
+    // Kill at different depths: before the first checkpoint, and in later epochs.
+    for (i, after_steps) in [0usize, 150, 400].into_iter().enumerate() {
+        let name = format!("killed{i}");
+        let mut child = spawn(&[s, "--run-dir", &name, "--quiet"], t);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let run = t.join(&name);
+        while (steps_recorded(&run).is_none() || steps_logged(&run) < after_steps)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(25 + 17 * i as u64));
+        child.kill().unwrap(); // SIGKILL: no chance to clean up
+        let status = child.wait().unwrap();
+        let run = t.join(&name);
+        let info: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run.join("run.json")).unwrap()).unwrap();
+        if info["status"] == "completed" {
+            panic!("kill {i} came too late ({status:?}): the test machine is much faster than expected");
+        }
+        assert_eq!(info["status"], "running", "a killed run still says running");
+        let out = ok(&runner(&["--resume", &name, "--quiet"], t));
+        assert!(!out.contains("error"), "{out}");
+        assert_same_run(&t.join("whole"), &run);
+    }
+    // Resuming a completed run does nothing and says so.
+    let out = ok(&runner(&["--resume", "whole"], t));
+    assert!(out.contains("already completed"), "{out}");
+}
+
+#[test]
+fn ctrl_c_checkpoints_at_the_step_and_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let spec = spec(t, 4);
+    let s = spec.to_str().unwrap();
+    ok(&runner(&[s, "--run-dir", "whole", "--quiet"], t));
+    let child = spawn(&[s, "--run-dir", "int", "--quiet"], t);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // After epoch 0's checkpoint is written, then a little into epoch 1.
+    while steps_recorded(&t.join("int")).unwrap_or(0) < 110 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "Ctrl-C exits with 130");
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.join("int/run.json")).unwrap()).unwrap();
+    assert_eq!(info["status"], "interrupted");
+    let steps = info["steps_done"].as_u64().unwrap();
+    assert!(
+        steps > 110 && steps % 110 != 0,
+        "checkpoint mid-epoch at step {steps}"
+    );
+    assert_eq!(
+        steps_logged(&t.join("int")) as u64,
+        steps,
+        "every step before Ctrl-C is logged"
+    );
+    ok(&runner(&["--resume", "int", "--quiet"], t));
+    assert_same_run(&t.join("whole"), &t.join("int"));
+}
+
+/// A completed run made to look interrupted: `run.json` says so, the model is gone.
+fn pretend_interrupted(run: &Path) {
+    let path = run.join("run.json");
+    let mut info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    info["status"] = "interrupted".into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&info).unwrap()).unwrap();
+    std::fs::remove_file(run.join("model.safetensors")).unwrap();
+}
+
+#[test]
+fn a_damaged_newest_checkpoint_falls_back_to_the_previous_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let spec = spec(t, 3);
+    let s = spec.to_str().unwrap();
+    ok(&runner(&[s, "--run-dir", "whole", "--quiet"], t));
+    ok(&runner(&[s, "--run-dir", "dmg", "--quiet"], t));
+    pretend_interrupted(&t.join("dmg"));
+    let mut cps: Vec<PathBuf> = std::fs::read_dir(t.join("dmg/checkpoints"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    cps.sort();
+    assert_eq!(cps.len(), 2, "checkpoint.keep = 2");
+    let newest = cps.last().unwrap();
+    let bytes = std::fs::read(newest).unwrap();
+    std::fs::write(newest, &bytes[..bytes.len() / 2]).unwrap(); // truncated
+    let out = ok(&runner(&["--resume", "dmg"], t));
+    assert!(
+        out.contains("is damaged") && out.contains("trying the previous one"),
+        "{out}"
+    );
+    assert!(out.contains("resuming dmg at step 220"), "{out}");
+    assert_same_run(&t.join("whole"), &t.join("dmg"));
+
+    // A flipped byte (same length) is caught by the hash in the name too.
+    pretend_interrupted(&t.join("dmg"));
+    let mut cps: Vec<PathBuf> = std::fs::read_dir(t.join("dmg/checkpoints"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    cps.sort();
+    let mut bytes = std::fs::read(cps.last().unwrap()).unwrap();
+    let at = bytes.len() - 5;
+    bytes[at] ^= 0x40;
+    std::fs::write(cps.last().unwrap(), &bytes).unwrap();
+    let out = ok(&runner(&["--resume", "dmg"], t));
+    assert!(out.contains("checksum mismatch"), "{out}");
+    assert_same_run(&t.join("whole"), &t.join("dmg"));
+}
+
+#[test]
+fn a_changed_spec_is_refused_unless_forced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let spec = spec(t, 2);
+    let s = spec.to_str().unwrap();
+    ok(&runner(&[s, "--run-dir", "r", "--quiet"], t));
+    pretend_interrupted(&t.join("r"));
+    let text = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("seed: 11", "seed: 12");
+    std::fs::write(&spec, text).unwrap();
+    let out = runner(&["--resume", "r"], t);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("changed since the run started")
+            && err.contains("--force"),
+        "{err}"
+    );
+    ok(&runner(&["--resume", "r", "--force", "--quiet"], t));
+    // The run's own spec.yaml (seed 11) was used, not the edited file.
+    assert!(std::fs::read_to_string(t.join("r/spec.yaml"))
+        .unwrap()
+        .contains("seed: 11"));
+    // Editing the run's own spec.yaml is refused too.
+    pretend_interrupted(&t.join("r"));
+    let own = std::fs::read_to_string(t.join("r/spec.yaml"))
+        .unwrap()
+        .replace("epochs: 2", "epochs: 3");
+    std::fs::write(t.join("r/spec.yaml"), own).unwrap();
+    let err = String::from_utf8_lossy(&runner(&["--resume", "r"], t).stderr).to_string();
+    assert!(err.contains("was edited after the run started"), "{err}");
+}
+
+fn sweep_spec(dir: &Path) -> PathBuf {
+    let path = dir.join("grid.yaml");
+    let text = format!(
+        "name: grid\ndata:\n  dir: {}\ntrain:\n  epochs: 2\nsamples:\n  every: 1\n  count: 2\nsweep:\n  seed: [1, 2, 3]\n  train.lr: [0.0002, 0.0005]\n",
+        gan_data::fixture_dir().display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn point_dirs(parent: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(parent)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("run.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn shards_and_jobs_give_the_sequential_sweep_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let spec = sweep_spec(t);
+    let s = spec.to_str().unwrap();
+    ok(&runner(&[s, "--run-dir", "seq", "--quiet"], t));
+    let names = point_dirs(&t.join("seq"));
+    assert_eq!(names.len(), 6);
+    assert!(
+        names.contains(&"seed=2+train.lr=0.0005".to_string()),
+        "{names:?}"
+    );
+
+    // Three shards at the same time into one folder.
+    let shards: Vec<Child> = (0..3)
+        .map(|i| {
+            spawn(
+                &[
+                    s,
+                    "--run-dir",
+                    "sharded",
+                    "--shard",
+                    &format!("{i}/3"),
+                    "--threads",
+                    "1",
+                ],
+                t,
+            )
+        })
+        .collect();
+    for mut c in shards {
+        assert!(c.wait().unwrap().success());
+    }
+    // Two jobs side by side.
+    ok(&runner(
+        &[s, "--run-dir", "jobs", "--jobs", "2", "--quiet"],
+        t,
+    ));
+    for other in ["sharded", "jobs"] {
+        assert_eq!(
+            point_dirs(&t.join(other)),
+            names,
+            "{other}: the same points, no more, no fewer"
+        );
+        for n in &names {
+            for f in [
+                "losses.csv",
+                "spec.yaml",
+                "samples/001.png",
+                "model.safetensors",
+            ] {
+                assert_eq!(
+                    std::fs::read(t.join("seq").join(n).join(f)).unwrap(),
+                    std::fs::read(t.join(other).join(n).join(f)).unwrap(),
+                    "{other}/{n}/{f}"
+                );
+            }
+        }
+        assert_eq!(
+            std::fs::read(t.join("seq/sweep.json")).unwrap(),
+            std::fs::read(t.join(other).join("sweep.json")).unwrap()
+        );
+    }
+    // A point equals the same run made without a sweep.
+    let plain = std::fs::read_to_string(&spec).unwrap();
+    let plain = &plain[..plain.find("sweep:").unwrap()];
+    std::fs::write(t.join("plain.yaml"), plain).unwrap();
+    ok(&runner(
+        &[
+            "plain.yaml",
+            "--run-dir",
+            "plain",
+            "--quiet",
+            "--set",
+            "seed=2",
+            "--set",
+            "train.lr=0.0005",
+        ],
+        t,
+    ));
+    assert_eq!(
+        std::fs::read(t.join("plain/losses.csv")).unwrap(),
+        std::fs::read(t.join("seq/seed=2+train.lr=0.0005/losses.csv")).unwrap()
+    );
+}
+
+#[test]
+fn a_restarted_shard_skips_finished_points_and_resumes_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let spec = sweep_spec(t);
+    let s = spec.to_str().unwrap();
+    ok(&runner(
+        &[s, "--run-dir", "seq", "--quiet", "--shard", "1/2"],
+        t,
+    ));
+    assert_eq!(
+        point_dirs(&t.join("seq")).len(),
+        3,
+        "shard 1/2 ran 3 of 6 points"
+    );
+    pretend_interrupted(&t.join("seq/seed=1+train.lr=0.0005"));
+    let out = ok(&runner(&[s, "--run-dir", "seq", "--shard", "1/2"], t));
+    assert!(out.contains("already completed, skipped"), "{out}");
+    assert!(out.contains("resuming"), "{out}");
+    ok(&runner(
+        &[s, "--run-dir", "seq", "--shard", "0/2", "--quiet"],
+        t,
+    ));
+    assert_eq!(point_dirs(&t.join("seq")).len(), 6);
+    // A different grid in the same folder is refused.
+    let other = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("[1, 2, 3]", "[1, 2]");
+    std::fs::write(&spec, other).unwrap();
+    let err = String::from_utf8_lossy(&runner(&[s, "--run-dir", "seq"], t).stderr).to_string();
+    assert!(err.contains("already holds a different sweep"), "{err}");
+}
