@@ -26,10 +26,11 @@ fn step(c: &mut Criterion) {
         group.bench_function(format!("fused/{threads}_threads"), |b| {
             b.iter(|| {
                 pool.install(|| {
-                    train
-                        .images
-                        .gather_f32(batches.next_batch(), trainer.real_batch_mut());
-                    trainer.step().expect("finite losses")
+                    let indices = batches.next_batch();
+                    let images = &train.images;
+                    trainer
+                        .step_with(&mut |real| images.gather_f32(indices, real))
+                        .expect("finite losses")
                 })
             })
         });

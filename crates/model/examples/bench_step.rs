@@ -75,10 +75,11 @@ fn main() {
         let mut times = Vec::with_capacity(args.steps);
         for _ in 0..args.steps {
             let t0 = Instant::now();
-            train
-                .images
-                .gather_f32(batches.next_batch(), trainer.real_batch_mut());
-            trainer.step().expect("training step");
+            let indices = batches.next_batch();
+            let images = &train.images;
+            trainer
+                .step_with(&mut |real| images.gather_f32(indices, real))
+                .expect("training step");
             times.push(t0.elapsed().as_secs_f64() * 1e3);
         }
         times

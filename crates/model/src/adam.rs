@@ -37,22 +37,7 @@ impl Adam {
     pub fn update(&mut self, params: &mut [f32], grads: &[f32]) {
         assert_eq!(params.len(), self.m.len());
         assert_eq!(grads.len(), self.m.len());
-        self.t += 1;
-        let AdamConfig {
-            lr,
-            beta1,
-            beta2,
-            eps,
-        } = self.cfg;
-        let t = self.t as f64;
-        let lr_t = (lr as f64 * (1.0 - (beta2 as f64).powf(t)).sqrt()
-            / (1.0 - (beta1 as f64).powf(t))) as f32;
-        let k = Coefficients {
-            beta1,
-            beta2,
-            eps,
-            lr_t,
-        };
+        let k = self.begin();
         params
             .par_chunks_mut(CHUNK)
             .zip(grads.par_chunks(CHUNK))
@@ -63,16 +48,40 @@ impl Adam {
             )
             .for_each(|((p, g), (m, v))| apply(&k, p, g, m, v));
     }
+
+    /// Starts update `t + 1`; the caller then [`apply`]s it to every part of the parameters
+    /// (in any order and split, e.g. right after each block of a gradient is computed), with
+    /// the matching parts of `m` and `v`.
+    pub(crate) fn begin(&mut self) -> Coefficients {
+        self.t += 1;
+        let AdamConfig {
+            lr,
+            beta1,
+            beta2,
+            eps,
+        } = self.cfg;
+        let t = self.t as f64;
+        let lr_t = (lr as f64 * (1.0 - (beta2 as f64).powf(t)).sqrt()
+            / (1.0 - (beta1 as f64).powf(t))) as f32;
+        Coefficients {
+            beta1,
+            beta2,
+            eps,
+            lr_t,
+        }
+    }
 }
 
-struct Coefficients {
+/// The constants of one update step.
+pub(crate) struct Coefficients {
     beta1: f32,
     beta2: f32,
     eps: f32,
     lr_t: f32,
 }
 
-fn apply(k: &Coefficients, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+/// One Adam update of `p` (and its moments `m`, `v`) with gradient `g`.
+pub(crate) fn apply(k: &Coefficients, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, checked above.

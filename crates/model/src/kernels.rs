@@ -137,6 +137,39 @@ pub fn matmul(dst: &mut [f32], a: View, b: View, split: Split) {
     }
 }
 
+/// Rows `first_row..first_row + dst.len() / n` of `a * b`, into `dst` (row-major, `n` wide),
+/// on the calling thread: for callers that give each block of rows its own follow-up work.
+pub fn matmul_rows(dst: &mut [f32], a: View, b: View, first_row: usize) {
+    let (k, n) = (a.cols, b.cols);
+    assert_eq!(b.rows, k, "inner dimensions differ");
+    let rows = dst.len() / n.max(1);
+    assert!(
+        first_row + rows <= a.rows && rows * n == dst.len(),
+        "row block out of range"
+    );
+    if rows == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        dst.fill(0.0);
+        return;
+    }
+    // SAFETY: `dst` is exactly `rows x n`; the rows of `a` and all of `b` are in bounds.
+    unsafe {
+        gemm_block(
+            dst.as_mut_ptr(),
+            n,
+            rows,
+            n,
+            k,
+            a.ptr_at(first_row, 0),
+            a,
+            b.ptr_at(0, 0),
+            b,
+        )
+    }
+}
+
 /// One single-threaded product into a row-major block with row stride `ldd`.
 ///
 /// # Safety

@@ -103,11 +103,21 @@ impl Mlp {
     }
 }
 
-/// Splits a flat buffer laid out like `mlp` into its four mutable parts (w1, b1, w2, b2).
-pub(crate) fn split_mut<'a>(mlp: &Mlp, buf: &'a mut [f32]) -> [&'a mut [f32]; 4] {
-    let (w1, rest) = buf.split_at_mut(mlp.hidden * mlp.input);
-    let (b1, rest) = rest.split_at_mut(mlp.hidden);
-    let (w2, b2) = rest.split_at_mut(mlp.output * mlp.hidden);
+/// The layer sizes of an [`Mlp`]: (input, hidden, output).
+pub(crate) type Dims = (usize, usize, usize);
+
+impl Mlp {
+    pub(crate) fn dims(&self) -> Dims {
+        (self.input, self.hidden, self.output)
+    }
+}
+
+/// Splits a flat buffer laid out like an MLP of `dims` into its parts (w1, b1, w2, b2).
+pub(crate) fn split_mut(dims: Dims, buf: &mut [f32]) -> [&mut [f32]; 4] {
+    let (i, h, o) = dims;
+    let (w1, rest) = buf.split_at_mut(h * i);
+    let (b1, rest) = rest.split_at_mut(h);
+    let (w2, b2) = rest.split_at_mut(o * h);
     [w1, b1, w2, b2]
 }
 

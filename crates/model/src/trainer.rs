@@ -11,8 +11,9 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
+use rayon::prelude::*;
 
-use crate::adam::Adam;
+use crate::adam::{self, Adam};
 use crate::config::{GeneratorLoss, TrainConfig};
 use crate::kernels::{self, matmul, sigmoid, softplus, Split, View};
 use crate::params::{split_mut, Gan};
@@ -171,8 +172,19 @@ impl Trainer {
 
     /// One step on the real batch in [`Trainer::real_batch_mut`].
     pub fn step(&mut self) -> Result<StepStats, TrainError> {
+        self.step_with(&mut |_| {})
+    }
+
+    /// One step whose real batch `fill_real` writes (`batch_size x 784`, [0, 1]) into the
+    /// input buffer. The gather runs on one core while the other draws the noise and runs G,
+    /// so its memory latency is hidden. (A trait object, not a generic, so the step is always
+    /// the optimised copy compiled in this crate.)
+    pub fn step_with(
+        &mut self,
+        fill_real: &mut (dyn FnMut(&mut [f32]) + Send),
+    ) -> Result<StepStats, TrainError> {
         let step = self.steps_done + 1;
-        let (d_loss, d_real, d_fake) = self.d_step(step)?;
+        let (d_loss, d_real, d_fake) = self.d_step(step, fill_real)?;
         let g_loss = self.g_step(step)?;
         self.steps_done = step;
         Ok(StepStats {
@@ -190,7 +202,11 @@ impl Trainer {
     }
 
     /// Draws z, runs G forward into D's input and updates D. Returns (d_loss, d_real, d_fake).
-    fn d_step(&mut self, step: u64) -> Result<(f32, f32, f32), TrainError> {
+    fn d_step(
+        &mut self,
+        step: u64,
+        fill_real: &mut (dyn FnMut(&mut [f32]) + Send),
+    ) -> Result<(f32, f32, f32), TrainError> {
         let b = self.cfg.batch_size;
         let x = IMAGE_PIXELS;
         let ws = &mut self.ws;
@@ -198,8 +214,8 @@ impl Trainer {
         let (zd, h) = (g.input, g.hidden);
         {
             // G's forward pass (writing its output as the fake half of D's input) runs beside
-            // D's forward pass on the real half, which does not depend on it: two independent
-            // chains of products keep both cores busy without cutting any product.
+            // the real batch's gather and D's forward pass on it, which do not depend on G: two
+            // independent chains keep both cores busy without cutting any product.
             let d = &self.gan.discriminator;
             let noise = &mut self.noise;
             let (z, h1) = (&mut ws.z, &mut ws.h1);
@@ -226,6 +242,7 @@ impl Trainer {
                     kernels::bias_sigmoid(fake, g.b2());
                 },
                 || {
+                    fill_real(real);
                     matmul(
                         k_real,
                         View::rows(real, b, x),
@@ -264,7 +281,8 @@ impl Trainer {
         check_finite(step, "d_loss", d_loss)?;
 
         let d = &mut self.gan.discriminator;
-        let [gw1, gb1, gw2, gb2] = split_mut(d, &mut ws.grad_d);
+        let dims = d.dims();
+        let [gw1, gb1, gw2, gb2] = split_mut(dims, &mut ws.grad_d);
         gw2.fill(0.0);
         for (row, &gl) in ws.k1.chunks_exact(h).zip(&ws.dl) {
             for (o, &a) in gw2.iter_mut().zip(row) {
@@ -274,14 +292,28 @@ impl Trainer {
         gb2[0] = ws.dl.iter().sum();
         hidden_grad(&ws.k1, &ws.dl, d.w2(), &mut ws.dc1);
         kernels::column_sums(gb1, &ws.dc1);
-        // No gradient for D's input: neither the real images nor G's output need one here.
-        matmul(
-            gw1,
-            View::transposed(&ws.dc1, 2 * b, h),
-            View::rows(&ws.inp, 2 * b, x),
-            Split::Cols(2),
-        );
-        self.adam_d.update(&mut d.params, &ws.grad_d);
+
+        // D's weight gradient (no gradient for its input: neither the real images nor G's
+        // output need one), cut into blocks of rows, each updated by Adam as soon as its
+        // gradient is computed, while it is still in cache.
+        let k = self.adam_d.begin();
+        let [pw1, pb1, pw2, pb2] = split_mut(dims, &mut d.params);
+        let [mw1, mb1, mw2, mb2] = split_mut(dims, &mut self.adam_d.m);
+        let [vw1, vb1, vw2, vb2] = split_mut(dims, &mut self.adam_d.v);
+        let (dc1, inp) = (&ws.dc1, &ws.inp);
+        let block = W1_ROW_BLOCK * x;
+        gw1.par_chunks_mut(block)
+            .zip(pw1.par_chunks_mut(block))
+            .zip(mw1.par_chunks_mut(block).zip(vw1.par_chunks_mut(block)))
+            .enumerate()
+            .for_each(|(i, ((g, p), (m, v)))| {
+                let lhs = View::transposed(dc1, 2 * b, h);
+                kernels::matmul_rows(g, lhs, View::rows(inp, 2 * b, x), i * W1_ROW_BLOCK);
+                adam::apply(&k, p, g, m, v);
+            });
+        adam::apply(&k, pb1, gb1, mb1, vb1);
+        adam::apply(&k, pw2, gw2, mw2, vw2);
+        adam::apply(&k, pb2, gb2, mb2, vb2);
         Ok((
             d_loss,
             (d_real / b as f64) as f32,
@@ -337,28 +369,44 @@ impl Trainer {
             *dy *= y * (1.0 - y);
         }
 
+        // The gradient at G's hidden layer needs G's output weights before their update.
         let g = &mut self.gan.generator;
+        let dims = g.dims();
         let zd = g.input;
-        let [gw1, gb1, gw2, gb2] = split_mut(g, &mut ws.grad_g);
+        matmul(
+            &mut ws.dh1,
+            View::rows(&ws.dfake, b, x),
+            View::rows(g.w2(), x, h),
+            Split::Cols(2),
+        );
+
+        let k = self.adam_g.begin();
+        let [gw1, gb1, gw2, gb2] = split_mut(dims, &mut ws.grad_g);
+        let [pw1, pb1, pw2, pb2] = split_mut(dims, &mut g.params);
+        let [mw1, mb1, mw2, mb2] = split_mut(dims, &mut self.adam_g.m);
+        let [vw1, vb1, vw2, vb2] = split_mut(dims, &mut self.adam_g.v);
         let (dfake, h1, dh1, z) = (&ws.dfake, &ws.h1, &mut ws.dh1, &ws.z);
-        let w2 = g.w2();
         rayon::join(
             || {
-                matmul(
-                    gw2,
-                    View::transposed(dfake, b, x),
-                    View::rows(h1, b, h),
-                    Split::None,
-                );
-                kernels::column_sums(gb2, dfake);
+                // The output layer's weight gradient in blocks of rows, each updated at once.
+                let block = W2_ROW_BLOCK * h;
+                gw2.par_chunks_mut(block)
+                    .zip(pw2.par_chunks_mut(block))
+                    .zip(mw2.par_chunks_mut(block).zip(vw2.par_chunks_mut(block)))
+                    .enumerate()
+                    .for_each(|(i, ((g, p), (m, v)))| {
+                        kernels::matmul_rows(
+                            g,
+                            View::transposed(dfake, b, x),
+                            View::rows(h1, b, h),
+                            i * W2_ROW_BLOCK,
+                        );
+                        adam::apply(&k, p, g, m, v);
+                    });
             },
             || {
-                matmul(
-                    dh1,
-                    View::rows(dfake, b, x),
-                    View::rows(w2, x, h),
-                    Split::None,
-                );
+                kernels::column_sums(gb2, dfake);
+                adam::apply(&k, pb2, gb2, mb2, vb2);
                 for (dy, &y) in dh1.iter_mut().zip(h1) {
                     if y <= 0.0 {
                         *dy = 0.0;
@@ -371,12 +419,19 @@ impl Trainer {
                     Split::None,
                 );
                 kernels::column_sums(gb1, dh1);
+                adam::apply(&k, pw1, gw1, mw1, vw1);
+                adam::apply(&k, pb1, gb1, mb1, vb1);
             },
         );
-        self.adam_g.update(&mut g.params, &ws.grad_g);
         Ok(g_loss)
     }
 }
+
+/// Rows of D's first weight matrix per block of its gradient (fixed: results never depend
+/// on the thread count).
+const W1_ROW_BLOCK: usize = 64;
+/// Rows of G's output weight matrix per block of its gradient.
+const W2_ROW_BLOCK: usize = 200;
 
 fn check_finite(step: u64, what: &'static str, value: f32) -> Result<(), TrainError> {
     if value.is_finite() {
@@ -422,7 +477,7 @@ mod tests {
     fn the_d_step_changes_only_d_and_the_g_step_only_g() {
         let mut t = small();
         let before = t.gan.clone();
-        t.d_step(1).unwrap();
+        t.d_step(1, &mut |_| {}).unwrap();
         assert_eq!(t.gan.generator, before.generator);
         assert_ne!(t.gan.discriminator, before.discriminator);
         let after_d = t.gan.clone();

@@ -294,3 +294,26 @@ fn checkpoint_names_are_pytorchs() {
     truncated.truncate(bytes.len() - 10);
     assert!(decode_gan(&truncated).is_err());
 }
+
+#[test]
+fn filling_the_batch_inside_the_step_changes_nothing() {
+    let cfg = TrainConfig {
+        batch_size: 16,
+        ..TrainConfig::tutorial()
+    };
+    let mut a = Trainer::new(cfg, 21);
+    let mut b = Trainer::new(cfg, 21);
+    for i in 0..4 {
+        fill_real(&mut a, i);
+        let sa = a.step().unwrap();
+        let sb = b
+            .step_with(&mut |real| {
+                for (j, v) in real.iter_mut().enumerate() {
+                    *v = ((j * 7919 + i * 104_729) % 1000) as f32 / 999.0;
+                }
+            })
+            .unwrap();
+        assert_eq!(sa, sb);
+    }
+    assert_eq!(a.state(), b.state());
+}

@@ -141,10 +141,9 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
                 bar.abandon();
                 return Ok(Status::Interrupted);
             }
-            s.train
-                .images
-                .gather_f32(batches.next_batch(), trainer.real_batch_mut());
-            let stats = match trainer.step() {
+            let images = &s.train.images;
+            let indices = batches.next_batch();
+            let stats = match trainer.step_with(&mut |real| images.gather_f32(indices, real)) {
                 Ok(st) => st,
                 Err(e) => {
                     losses.flush()?;
