@@ -84,13 +84,7 @@ pub fn loss_panels(curves: &[Curve], title: &str) -> Result<Vec<u8>, PlotError> 
         root.present().map_err(err)?;
     }
     let img = RgbImage::from_raw(WIDTH, HEIGHT, buf).expect("buffer has the image's size");
-    let mut bytes = Vec::new();
-    img.write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )
-    .map_err(|e| PlotError::Encode(e.to_string()))?;
-    Ok(bytes)
+    crate::encode_png(&img)
 }
 
 /// Distinct colours for up to ten runs, then they repeat.

@@ -62,8 +62,11 @@ impl SampleGrid {
     }
 }
 
-/// PNG bytes of a grey image.
-pub fn encode_png(img: &GrayImage) -> Result<Vec<u8>, PlotError> {
+/// PNG bytes of an image, grey or colour.
+pub fn encode_png<P>(img: &image::ImageBuffer<P, Vec<u8>>) -> Result<Vec<u8>, PlotError>
+where
+    P: image::PixelWithColorType<Subpixel = u8>,
+{
     let mut bytes = Vec::new();
     img.write_to(
         &mut std::io::Cursor::new(&mut bytes),
@@ -112,12 +115,5 @@ pub fn labelled_rows(rows: &[(String, GrayImage)]) -> Result<Vec<u8>, PlotError>
         }
         y += img.height() + PAD;
     }
-    let mut bytes = Vec::new();
-    canvas
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .map_err(|e| PlotError::Encode(e.to_string()))?;
-    Ok(bytes)
+    encode_png(&canvas)
 }

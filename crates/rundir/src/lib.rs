@@ -156,32 +156,34 @@ impl RunDir {
     }
 
     pub fn read_info(&self) -> Result<RunInfo, RunDirError> {
-        let path = self.file(RUN_FILE);
-        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
-        serde_json::from_str(&text).map_err(|e| RunDirError::Corrupt {
-            path,
-            message: format!("unreadable run.json: {e}"),
-        })
+        self.read_json(RUN_FILE)
     }
 
     /// Replaces `run.json` atomically, so a reader never sees half of it.
     pub fn write_info(&self, info: &RunInfo) -> Result<(), RunDirError> {
-        let json = serde_json::to_string_pretty(info).expect("RunInfo serialises");
-        write_atomic(&self.file(RUN_FILE), format!("{json}\n").as_bytes())
+        self.write_json(RUN_FILE, info)
     }
 
     pub fn read_metrics(&self) -> Result<Metrics, RunDirError> {
-        let path = self.file(METRICS_FILE);
-        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
-        serde_json::from_str(&text).map_err(|e| RunDirError::Corrupt {
-            path,
-            message: format!("unreadable metrics.json: {e}"),
-        })
+        self.read_json(METRICS_FILE)
     }
 
     pub fn write_metrics(&self, m: &Metrics) -> Result<(), RunDirError> {
-        let json = serde_json::to_string_pretty(m).expect("Metrics serialises");
-        write_atomic(&self.file(METRICS_FILE), format!("{json}\n").as_bytes())
+        self.write_json(METRICS_FILE, m)
+    }
+
+    fn read_json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, RunDirError> {
+        let path = self.file(name);
+        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+        serde_json::from_str(&text).map_err(|e| RunDirError::Corrupt {
+            path,
+            message: format!("unreadable {name}: {e}"),
+        })
+    }
+
+    fn write_json(&self, name: &str, value: &impl serde::Serialize) -> Result<(), RunDirError> {
+        let json = serde_json::to_string_pretty(value).expect("run files serialise");
+        write_atomic(&self.file(name), format!("{json}\n").as_bytes())
     }
 
     pub fn read_losses(&self) -> Result<Vec<LossRow>, RunDirError> {

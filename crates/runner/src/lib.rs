@@ -112,30 +112,51 @@ pub fn run(opts: &Options, interrupt: &AtomicBool) -> anyhow::Result<Outcome> {
         Some(path) => RunDir::create(path)?,
         None => RunDir::create_timestamped(&opts.runs_root, &spec.name, started)?,
     };
-    let info = start_run(
-        &spec,
-        &dir,
-        started,
-        threads,
-        Some(spec_path),
-        &opts.overrides,
-        None,
-    )?;
     if !opts.quiet {
         println!("run directory: {}", dir.path().display());
     }
-    let session = session::Session {
-        spec: &spec,
-        train: &train,
-        dir: &dir,
+    let source = RunSource {
+        spec: spec_path,
+        overrides: &opts.overrides,
+        sweep_point: None,
+    };
+    let result = run_fresh(
+        &spec, &train, &dir, &source, threads, opts.quiet, None, interrupt,
+    );
+    finish(result, &dir)
+}
+
+/// Where a run's spec came from, for `run.json` (and the spec checks of a resume).
+pub(crate) struct RunSource<'a> {
+    pub spec: &'a Path,
+    pub overrides: &'a [String],
+    pub sweep_point: Option<&'a str>,
+}
+
+/// Starts `spec` in the new directory `dir` and trains it to the end.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_fresh(
+    spec: &Spec,
+    train: &Split,
+    dir: &RunDir,
+    source: &RunSource,
+    threads: usize,
+    quiet: bool,
+    label: Option<String>,
+    interrupt: &AtomicBool,
+) -> anyhow::Result<Status> {
+    let info = start_run(spec, dir, SystemTime::now(), threads, source)?;
+    session::execute(session::Session {
+        spec,
+        train,
+        dir,
         info,
         start: None,
         threads,
-        quiet: opts.quiet,
-        label: None,
+        quiet,
+        label,
         interrupt,
-    };
-    finish(session::execute(session), &dir)
+    })
 }
 
 /// Maps a session's result to an outcome, naming the run in errors.
@@ -154,9 +175,7 @@ fn start_run(
     dir: &RunDir,
     started: SystemTime,
     threads: usize,
-    source: Option<&Path>,
-    overrides: &[String],
-    sweep_point: Option<&str>,
+    source: &RunSource,
 ) -> anyhow::Result<RunInfo> {
     let yaml = spec.to_yaml();
     write_atomic(&dir.file(gan_rundir::SPEC_FILE), yaml.as_bytes())?;
@@ -177,9 +196,9 @@ fn start_run(
         machine: provenance::machine(),
         git: provenance::git(),
         versions: provenance::versions(),
-        spec_source: source.map(|p| p.display().to_string()),
-        overrides: overrides.to_vec(),
-        sweep_point: sweep_point.map(String::from),
+        spec_source: Some(source.spec.display().to_string()),
+        overrides: source.overrides.to_vec(),
+        sweep_point: source.sweep_point.map(String::from),
         spec_sha256: sha256_hex(yaml.as_bytes()),
         resumed_at: Vec::new(),
     };

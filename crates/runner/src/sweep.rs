@@ -17,8 +17,7 @@ use gan_spec::{Spec, SweepPoint};
 use serde::{Deserialize, Serialize};
 
 use crate::resume::resume_session;
-use crate::session::{execute, Session};
-use crate::{ensure_data, start_run, training_images, Options, Outcome};
+use crate::{ensure_data, run_fresh, training_images, Options, Outcome, RunSource};
 
 /// `I/N`: the I-th (from 0) of N disjoint slices of a sweep's grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,26 +279,21 @@ fn run_point(
     }
     let train = training_images(&point.spec, opts.quiet)?;
     let dir = RunDir::create(&path)?;
-    let info = start_run(
+    let source = RunSource {
+        spec: spec_path,
+        overrides: &opts.overrides,
+        sweep_point: Some(&point.name),
+    };
+    run_fresh(
         &point.spec,
+        &train,
         &dir,
-        SystemTime::now(),
+        &source,
         threads,
-        Some(spec_path),
-        &opts.overrides,
-        Some(&point.name),
-    )?;
-    execute(Session {
-        spec: &point.spec,
-        train: &train,
-        dir: &dir,
-        info,
-        start: None,
-        threads,
-        quiet: opts.quiet,
+        opts.quiet,
         label,
         interrupt,
-    })
+    )
 }
 
 #[cfg(test)]

@@ -3,43 +3,18 @@
 //! run directories as one sequential sweep.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const RUNNER: &str = env!("CARGO_BIN_EXE_runner");
+mod common;
+use common::{fixture_spec_file, ok, runner, RUNNER};
 
 /// On the fixture with batch 10: 110 steps an epoch, long enough to be killed in the middle.
 fn spec(dir: &Path, epochs: usize) -> PathBuf {
-    let path = dir.join("long.yaml");
-    let text = format!(
-        "name: long\nseed: 11\ndata:\n  dir: {}\nmodel:\n  hidden: 384\ntrain:\n  epochs: {epochs}\n  batch_size: 10\nsamples:\n  count: 3\n  every: 2\ncheckpoint:\n  keep: 2\n",
-        gan_data::fixture_dir().display()
+    let body = format!(
+        "model:\n  hidden: 384\ntrain:\n  epochs: {epochs}\n  batch_size: 10\nsamples:\n  count: 3\n  every: 2\ncheckpoint:\n  keep: 2\n"
     );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn runner(args: &[&str], cwd: &Path) -> Output {
-    Command::new(RUNNER)
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "runner failed ({:?}): {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    fixture_spec_file(dir, "long", "name: long\nseed: 11\n", &body)
 }
 
 fn spawn(args: &[&str], cwd: &Path) -> Child {
@@ -259,13 +234,8 @@ fn a_changed_spec_is_refused_unless_forced() {
 }
 
 fn sweep_spec(dir: &Path) -> PathBuf {
-    let path = dir.join("grid.yaml");
-    let text = format!(
-        "name: grid\ndata:\n  dir: {}\ntrain:\n  epochs: 2\nsamples:\n  every: 1\n  count: 2\nsweep:\n  seed: [1, 2, 3]\n  train.lr: [0.0002, 0.0005]\n",
-        gan_data::fixture_dir().display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    let body = "train:\n  epochs: 2\nsamples:\n  every: 1\n  count: 2\nsweep:\n  seed: [1, 2, 3]\n  train.lr: [0.0002, 0.0005]\n";
+    fixture_spec_file(dir, "grid", "name: grid\n", body)
 }
 
 fn point_dirs(parent: &Path) -> Vec<String> {

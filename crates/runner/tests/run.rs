@@ -4,34 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const RUNNER: &str = env!("CARGO_BIN_EXE_runner");
+mod common;
+use common::{fixture_spec_file, ok, runner, RUNNER};
 
 /// A spec on the fixture (1,100 training images): 2 epochs of 11 steps, a picture each epoch.
 fn fixture_spec(dir: &Path, extra: &str) -> PathBuf {
-    let path = dir.join("tiny.yaml");
-    let text = format!(
-        "name: tiny\nseed: 5\ndata:\n  dir: {}\ntrain:\n  epochs: 2\nsamples:\n  count: 4\n  every: 1\n{extra}",
-        gan_data::fixture_dir().display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn runner(args: &[&str], cwd: &Path) -> Output {
-    Command::new(RUNNER)
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("runner starts")
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "runner failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let body = format!("train:\n  epochs: 2\nsamples:\n  count: 4\n  every: 1\n{extra}");
+    fixture_spec_file(dir, "tiny", "name: tiny\nseed: 5\n", &body)
 }
 
 /// The error of a run that must fail cleanly: non-zero exit, one message, no panic.
