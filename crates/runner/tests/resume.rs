@@ -33,6 +33,19 @@ fn steps_logged(run: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// A run's `run.json`.
+fn run_json(run: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(run.join("run.json")).unwrap()).unwrap()
+}
+
+/// Polls until `done` (or a minute has passed, which the assertions that follow then catch).
+fn wait_until(done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// Steps `run.json` reports (updated after each epoch's checkpoint); `None` before it exists.
 fn steps_recorded(run: &Path) -> Option<u64> {
     let v: serde_json::Value =
@@ -65,8 +78,7 @@ fn assert_same_run(a: &Path, b: &Path) {
             b.display()
         );
     }
-    let info: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(b.join("run.json")).unwrap()).unwrap();
+    let info = run_json(b);
     assert_eq!(info["status"], "completed");
 }
 
@@ -81,19 +93,12 @@ fn killed_runs_resume_to_the_same_bytes() {
     for (i, after_steps) in [0usize, 150, 400].into_iter().enumerate() {
         let name = format!("killed{i}");
         let mut child = spawn(&[s, "--run-dir", &name, "--quiet"], t);
-        let deadline = Instant::now() + Duration::from_secs(60);
         let run = t.join(&name);
-        while (steps_recorded(&run).is_none() || steps_logged(&run) < after_steps)
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        wait_until(|| steps_recorded(&run).is_some() && steps_logged(&run) >= after_steps);
         std::thread::sleep(Duration::from_millis(25 + 17 * i as u64));
         child.kill().unwrap(); // SIGKILL: no chance to clean up
         let status = child.wait().unwrap();
-        let run = t.join(&name);
-        let info: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(run.join("run.json")).unwrap()).unwrap();
+        let info = run_json(&run);
         if info["status"] == "completed" {
             panic!("kill {i} came too late ({status:?}): the test machine is much faster than expected");
         }
@@ -115,11 +120,8 @@ fn ctrl_c_checkpoints_at_the_step_and_resumes_exactly() {
     let s = spec.to_str().unwrap();
     ok(&runner(&[s, "--run-dir", "whole", "--quiet"], t));
     let child = spawn(&[s, "--run-dir", "int", "--quiet"], t);
-    let deadline = Instant::now() + Duration::from_secs(60);
     // After epoch 0's checkpoint is written, then a little into epoch 1.
-    while steps_recorded(&t.join("int")).unwrap_or(0) < 110 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_until(|| steps_recorded(&t.join("int")).unwrap_or(0) >= 110);
     std::thread::sleep(Duration::from_millis(50));
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -127,8 +129,7 @@ fn ctrl_c_checkpoints_at_the_step_and_resumes_exactly() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "Ctrl-C exits with 130");
-    let info: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(t.join("int/run.json")).unwrap()).unwrap();
+    let info = run_json(&t.join("int"));
     assert_eq!(info["status"], "interrupted");
     let steps = info["steps_done"].as_u64().unwrap();
     assert!(
