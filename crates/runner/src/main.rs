@@ -10,7 +10,7 @@ use runner::{Options, Outcome};
 
 const AFTER_HELP: &str = "\
 Examples:
-  runner experiments/baseline.yaml                       train the tutorial into runs/baseline-<time>/
+  runner experiments/baseline.yaml                       train the tutorial
   runner experiments/smoke.yaml --set seed=7 --run-dir runs/s7
   runner --resume runs/baseline-20261128T101500Z         continue after Ctrl-C, a crash or kill -9
   runner experiments/seeds.yaml --jobs 2                 a sweep, two grid points at a time
