@@ -40,8 +40,9 @@ struct Cli {
     /// Parent of the default run directories <name>-<UTC time>
     #[arg(long, value_name = "DIR", default_value = "runs")]
     runs_root: PathBuf,
-    /// Threads of the training step [default: all logical CPUs]; results do not depend on it
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    /// Threads of the training step [default: all logical CPUs; 0 means the same, as in rayon];
+    /// results do not depend on it
+    #[arg(long, value_name = "N", env = "RAYON_NUM_THREADS")]
     threads: Option<u16>,
     /// Print nothing but errors (for scripts)
     #[arg(long, short)]
@@ -91,7 +92,7 @@ fn main() -> ExitCode {
         run_dir: cli.run_dir,
         runs_root: cli.runs_root,
         quiet: cli.quiet,
-        threads: cli.threads.map(usize::from),
+        threads: cli.threads.filter(|&n| n > 0).map(usize::from),
         resume: cli.resume,
         force: cli.force,
         jobs: cli.jobs.into(),

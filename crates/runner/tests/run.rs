@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::{fixture_spec_file, ok, runner, RUNNER};
+use common::{fixture_spec_file, ok, runner, runner_with_env, RUNNER};
 
 /// A spec on the fixture (1,100 training images): 2 epochs of 11 steps, a picture each epoch.
 fn fixture_spec(dir: &Path, extra: &str) -> PathBuf {
@@ -82,12 +82,17 @@ fn identical_runs_are_byte_identical_at_any_thread_count() {
         &[spec, "--run-dir", "a", "--quiet", "--threads", "1"],
         tmp.path(),
     ));
-    ok(&runner(
-        &[spec, "--run-dir", "b", "--quiet", "--threads", "2"],
+    // RAYON_NUM_THREADS is honoured when --threads is not given.
+    ok(&runner_with_env(
+        &[spec, "--run-dir", "b", "--quiet"],
         tmp.path(),
+        &[("RAYON_NUM_THREADS", "3")],
     ));
+    let info: serde_json::Value =
+        serde_json::from_slice(&read(&tmp.path().join("b/run.json"))).unwrap();
+    assert_eq!(info["threads"], 3, "RAYON_NUM_THREADS=3 gives 3 threads");
     ok(&runner(
-        &[spec, "--run-dir", "c", "--quiet", "--threads", "3"],
+        &[spec, "--run-dir", "c", "--quiet", "--threads", "2"],
         tmp.path(),
     ));
     for f in [
@@ -101,12 +106,12 @@ fn identical_runs_are_byte_identical_at_any_thread_count() {
         assert_eq!(
             a,
             read(&tmp.path().join("b").join(f)),
-            "{f} differs between 1 and 2 threads"
+            "{f} differs between 1 and 3 threads"
         );
         assert_eq!(
             a,
             read(&tmp.path().join("c").join(f)),
-            "{f} differs between 1 and 3 threads"
+            "{f} differs between 1 and 2 threads"
         );
     }
     ok(&runner(

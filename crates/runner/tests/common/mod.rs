@@ -9,8 +9,14 @@ pub const RUNNER: &str = env!("CARGO_BIN_EXE_runner");
 
 /// Runs the runner in `cwd` and waits for it.
 pub fn runner(args: &[&str], cwd: &Path) -> Output {
+    runner_with_env(args, cwd, &[])
+}
+
+/// Runs the runner in `cwd` with extra environment variables and waits for it.
+pub fn runner_with_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
     Command::new(RUNNER)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(cwd)
         .output()
         .expect("runner starts")
