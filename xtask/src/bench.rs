@@ -19,9 +19,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let data = args
-        .data
-        .unwrap_or_else(|| crate::project_root().join("data/mnist"));
+    let data = crate::mnist_dir(args.data);
     if gan_data::MnistFile::TrainImages.locate(&data).is_err() {
         bail!(
             "no MNIST in {}; run `cargo xtask fetch-mnist` first (or pass --data)",

@@ -60,16 +60,12 @@ pub struct SampleArgs {
     out: PathBuf,
 }
 
-fn data_dir(d: Option<PathBuf>) -> PathBuf {
-    d.unwrap_or_else(|| crate::project_root().join("data/mnist"))
-}
-
 fn log(s: &str) {
     eprintln!("{s}");
 }
 
 pub fn train_classifier(args: TrainClassifierArgs) -> anyhow::Result<()> {
-    let data = data_dir(args.data);
+    let data = crate::mnist_dir(args.data);
     if !args.force {
         if let Some(c) = Classifier::load_cached(&data)? {
             println!(
@@ -108,7 +104,7 @@ pub fn train_classifier(args: TrainClassifierArgs) -> anyhow::Result<()> {
 }
 
 pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
-    let data = data_dir(args.data);
+    let data = crate::mnist_dir(args.data);
     let classifier = ensure_classifier(&data, &mut log)?;
     let eval_data = EvalData::load(&data, &classifier)?;
     let refs = cached_references(&data, &eval_data, &classifier, args.samples, args.seed)?;

@@ -23,9 +23,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dir = args
-        .dir
-        .unwrap_or_else(|| crate::project_root().join("data/mnist"));
+    let dir = crate::mnist_dir(args.dir);
     let sources = match &args.from {
         Some(s) => vec![Source::parse(s)],
         None => default_sources(),

@@ -20,9 +20,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let from = args
-        .from
-        .unwrap_or_else(|| crate::project_root().join("data/mnist"));
+    let from = crate::mnist_dir(args.from);
     let out = args.out.unwrap_or_else(gan_data::fixture_dir);
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     for (images, labels, keep) in [

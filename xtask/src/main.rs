@@ -76,6 +76,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// The MNIST folder a command was given, else the runner's default `data/mnist` in the workspace.
+pub fn mnist_dir(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| project_root().join(gan_spec::DEFAULT_DATA_DIR))
+}
+
 /// The workspace root (the parent of this crate's folder).
 pub fn project_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
