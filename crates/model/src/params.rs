@@ -33,7 +33,7 @@ impl Mlp {
     pub fn init(input: usize, hidden: usize, output: usize, std: f32, rng: &mut impl Rng) -> Mlp {
         let mut mlp = Mlp::zeros(input, hidden, output);
         let normal = Normal::new(0.0f32, std).expect("init_std is finite and >= 0");
-        let (w1, w2) = (mlp.slots()[0].range.clone(), mlp.slots()[2].range.clone());
+        let [w1, _, w2, _] = layout(mlp.dims());
         for range in [w1, w2] {
             for p in &mut mlp.params[range] {
                 *p = normal.sample(rng);
@@ -43,7 +43,7 @@ impl Mlp {
     }
 
     pub fn zeros(input: usize, hidden: usize, output: usize) -> Mlp {
-        let len = hidden * input + hidden + output * hidden + output;
+        let len = layout((input, hidden, output))[3].end;
         Mlp {
             input,
             hidden,
@@ -55,70 +55,64 @@ impl Mlp {
     /// The four tensors in buffer order, named like PyTorch's `nn.Sequential` of
     /// `Linear(0), ReLU(1), Linear(2)`.
     pub fn slots(&self) -> [ParamSlot; 4] {
-        let (i, h, o) = (self.input, self.hidden, self.output);
-        let w1 = 0..h * i;
-        let b1 = w1.end..w1.end + h;
-        let w2 = b1.end..b1.end + o * h;
-        let b2 = w2.end..w2.end + o;
+        let (i, h, o) = self.dims();
+        let [w1, b1, w2, b2] = layout(self.dims());
+        let slot = |name, shape, range| ParamSlot { name, shape, range };
         [
-            ParamSlot {
-                name: "0.weight",
-                shape: vec![h, i],
-                range: w1,
-            },
-            ParamSlot {
-                name: "0.bias",
-                shape: vec![h],
-                range: b1,
-            },
-            ParamSlot {
-                name: "2.weight",
-                shape: vec![o, h],
-                range: w2,
-            },
-            ParamSlot {
-                name: "2.bias",
-                shape: vec![o],
-                range: b2,
-            },
+            slot("0.weight", vec![h, i], w1),
+            slot("0.bias", vec![h], b1),
+            slot("2.weight", vec![o, h], w2),
+            slot("2.bias", vec![o], b2),
         ]
     }
 
     pub fn w1(&self) -> &[f32] {
-        &self.params[..self.hidden * self.input]
+        self.part(0)
     }
 
     pub fn b1(&self) -> &[f32] {
-        let s = self.hidden * self.input;
-        &self.params[s..s + self.hidden]
+        self.part(1)
     }
 
     pub fn w2(&self) -> &[f32] {
-        let s = self.hidden * self.input + self.hidden;
-        &self.params[s..s + self.output * self.hidden]
+        self.part(2)
     }
 
     pub fn b2(&self) -> &[f32] {
-        &self.params[self.params.len() - self.output..]
+        self.part(3)
+    }
+
+    /// Part `k` of the buffer in layout order (0 = w1, ..., 3 = b2).
+    fn part(&self, k: usize) -> &[f32] {
+        let ranges = layout(self.dims());
+        &self.params[ranges[k].clone()]
+    }
+
+    pub(crate) fn dims(&self) -> Dims {
+        (self.input, self.hidden, self.output)
     }
 }
 
 /// The layer sizes of an [`Mlp`]: (input, hidden, output).
 pub(crate) type Dims = (usize, usize, usize);
 
-impl Mlp {
-    pub(crate) fn dims(&self) -> Dims {
-        (self.input, self.hidden, self.output)
-    }
+/// Where w1, b1, w2 and b2 lie in the flat buffer of an MLP of `dims`: the one place that
+/// knows the layout.
+fn layout((i, h, o): Dims) -> [std::ops::Range<usize>; 4] {
+    let w1 = 0..h * i;
+    let b1 = w1.end..w1.end + h;
+    let w2 = b1.end..b1.end + o * h;
+    let b2 = w2.end..w2.end + o;
+    [w1, b1, w2, b2]
 }
 
 /// Splits a flat buffer laid out like an MLP of `dims` into its parts (w1, b1, w2, b2).
 pub(crate) fn split_mut(dims: Dims, buf: &mut [f32]) -> [&mut [f32]; 4] {
-    let (i, h, o) = dims;
-    let (w1, rest) = buf.split_at_mut(h * i);
-    let (b1, rest) = rest.split_at_mut(h);
-    let (w2, b2) = rest.split_at_mut(o * h);
-    [w1, b1, w2, b2]
+    let [w1, b1, w2, _] = layout(dims).map(|r| r.len());
+    let (pw1, rest) = buf.split_at_mut(w1);
+    let (pb1, rest) = rest.split_at_mut(b1);
+    let (pw2, pb2) = rest.split_at_mut(w2);
+    [pw1, pb1, pw2, pb2]
 }
 
 /// The generator `noise -> hidden -> 784 (sigmoid)` and discriminator `784 -> hidden -> 1`.
