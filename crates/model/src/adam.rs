@@ -7,10 +7,6 @@ use rayon::prelude::*;
 
 use crate::config::AdamConfig;
 
-/// Elements per parallel chunk: fixed, so the work split never depends on the thread count
-/// (each element is updated independently, so results would not either).
-const CHUNK: usize = 1 << 14;
-
 /// The state of one Adam optimiser over one flat parameter buffer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Adam {
@@ -38,15 +34,7 @@ impl Adam {
         assert_eq!(params.len(), self.m.len());
         assert_eq!(grads.len(), self.m.len());
         let k = self.begin();
-        params
-            .par_chunks_mut(CHUNK)
-            .zip(grads.par_chunks(CHUNK))
-            .zip(
-                self.m
-                    .par_chunks_mut(CHUNK)
-                    .zip(self.v.par_chunks_mut(CHUNK)),
-            )
-            .for_each(|((p, g), (m, v))| apply(&k, p, g, m, v));
+        apply(&k, params, grads, &mut self.m, &mut self.v);
     }
 
     /// Starts update `t + 1`; the caller then [`apply`]s it to every part of the parameters
@@ -78,6 +66,25 @@ pub(crate) struct Coefficients {
     beta2: f32,
     eps: f32,
     lr_t: f32,
+}
+
+/// One Adam update applied block by block, each block of the gradient `g` computed by
+/// `fill(i, block_of_g)` just before it is used, while it is still in cache. Blocks are
+/// `block` elements; block `i` starts at element `i * block`.
+pub(crate) fn apply_in_blocks(
+    k: &Coefficients,
+    block: usize,
+    [p, g, m, v]: [&mut [f32]; 4],
+    fill: impl Fn(usize, &mut [f32]) + Sync,
+) {
+    g.par_chunks_mut(block)
+        .zip(p.par_chunks_mut(block))
+        .zip(m.par_chunks_mut(block).zip(v.par_chunks_mut(block)))
+        .enumerate()
+        .for_each(|(i, ((g, p), (m, v)))| {
+            fill(i, g);
+            apply(k, p, g, m, v);
+        });
 }
 
 /// One Adam update of `p` (and its moments `m`, `v`) with gradient `g`.

@@ -11,12 +11,11 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
-use rayon::prelude::*;
 
 use crate::adam::{self, Adam};
 use crate::config::{GeneratorLoss, TrainConfig};
 use crate::kernels::{self, matmul, sigmoid, softplus, Split, View};
-use crate::params::{split_mut, Gan};
+use crate::params::{split_mut, Gan, Mlp};
 use crate::rng::{stream, Stream};
 use crate::IMAGE_PIXELS;
 
@@ -211,7 +210,7 @@ impl Trainer {
         let x = IMAGE_PIXELS;
         let ws = &mut self.ws;
         let g = &self.gan.generator;
-        let (zd, h) = (g.input, g.hidden);
+        let h = g.hidden;
         {
             // G's forward pass (writing its output as the fake half of D's input) runs beside
             // the real batch's gather and D's forward pass on it, which do not depend on G: two
@@ -226,13 +225,7 @@ impl Trainer {
                     for v in z.iter_mut() {
                         *v = noise.sample(StandardNormal);
                     }
-                    matmul(
-                        h1,
-                        View::rows(z, b, zd),
-                        View::transposed(g.w1(), h, zd),
-                        Split::None,
-                    );
-                    kernels::bias_relu(h1, g.b1());
+                    hidden_layer(h1, z, g, Split::None);
                     matmul(
                         fake,
                         View::rows(h1, b, h),
@@ -243,22 +236,10 @@ impl Trainer {
                 },
                 || {
                     fill_real(real);
-                    matmul(
-                        k_real,
-                        View::rows(real, b, x),
-                        View::transposed(d.w1(), h, x),
-                        Split::None,
-                    );
-                    kernels::bias_relu(k_real, d.b1());
+                    hidden_layer(k_real, real, d, Split::None);
                 },
             );
-            matmul(
-                k_fake,
-                View::rows(fake, b, x),
-                View::transposed(d.w1(), h, x),
-                Split::Cols(2),
-            );
-            kernels::bias_relu(k_fake, d.b1());
+            hidden_layer(k_fake, fake, d, Split::Cols(2));
             kernels::rows_dot(&mut ws.logits, &ws.k1, d.w2(), d.b2()[0]);
         }
 
@@ -301,16 +282,10 @@ impl Trainer {
         let [mw1, mb1, mw2, mb2] = split_mut(dims, &mut self.adam_d.m);
         let [vw1, vb1, vw2, vb2] = split_mut(dims, &mut self.adam_d.v);
         let (dc1, inp) = (&ws.dc1, &ws.inp);
-        let block = W1_ROW_BLOCK * x;
-        gw1.par_chunks_mut(block)
-            .zip(pw1.par_chunks_mut(block))
-            .zip(mw1.par_chunks_mut(block).zip(vw1.par_chunks_mut(block)))
-            .enumerate()
-            .for_each(|(i, ((g, p), (m, v)))| {
-                let lhs = View::transposed(dc1, 2 * b, h);
-                kernels::matmul_rows(g, lhs, View::rows(inp, 2 * b, x), i * W1_ROW_BLOCK);
-                adam::apply(&k, p, g, m, v);
-            });
+        adam::apply_in_blocks(&k, W1_ROW_BLOCK * x, [pw1, gw1, mw1, vw1], |i, g| {
+            let lhs = View::transposed(dc1, 2 * b, h);
+            kernels::matmul_rows(g, lhs, View::rows(inp, 2 * b, x), i * W1_ROW_BLOCK);
+        });
         adam::apply(&k, pb1, gb1, mb1, vb1);
         adam::apply(&k, pw2, gw2, mw2, vw2);
         adam::apply(&k, pb2, gb2, mb2, vb2);
@@ -332,13 +307,7 @@ impl Trainer {
         let rows = b * h;
         // G did not change since the D step, so its output and hidden layer are reused.
         let k1 = &mut ws.k1[..rows];
-        matmul(
-            k1,
-            View::rows(fake, b, x),
-            View::transposed(d.w1(), h, x),
-            Split::Cols(2),
-        );
-        kernels::bias_relu(k1, d.b1());
+        hidden_layer(k1, fake, d, Split::Cols(2));
         kernels::rows_dot(&mut ws.logits[..b], k1, d.w2(), d.b2()[0]);
         let inv_b = 1.0 / b as f32;
         let mut objective = 0.0f64;
@@ -389,20 +358,10 @@ impl Trainer {
         rayon::join(
             || {
                 // The output layer's weight gradient in blocks of rows, each updated at once.
-                let block = W2_ROW_BLOCK * h;
-                gw2.par_chunks_mut(block)
-                    .zip(pw2.par_chunks_mut(block))
-                    .zip(mw2.par_chunks_mut(block).zip(vw2.par_chunks_mut(block)))
-                    .enumerate()
-                    .for_each(|(i, ((g, p), (m, v)))| {
-                        kernels::matmul_rows(
-                            g,
-                            View::transposed(dfake, b, x),
-                            View::rows(h1, b, h),
-                            i * W2_ROW_BLOCK,
-                        );
-                        adam::apply(&k, p, g, m, v);
-                    });
+                adam::apply_in_blocks(&k, W2_ROW_BLOCK * h, [pw2, gw2, mw2, vw2], |i, g| {
+                    let lhs = View::transposed(dfake, b, x);
+                    kernels::matmul_rows(g, lhs, View::rows(h1, b, h), i * W2_ROW_BLOCK);
+                });
             },
             || {
                 kernels::column_sums(gb2, dfake);
@@ -439,6 +398,14 @@ fn check_finite(step: u64, what: &'static str, value: f32) -> Result<(), TrainEr
     } else {
         Err(TrainError::NonFinite { step, what, value })
     }
+}
+
+/// `out = relu(input · w1ᵀ + b1)`: `mlp`'s hidden layer for the rows of `input`.
+fn hidden_layer(out: &mut [f32], input: &[f32], mlp: &Mlp, split: Split) {
+    let (i, h) = (mlp.input, mlp.hidden);
+    let w1 = View::transposed(mlp.w1(), h, i);
+    matmul(out, View::rows(input, input.len() / i, i), w1, split);
+    kernels::bias_relu(out, mlp.b1());
 }
 
 /// Gradient at D's hidden pre-activation: `dl[r] * w2` where the ReLU was active.
