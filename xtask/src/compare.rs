@@ -93,10 +93,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 
+    let samples: Vec<BTreeMap<usize, Vec<u8>>> = summaries.iter().map(sample_map).collect();
     let mut pairs = Vec::new();
     for i in 0..dirs.len() {
         for j in i + 1..dirs.len() {
-            pairs.push(pair(&summaries[i], &summaries[j], &labels[i], &labels[j]));
+            let (a, b) = ((&summaries[i], &samples[i]), (&summaries[j], &samples[j]));
+            pairs.push(pair(a, b, &labels[i], &labels[j]));
         }
     }
 
@@ -190,41 +192,20 @@ fn labels(dirs: &[PathBuf]) -> Vec<String> {
         .collect()
 }
 
-/// `spec.yaml` as `dotted.key -> value`.
+/// `spec.yaml` as `dotted.key -> value` (empty when it is missing or unreadable: the
+/// run's problem shows in its summary).
 fn flat_spec(dir: &Path) -> BTreeMap<String, String> {
-    fn walk(v: &serde_yaml::Value, prefix: &str, out: &mut BTreeMap<String, String>) {
-        match v {
-            serde_yaml::Value::Mapping(m) => {
-                for (k, v) in m {
-                    let k = k
-                        .as_str()
-                        .map(String::from)
-                        .unwrap_or_else(|| format!("{k:?}"));
-                    let key = if prefix.is_empty() {
-                        k
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    walk(v, &key, out);
-                }
-            }
-            other => {
-                let text = serde_yaml::to_string(other).unwrap_or_default();
-                out.insert(prefix.to_string(), text.trim().to_string());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    if let Some(v) = std::fs::read_to_string(dir.join(gan_rundir::SPEC_FILE))
+    std::fs::read_to_string(dir.join(gan_rundir::SPEC_FILE))
         .ok()
         .and_then(|t| serde_yaml::from_str::<serde_yaml::Value>(&t).ok())
-    {
-        walk(&v, "", &mut out);
-    }
-    out
+        .map(|v| gan_spec::flatten(&v))
+        .unwrap_or_default()
 }
 
-fn pair(a: &RunSummary, b: &RunSummary, la: &str, lb: &str) -> PairReport {
+/// A run's summary with its sample pictures (epoch -> PNG bytes).
+type RunWithSamples<'a> = (&'a RunSummary, &'a BTreeMap<usize, Vec<u8>>);
+
+fn pair((a, sa): RunWithSamples, (b, sb): RunWithSamples, la: &str, lb: &str) -> PairReport {
     let cmp = compare_losses(&a.losses, &b.losses);
     let (losses, bit_identical_losses) = match &cmp {
         _ if a.losses.is_empty() || b.losses.is_empty() => ("no loss log to compare".to_string(), false),
@@ -243,8 +224,6 @@ fn pair(a: &RunSummary, b: &RunSummary, la: &str, lb: &str) -> PairReport {
             false,
         ),
     };
-    let sa = sample_map(a);
-    let sb = sample_map(b);
     let common: Vec<&usize> = sa.keys().filter(|e| sb.contains_key(e)).collect();
     let differing: Vec<&&usize> = common.iter().filter(|e| sa[e] != sb[e]).collect();
     let (samples, identical_samples) = if common.is_empty() {

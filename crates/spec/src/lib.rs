@@ -11,7 +11,9 @@ mod load;
 
 use serde::{Deserialize, Serialize};
 
-pub use load::{apply_override, expand_sweep, load_spec, parse_spec, SpecError, SweepPoint};
+pub use load::{
+    apply_override, expand_sweep, flatten, load_spec, parse_spec, SpecError, SweepPoint,
+};
 
 /// A full experiment description. Serialised back (`to_yaml`) it is the resolved spec a
 /// run directory keeps, enough to rerun the run exactly.

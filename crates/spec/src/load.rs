@@ -295,13 +295,7 @@ fn check_keys(
         if prefix.is_empty() && k.as_str() == Some("sweep") {
             continue; // checked by `check_sweep`: its keys are dotted spec keys
         }
-        let name = match k {
-            Value::String(s) => s.clone(),
-            other => serde_yaml::to_string(other)
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
-        };
+        let name = key_text(k);
         let dotted = if prefix.is_empty() {
             name.clone()
         } else {
@@ -319,6 +313,46 @@ fn check_keys(
         }
     }
     Ok(())
+}
+
+/// A spec's YAML tree as `dotted.key -> value` (each leaf written as YAML), the form in which
+/// specs are compared and keys listed.
+pub fn flatten(value: &Value) -> std::collections::BTreeMap<String, String> {
+    fn walk(v: &Value, prefix: &str, out: &mut std::collections::BTreeMap<String, String>) {
+        match v.as_mapping() {
+            Some(map) => {
+                for (k, v) in map {
+                    let dotted = if prefix.is_empty() {
+                        key_text(k)
+                    } else {
+                        format!("{prefix}.{}", key_text(k))
+                    };
+                    walk(v, &dotted, out);
+                }
+            }
+            None => {
+                out.insert(prefix.to_string(), yaml_text(v));
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(value, "", &mut out);
+    out
+}
+
+/// A mapping key as written in YAML (keys are strings in every valid spec).
+fn key_text(k: &Value) -> String {
+    match k {
+        Value::String(s) => s.clone(),
+        other => yaml_text(other),
+    }
+}
+
+fn yaml_text(v: &Value) -> String {
+    serde_yaml::to_string(v)
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 /// ", did you mean `x`?" for the known key closest to `key`, plus where the key list is.

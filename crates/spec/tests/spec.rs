@@ -132,30 +132,10 @@ fn the_resolved_spec_reads_back_identically() {
 /// Every leaf of the spec is documented in `KEYS` and the other way round.
 #[test]
 fn the_key_list_is_complete() {
-    fn leaves(v: &serde_yaml::Value, prefix: &str, out: &mut Vec<String>) {
-        match v.as_mapping() {
-            Some(m) => {
-                for (k, v) in m {
-                    let k = k.as_str().unwrap();
-                    let dotted = if prefix.is_empty() {
-                        k.to_string()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    leaves(v, &dotted, out);
-                }
-            }
-            None => out.push(prefix.to_string()),
-        }
-    }
-    let mut from_type = Vec::new();
-    leaves(
-        &serde_yaml::to_value(Spec::default()).unwrap(),
-        "",
-        &mut from_type,
-    );
+    let from_type: Vec<String> = gan_spec::flatten(&serde_yaml::to_value(Spec::default()).unwrap())
+        .into_keys()
+        .collect();
     let mut documented: Vec<String> = KEYS.iter().map(|k| k.key.to_string()).collect();
-    from_type.sort();
     documented.sort();
     assert_eq!(from_type, documented);
 }
