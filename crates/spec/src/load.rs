@@ -134,12 +134,7 @@ pub fn expand_sweep(spec: &Spec, origin: &str) -> Result<Vec<SweepPoint>, SpecEr
                 .as_sequence()
                 .expect("checked")
                 .iter()
-                .map(|x| {
-                    serde_yaml::to_string(x)
-                        .unwrap_or_default()
-                        .trim()
-                        .to_string()
-                })
+                .map(yaml_text)
                 .collect();
             (k.as_str().expect("checked").to_string(), values)
         })
@@ -222,11 +217,11 @@ fn check_sweep(sweep: &Mapping, origin: &dyn Fn(&str) -> String) -> Result<(), S
         }
         let mut seen = std::collections::HashSet::new();
         for x in values {
-            let text = serde_yaml::to_string(x).unwrap_or_default();
+            let text = yaml_text(x);
             if !seen.insert(text.clone()) {
                 return Err(SpecError::Invalid {
                     origin: origin(&key),
-                    message: format!("sweep.{key} lists {} twice", text.trim()),
+                    message: format!("sweep.{key} lists {text} twice"),
                 });
             }
         }
