@@ -212,6 +212,8 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
     Ok(Status::Completed)
 }
 
+/// Writes a checkpoint at `at`; the caller then writes `run.json` (at an epoch's end right
+/// away, on Ctrl-C with the `interrupted` status).
 fn save_checkpoint(
     s: &mut Session,
     trainer: &Trainer,
@@ -224,7 +226,6 @@ fn save_checkpoint(
         .write_checkpoint(trainer.steps_done(), &bytes, s.spec.checkpoint.keep)
         .context("writing a checkpoint")?;
     s.info.steps_done = trainer.steps_done();
-    s.dir.write_info(&s.info)?;
     Ok(())
 }
 
