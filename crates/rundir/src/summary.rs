@@ -23,6 +23,18 @@ impl std::fmt::Display for Shown {
     }
 }
 
+impl Shown {
+    /// How a run with this `run.json` is shown: `stale` when it says `running` but its
+    /// process is gone.
+    pub fn of(info: &RunInfo) -> Shown {
+        if is_stale(info) {
+            Shown::Stale
+        } else {
+            Shown::Run(info.status)
+        }
+    }
+}
+
 /// The headline sample-quality numbers of `metrics.json`, when a run has them.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Headline {
@@ -65,11 +77,7 @@ pub fn summarize(path: &Path) -> RunSummary {
     };
     match dir.read_info() {
         Ok(info) => {
-            s.shown = if is_stale(&info) {
-                Shown::Stale
-            } else {
-                Shown::Run(info.status)
-            };
+            s.shown = Shown::of(&info);
             s.info = Some(info);
         }
         Err(e) => s.problem = Some(e.to_string()),

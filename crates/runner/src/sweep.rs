@@ -252,13 +252,8 @@ fn run_point(
 ) -> anyhow::Result<Status> {
     let path: PathBuf = parent.join(&point.name);
     if path.join(gan_rundir::RUN_FILE).is_file() {
-        let info = RunDir::open(&path)?.read_info()?;
-        let shown = if gan_rundir::is_stale(&info) {
-            Shown::Stale
-        } else {
-            Shown::Run(info.status)
-        };
-        match shown {
+        let dir = RunDir::open(&path)?;
+        match Shown::of(&dir.read_info()?) {
             Shown::Run(Status::Completed) => {
                 if !opts.quiet {
                     println!("{}: already completed, skipped", point.name);
@@ -271,10 +266,7 @@ fn run_point(
                     path.display()
                 )
             }
-            _ => {
-                let dir = RunDir::open(&path)?;
-                return resume_session(&dir, false, threads, opts.quiet, label, interrupt);
-            }
+            _ => return resume_session(&dir, false, threads, opts.quiet, label, interrupt),
         }
     }
     let train = training_images(&point.spec, opts.quiet)?;
