@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use gan_eval::{
     ensure_classifier, evaluate_run, references, Classifier, EvalData, References, TrainOptions,
 };
-use gan_rundir::{write_atomic, RunDir, SampleMetrics};
+use gan_rundir::{write_json_atomic, RunDir, SampleMetrics};
 
 use crate::table::render;
 
@@ -210,7 +210,7 @@ fn cached_references(
         path.display()
     );
     let r = references(eval_data, classifier, samples, seed);
-    write_atomic(&path, serde_json::to_string_pretty(&r)?.as_bytes())?;
+    write_json_atomic(&path, &r)?;
     Ok(r)
 }
 

@@ -176,8 +176,7 @@ impl Classifier {
             .map_err(|e| EvalError::Classifier(format!("{}: {e}", tmp.display())))?;
         std::fs::rename(&tmp, dir.join(WEIGHTS))
             .map_err(|e| EvalError::Io(dir.display().to_string(), e))?;
-        let card = serde_json::to_string_pretty(&self.card).expect("card serialises");
-        gan_rundir::write_atomic(&dir.join(CARD), card.as_bytes())?;
+        gan_rundir::write_json_atomic(&dir.join(CARD), &self.card)?;
         Ok(dir.join(WEIGHTS))
     }
 

@@ -182,8 +182,7 @@ impl RunDir {
     }
 
     fn write_json(&self, name: &str, value: &impl serde::Serialize) -> Result<(), RunDirError> {
-        let json = serde_json::to_string_pretty(value).expect("run files serialise");
-        write_atomic(&self.file(name), format!("{json}\n").as_bytes())
+        write_json_atomic(&self.file(name), value)
     }
 
     pub fn read_losses(&self) -> Result<Vec<LossRow>, RunDirError> {
@@ -213,6 +212,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
     tmp.as_file().sync_all().map_err(io_err(path))?;
     tmp.persist(path).map_err(|e| io_err(path)(e.error))?;
     Ok(())
+}
+
+/// Writes `value` as pretty JSON (with a final newline) through [`write_atomic`].
+pub fn write_json_atomic(path: &Path, value: &impl serde::Serialize) -> Result<(), RunDirError> {
+    let json = serde_json::to_string_pretty(value).expect("plain data serialises to JSON");
+    write_atomic(path, format!("{json}\n").as_bytes())
 }
 
 /// `2026-11-28T08:09:24Z`

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
 use anyhow::{bail, Context};
-use gan_rundir::{write_atomic, RunDir, Shown, Status, SWEEP_FILE};
+use gan_rundir::{write_json_atomic, RunDir, Shown, Status, SWEEP_FILE};
 use gan_spec::{Spec, SweepPoint};
 use serde::{Deserialize, Serialize};
 
@@ -233,10 +233,7 @@ fn write_index(
         }
         return Ok(());
     }
-    write_atomic(
-        &path,
-        format!("{}\n", serde_json::to_string_pretty(&index)?).as_bytes(),
-    )?;
+    write_json_atomic(&path, &index)?;
     Ok(())
 }
 
