@@ -151,14 +151,8 @@ fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         if p.join(gan_rundir::RUN_FILE).is_file() {
             out.push(p.clone());
         } else if p.join(gan_rundir::SWEEP_FILE).is_file() {
-            let mut inner: Vec<PathBuf> = std::fs::read_dir(p)
-                .with_context(|| format!("reading {}", p.display()))?
-                .flatten()
-                .map(|e| e.path())
-                .filter(|d| d.join(gan_rundir::RUN_FILE).is_file())
-                .collect();
-            inner.sort();
-            out.extend(inner);
+            let runs = gan_rundir::sweep_runs(p);
+            out.extend(runs.with_context(|| format!("reading {}", p.display()))?);
         } else if p.is_dir() {
             // Damaged runs are still compared: their problems show in the report.
             out.push(p.clone());

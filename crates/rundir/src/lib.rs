@@ -27,7 +27,8 @@ pub use info::{GitInfo, Machine, RunInfo, Status, RUN_FORMAT};
 pub use losses::{epoch_means, read_losses, EpochMeans, LossRow, LossWriter, LOSS_HEADER};
 pub use metrics::{ClassifierInfo, Coverage, Metrics, Parzen, SampleMetrics, METRICS_FORMAT};
 pub use summary::{
-    compare_losses, is_stale, list_runs, summarize, Headline, LossComparison, RunSummary, Shown,
+    compare_losses, is_stale, list_runs, summarize, sweep_runs, Headline, LossComparison,
+    RunSummary, Shown,
 };
 
 pub const SPEC_FILE: &str = "spec.yaml";

@@ -107,11 +107,7 @@ pub fn list_runs(root: &Path) -> std::io::Result<Vec<RunSummary>> {
         if path.join(crate::RUN_FILE).is_file() {
             found.push(summarize(&path));
         } else if path.join(crate::SWEEP_FILE).is_file() {
-            for inner in std::fs::read_dir(&path)?.flatten() {
-                if inner.path().join(crate::RUN_FILE).is_file() {
-                    found.push(summarize(&inner.path()));
-                }
-            }
+            found.extend(sweep_runs(&path)?.iter().map(|p| summarize(p)));
         } else if !path
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with('.'))
@@ -130,6 +126,17 @@ pub fn list_runs(root: &Path) -> std::io::Result<Vec<RunSummary>> {
         start(b).cmp(&start(a)).then_with(|| a.dir.cmp(&b.dir))
     });
     Ok(found)
+}
+
+/// The run directories inside a sweep folder (one holding `sweep.json`), in name order.
+pub fn sweep_runs(sweep: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(sweep)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|d| d.join(crate::RUN_FILE).is_file())
+        .collect();
+    runs.sort();
+    Ok(runs)
 }
 
 fn read_headline(dir: &RunDir) -> Option<Headline> {
