@@ -74,7 +74,8 @@ pub struct RunInfo {
     /// Versions of the runner, rustc and the crates that decide the numbers.
     pub versions: BTreeMap<String, String>,
     /// The spec file the run was started from, as given, and the `--set` overrides
-    /// (for a sweep point: the sweep file, and the user's overrides then the point's).
+    /// (for a sweep point: the sweep file and the user's overrides; `sweep_point` names the
+    /// point, whose own overrides the sweep gives).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec_source: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
