@@ -198,10 +198,7 @@ fn cached_references(
     if let Some(r) = std::fs::read_to_string(&path)
         .ok()
         .and_then(|t| serde_json::from_str::<References>(&t).ok())
-        .filter(|r| {
-            r.classifier.architecture == classifier.card.architecture
-                && r.classifier.test_accuracy == classifier.card.test_accuracy
-        })
+        .filter(|r| r.classifier == classifier.info())
     {
         return Ok(r);
     }

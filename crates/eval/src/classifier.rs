@@ -80,6 +80,14 @@ const WEIGHTS: &str = "mnist-mlp.safetensors";
 const CARD: &str = "mnist-mlp.json";
 
 impl Classifier {
+    /// What `metrics.json` records of the classifier its numbers came from.
+    pub fn info(&self) -> gan_rundir::ClassifierInfo {
+        gan_rundir::ClassifierInfo {
+            architecture: self.card.architecture.clone(),
+            test_accuracy: self.card.test_accuracy,
+        }
+    }
+
     /// Trains on `train`, choosing nothing by the test set; reports validation and test accuracy.
     /// (`progress` is a trait object so this is compiled, optimised, in this crate rather than
     /// in each caller's.)

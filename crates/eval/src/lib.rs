@@ -59,6 +59,8 @@ pub struct EvalData {
     pub test: Split,
     test_pixels: Vec<f32>,
     test_features: Vec<f32>,
+    /// Mean and covariance of `test_features`: one side of every Frechet distance.
+    test_moments: (Vec<f64>, nalgebra::DMatrix<f64>),
     test_classes: Vec<f64>,
     /// The training split (for the reference row and for training the classifier).
     pub train: Split,
@@ -76,6 +78,7 @@ impl EvalData {
     pub fn new(train: Split, validation: Split, test: Split, classifier: &Classifier) -> EvalData {
         let test_pixels = test.images.to_f32();
         let (test_features, _) = classifier.features_and_probs(&test_pixels);
+        let test_moments = math::mean_cov(&test_features, classifier::FEATURES);
         let mut test_classes = vec![0.0f64; 10];
         for &l in &test.labels {
             test_classes[l as usize] += 1.0 / test.len() as f64;
@@ -85,6 +88,7 @@ impl EvalData {
             validation: val.images.to_f32(),
             test_pixels,
             test_features,
+            test_moments,
             test_classes,
             test,
             train,
@@ -125,7 +129,7 @@ pub fn evaluate_images(
     let n = samples.len() / IMAGE_PIXELS;
     let (features, probs) = classifier.features_and_probs(samples);
     let (m1, c1) = math::mean_cov(&features, classifier::FEATURES);
-    let (m2, c2) = math::mean_cov(&data.test_features, classifier::FEATURES);
+    let (m2, c2) = &data.test_moments;
     let mut histogram = vec![0u64; 10];
     for p in probs.chunks_exact(10) {
         histogram[classifier::argmax(p)] += 1;
@@ -135,7 +139,7 @@ pub fn evaluate_images(
         math::precision_recall(&data.test_features, &features, classifier::FEATURES, PR_K);
     SampleMetrics {
         parzen: with_parzen.then(|| parzen(samples, data)),
-        fid: math::frechet_distance(&m1, &c1, &m2, &c2),
+        fid: math::frechet_distance(&m1, &c1, m2, c2),
         inception_score: math::inception_score(&probs, 10),
         coverage: Coverage {
             classes_over_5pct: histogram
@@ -174,10 +178,7 @@ pub fn evaluate_run(
         format: METRICS_FORMAT.into(),
         samples,
         eval_seed,
-        classifier: ClassifierInfo {
-            architecture: classifier.card.architecture.clone(),
-            test_accuracy: classifier.card.test_accuracy,
-        },
+        classifier: classifier.info(),
         generated,
         seconds: start.elapsed().as_secs_f64(),
     };
@@ -210,10 +211,7 @@ pub fn references(
         samples: real.len() / IMAGE_PIXELS,
         real_train: evaluate_images(&real, data, classifier, true),
         noise_parzen: parzen(&noise, data),
-        classifier: ClassifierInfo {
-            architecture: classifier.card.architecture.clone(),
-            test_accuracy: classifier.card.test_accuracy,
-        },
+        classifier: classifier.info(),
     }
 }
 
