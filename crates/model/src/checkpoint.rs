@@ -17,7 +17,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::adam::Adam;
 use crate::config::{AdamConfig, ModelConfig};
-use crate::params::{Gan, Mlp};
+use crate::params::{Gan, Mlp, ParamSlot};
 use crate::trainer::TrainerState;
 use crate::IMAGE_PIXELS;
 
@@ -76,16 +76,21 @@ fn serialize(entries: &[Entry], metadata: BTreeMap<String, String>) -> Vec<u8> {
     safetensors::tensor::serialize(views, &Some(metadata)).expect("in-memory serialisation")
 }
 
-/// The weights of both networks (the run's final `model.safetensors`).
-pub fn encode_gan(gan: &Gan) -> Vec<u8> {
+/// The tensors of both networks' weights, generator first.
+fn weight_entries(gan: &Gan) -> Vec<Entry> {
     let mut entries = entries_for("generator", &gan.generator, &gan.generator.params);
     entries.extend(entries_for(
         "discriminator",
         &gan.discriminator,
         &gan.discriminator.params,
     ));
+    entries
+}
+
+/// The weights of both networks (the run's final `model.safetensors`).
+pub fn encode_gan(gan: &Gan) -> Vec<u8> {
     serialize(
-        &entries,
+        &weight_entries(gan),
         BTreeMap::from([(FORMAT_KEY.into(), WEIGHTS_FORMAT.into())]),
     )
 }
@@ -93,12 +98,7 @@ pub fn encode_gan(gan: &Gan) -> Vec<u8> {
 /// A full training state plus `extra` metadata of the caller's (e.g. the data order).
 pub fn encode_state(state: &TrainerState, extra: &BTreeMap<String, String>) -> Vec<u8> {
     let gan = &state.gan;
-    let mut entries = entries_for("generator", &gan.generator, &gan.generator.params);
-    entries.extend(entries_for(
-        "discriminator",
-        &gan.discriminator,
-        &gan.discriminator.params,
-    ));
+    let mut entries = weight_entries(gan);
     for (net, mlp, adam) in [
         ("generator", &gan.generator, &state.adam_g),
         ("discriminator", &gan.discriminator, &state.adam_d),
@@ -121,20 +121,12 @@ pub fn decode_gan(bytes: &[u8]) -> Result<Gan, CheckpointError> {
     let cfg = infer_config(&st)?;
     let mut gan = Gan::zeros(&cfg);
     let dev = Cpu::default();
-    let Gan {
-        generator,
-        discriminator,
-    } = &mut gan;
-    let gen_shape = generator.clone();
-    load_into(&dev, &st, "generator", &gen_shape, &mut generator.params)?;
-    let disc_shape = discriminator.clone();
-    load_into(
-        &dev,
-        &st,
-        "discriminator",
-        &disc_shape,
-        &mut discriminator.params,
-    )?;
+    for (prefix, mlp) in [
+        ("generator", &mut gan.generator),
+        ("discriminator", &mut gan.discriminator),
+    ] {
+        load_into(&dev, &st, prefix, mlp.slots(), &mut mlp.params)?;
+    }
     Ok(gan)
 }
 
@@ -162,14 +154,10 @@ pub fn decode_state(
         ("discriminator", &gan.discriminator),
     ] {
         let mut adam = Adam::new(adam, mlp.params.len());
-        load_into(&dev, &st, &format!("adam.{net}.exp_avg"), mlp, &mut adam.m)?;
-        load_into(
-            &dev,
-            &st,
-            &format!("adam.{net}.exp_avg_sq"),
-            mlp,
-            &mut adam.v,
-        )?;
+        let exp_avg = format!("adam.{net}.exp_avg");
+        load_into(&dev, &st, &exp_avg, mlp.slots(), &mut adam.m)?;
+        let exp_avg_sq = format!("adam.{net}.exp_avg_sq");
+        load_into(&dev, &st, &exp_avg_sq, mlp.slots(), &mut adam.v)?;
         adam.t = number(&format!("adam.{net}.step"))? as u64;
         adams.push(adam);
     }
@@ -236,15 +224,15 @@ fn infer_config(st: &SafeTensors) -> Result<ModelConfig, CheckpointError> {
     })
 }
 
-/// Loads the four tensors `<prefix>.<slot>` into `values` (laid out like `mlp`) with dfdx.
+/// Loads the four tensors `<prefix>.<slot>` into `values` (laid out as `slots` say) with dfdx.
 fn load_into(
     dev: &Cpu,
     st: &SafeTensors,
     prefix: &str,
-    mlp: &Mlp,
+    slots: [ParamSlot; 4],
     values: &mut [f32],
 ) -> Result<(), CheckpointError> {
-    for slot in mlp.slots() {
+    for slot in slots {
         let name = format!("{prefix}.{}", slot.name);
         let found = st
             .tensor(&name)
