@@ -7,6 +7,7 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 
 use crate::checkpoint::{load_gan, CheckpointError};
+use crate::dfdx_mlp::Net;
 use crate::params::Mlp;
 use crate::rng::{stream, Stream};
 
@@ -23,24 +24,13 @@ pub fn sample_noise(n: usize, noise_dim: usize, rng: &mut impl Rng) -> Vec<f32> 
 /// The generator's images (`rows x 784`, in [0, 1]) for noise `z` (`rows x noise_dim`).
 pub fn generate(generator: &Mlp, z: &[f32]) -> Vec<f32> {
     let dev = Cpu::default();
-    let (i, h, o) = (generator.input, generator.hidden, generator.output);
+    let (i, o) = (generator.input, generator.output);
     assert_eq!(z.len() % i, 0, "noise is not whole rows");
-    let tensor2 = |v: &[f32], r: usize, c: usize| dev.tensor_from_vec(v.to_vec(), (r, c));
-    let w1 = tensor2(generator.w1(), h, i);
-    let b1 = dev.tensor_from_vec(generator.b1().to_vec(), (h,));
-    let w2 = tensor2(generator.w2(), o, h);
-    let b2 = dev.tensor_from_vec(generator.b2().to_vec(), (o,));
+    let net = Net::new(&dev, generator);
     let mut out = Vec::with_capacity(z.len() / i * o);
     for chunk in z.chunks(CHUNK_ROWS * i) {
-        let rows = chunk.len() / i;
-        let z = tensor2(chunk, rows, i);
-        let hidden = (z.matmul(w1.clone().permute())
-            + b1.clone().broadcast_like::<_, Axis<0>>(&(rows, h)))
-        .relu();
-        let images = (hidden.matmul(w2.clone().permute())
-            + b2.clone().broadcast_like::<_, Axis<0>>(&(rows, o)))
-        .sigmoid();
-        out.extend(images.as_vec());
+        let z = dev.tensor_from_vec(chunk.to_vec(), (chunk.len() / i, i));
+        out.extend(net.logits(z).sigmoid().as_vec());
     }
     out
 }

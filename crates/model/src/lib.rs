@@ -13,6 +13,7 @@
 pub mod adam;
 pub mod checkpoint;
 mod config;
+mod dfdx_mlp;
 pub mod generate;
 pub mod kernels;
 mod params;

@@ -5,6 +5,7 @@
 use dfdx::prelude::*;
 
 use crate::config::GeneratorLoss;
+use crate::dfdx_mlp::Net;
 use crate::params::Mlp;
 
 /// The loss (in the tutorial's sign: the objective maximised) and the gradient of the
@@ -13,57 +14,6 @@ use crate::params::Mlp;
 pub struct LossAndGrad {
     pub objective: f32,
     pub grad: Vec<f32>,
-}
-
-struct Net {
-    w1: Tensor<(usize, usize), f32, Cpu>,
-    b1: Tensor<(usize,), f32, Cpu>,
-    w2: Tensor<(usize, usize), f32, Cpu>,
-    b2: Tensor<(usize,), f32, Cpu>,
-    hidden: usize,
-    output: usize,
-}
-
-impl Net {
-    fn new(dev: &Cpu, m: &Mlp) -> Net {
-        Net {
-            w1: dev.tensor_from_vec(m.w1().to_vec(), (m.hidden, m.input)),
-            b1: dev.tensor_from_vec(m.b1().to_vec(), (m.hidden,)),
-            w2: dev.tensor_from_vec(m.w2().to_vec(), (m.output, m.hidden)),
-            b2: dev.tensor_from_vec(m.b2().to_vec(), (m.output,)),
-            hidden: m.hidden,
-            output: m.output,
-        }
-    }
-
-    /// Pre-sigmoid output, with the tape (if any) carried by the input.
-    fn logits<T: Tape<f32, Cpu> + Merge<NoneTape>>(
-        &self,
-        x: Tensor<(usize, usize), f32, Cpu, T>,
-    ) -> Tensor<(usize, usize), f32, Cpu, T> {
-        let rows = x.shape().0;
-        let h = (x.matmul(self.w1.clone().permute())
-            + self
-                .b1
-                .clone()
-                .broadcast_like::<_, Axis<0>>(&(rows, self.hidden)))
-        .relu();
-        h.matmul(self.w2.clone().permute())
-            + self
-                .b2
-                .clone()
-                .broadcast_like::<_, Axis<0>>(&(rows, self.output))
-    }
-
-    fn grads(&self, g: &Gradients<f32, Cpu>) -> Vec<f32> {
-        [
-            g.get(&self.w1).as_vec(),
-            g.get(&self.b1).as_vec(),
-            g.get(&self.w2).as_vec(),
-            g.get(&self.b2).as_vec(),
-        ]
-        .concat()
-    }
 }
 
 /// D's step: `real` and `fake` are `rows x 784`; the objective is the tutorial's `loss_D`.
