@@ -50,15 +50,12 @@ impl<'a> View<'a> {
 
 /// How a product is cut into blocks that run in parallel. The cut is fixed by the caller,
 /// never derived from the thread count, so results are bit-identical with 1 thread or 64.
-/// Each block packs the operand that is not cut again, so the cheaper side to cut is the
-/// one whose other operand is small.
+/// (Blocks of output rows that need their own follow-up work use [`matmul_rows`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
     /// One block: the caller runs independent products side by side instead.
     None,
-    /// `n` blocks of output rows.
-    Rows(usize),
-    /// `n` blocks of output columns.
+    /// `n` blocks of output columns, each packing all of `a` (cheap when `a` is small).
     Cols(usize),
 }
 
@@ -87,49 +84,33 @@ pub fn matmul(dst: &mut [f32], a: View, b: View, split: Split) {
         dst.fill(0.0);
         return;
     }
-    let out = SendPtr(dst.as_mut_ptr());
-    let (split_rows, blocks) = match split {
-        Split::None => (true, 1),
-        Split::Rows(p) => (true, p.max(1)),
-        Split::Cols(p) => (false, p.max(1)),
+    let blocks = match split {
+        Split::None => return matmul_rows(dst, a, b, 0),
+        Split::Cols(p) => p.max(1),
     };
-    // Rows in multiples of 8 and columns in multiples of 16 keep gemm's tiles whole.
-    let (len, align) = if split_rows { (m, 8) } else { (n, 16) };
-    let block = len.div_ceil(blocks).div_ceil(align) * align;
+    let out = SendPtr(dst.as_mut_ptr());
+    // Columns in multiples of 16 keep gemm's tiles whole.
+    let block = n.div_ceil(blocks).div_ceil(16) * 16;
     let run = |i: usize| {
         let start = i * block;
-        let size = block.min(len - start);
-        // SAFETY: block `i` covers rows (or columns) `start..start + size` of `dst`, disjoint
-        // from every other block; `a` and `b` are only read and their views were bounds-checked.
+        let size = block.min(n - start);
+        // SAFETY: block `i` covers columns `start..start + size` of `dst`, disjoint from every
+        // other block; `a` and `b` are only read and their views were bounds-checked.
         unsafe {
-            if split_rows {
-                gemm_block(
-                    out.get().add(start * n),
-                    n,
-                    size,
-                    n,
-                    k,
-                    a.ptr_at(start, 0),
-                    a,
-                    b.ptr_at(0, 0),
-                    b,
-                );
-            } else {
-                gemm_block(
-                    out.get().add(start),
-                    n,
-                    m,
-                    size,
-                    k,
-                    a.ptr_at(0, 0),
-                    a,
-                    b.ptr_at(0, start),
-                    b,
-                );
-            }
+            gemm_block(
+                out.get().add(start),
+                n,
+                m,
+                size,
+                k,
+                a.ptr_at(0, 0),
+                a,
+                b.ptr_at(0, start),
+                b,
+            );
         }
     };
-    let count = len.div_ceil(block);
+    let count = n.div_ceil(block);
     if count == 1 {
         run(0);
     } else {
@@ -369,15 +350,17 @@ mod tests {
                 .map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0)
                 .collect();
             let want = naive(&a, &b, m, k, n);
-            let mut got = vec![f32::NAN; m * n];
-            matmul(
-                &mut got,
-                View::rows(&a, m, k),
-                View::rows(&b, k, n),
-                Split::Rows(3),
-            );
             let close = |g: &[f32]| g.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-4);
+            let (av, bv) = (View::rows(&a, m, k), View::rows(&b, k, n));
+            let mut got = vec![f32::NAN; m * n];
+            matmul(&mut got, av, bv, Split::None);
             assert!(close(&got), "row-major {m}x{k}x{n}");
+            // In blocks of 3 rows, as the step's fused gradient blocks compute it.
+            let mut got_rows = vec![f32::NAN; m * n];
+            for (i, blk) in got_rows.chunks_mut(3 * n).enumerate() {
+                matmul_rows(blk, av, bv, 3 * i);
+            }
+            assert!(close(&got_rows), "row blocks {m}x{k}x{n}");
             // The same product through transposed storage of both operands.
             let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
             let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
