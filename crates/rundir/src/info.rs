@@ -43,6 +43,15 @@ pub struct Machine {
     pub logical_cpus: usize,
 }
 
+/// This machine's host name, as `run.json` records it and as stale-run detection compares it.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// The contents of `run.json`. Timings live here, never in `losses.csv`, so identical runs
 /// have identical loss logs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

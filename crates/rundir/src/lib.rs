@@ -23,7 +23,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use checkpoints::{sha256_hex, CheckpointFile, CHECKPOINTS_DIR};
-pub use info::{GitInfo, Machine, RunInfo, Status, RUN_FORMAT};
+pub use info::{hostname, GitInfo, Machine, RunInfo, Status, RUN_FORMAT};
 pub use losses::{epoch_means, read_losses, EpochMeans, LossRow, LossWriter, LOSS_HEADER};
 pub use metrics::{ClassifierInfo, Coverage, Metrics, Parzen, SampleMetrics, METRICS_FORMAT};
 pub use summary::{

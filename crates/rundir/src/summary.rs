@@ -158,9 +158,7 @@ pub fn is_stale(info: &RunInfo) -> bool {
 }
 
 fn process_is_gone(info: &RunInfo) -> bool {
-    let here = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default();
+    let here = crate::hostname();
     if here.is_empty() || here != info.machine.hostname {
         return false; // another machine's run: we cannot tell
     }

@@ -44,11 +44,6 @@ pub fn git() -> Option<GitInfo> {
 }
 
 pub fn machine() -> Machine {
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -59,7 +54,7 @@ pub fn machine() -> Machine {
         })
         .unwrap_or_default();
     Machine {
-        hostname,
+        hostname: gan_rundir::hostname(),
         os: std::env::consts::OS.to_string(),
         arch: std::env::consts::ARCH.to_string(),
         cpu,
