@@ -293,32 +293,20 @@ fn sample_writes_an_idx_file_any_tool_can_read() {
         gan_model::checkpoint::encode_gan(&gan),
     )
     .unwrap();
+    let seven_from_seed_3 = |out: &Path| {
+        let (run, out) = (run.to_str().unwrap(), out.to_str().unwrap());
+        stdout_of(&xtask(&[
+            "sample", run, "--count", "7", "--seed", "3", "--out", out,
+        ]))
+    };
     let out = tmp.path().join("s.idx");
-    let text = stdout_of(&xtask(&[
-        "sample",
-        run.to_str().unwrap(),
-        "--count",
-        "7",
-        "--seed",
-        "3",
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    let text = seven_from_seed_3(&out);
     assert!(text.contains("7 images"), "{text}");
     let idx = gan_data::read_idx(&out, 3).unwrap();
     assert_eq!(idx.dims, vec![7, 28, 28]);
     // The same seed gives the same file; gzip by extension.
     let gz = tmp.path().join("s.idx.gz");
-    stdout_of(&xtask(&[
-        "sample",
-        run.to_str().unwrap(),
-        "--count",
-        "7",
-        "--seed",
-        "3",
-        "--out",
-        gz.to_str().unwrap(),
-    ]));
+    seven_from_seed_3(&gz);
     assert_eq!(gan_data::read_idx(&gz, 3).unwrap(), idx);
     let err = xtask(&[
         "sample",

@@ -33,9 +33,13 @@ fn steps_logged(run: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// A run's `run.json`.
+/// A run's `run.json`; `None` before it exists (or while it cannot be read).
+fn try_run_json(run: &Path) -> Option<serde_json::Value> {
+    serde_json::from_slice(&std::fs::read(run.join("run.json")).ok()?).ok()
+}
+
 fn run_json(run: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(run.join("run.json")).unwrap()).unwrap()
+    try_run_json(run).expect("run.json is readable")
 }
 
 /// Polls until `done` (or a minute has passed, which the assertions that follow then catch).
@@ -48,9 +52,7 @@ fn wait_until(done: impl Fn() -> bool) {
 
 /// Steps `run.json` reports (updated after each epoch's checkpoint); `None` before it exists.
 fn steps_recorded(run: &Path) -> Option<u64> {
-    let v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run.join("run.json")).ok()?).ok()?;
-    v["steps_done"].as_u64()
+    try_run_json(run)?["steps_done"].as_u64()
 }
 
 /// Every file of a finished run that must not depend on interruptions.
@@ -147,12 +149,25 @@ fn ctrl_c_checkpoints_at_the_step_and_resumes_exactly() {
 
 /// A completed run made to look interrupted: `run.json` says so, the model is gone.
 fn pretend_interrupted(run: &Path) {
-    let path = run.join("run.json");
-    let mut info: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut info = run_json(run);
     info["status"] = "interrupted".into();
-    std::fs::write(&path, serde_json::to_vec_pretty(&info).unwrap()).unwrap();
+    std::fs::write(
+        run.join("run.json"),
+        serde_json::to_vec_pretty(&info).unwrap(),
+    )
+    .unwrap();
     std::fs::remove_file(run.join("model.safetensors")).unwrap();
+}
+
+/// A run's checkpoint files, oldest first (their names start with the zero-padded step).
+fn checkpoint_files(run: &Path) -> Vec<PathBuf> {
+    let mut cps: Vec<PathBuf> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    cps.sort();
+    cps
 }
 
 #[test]
@@ -164,12 +179,7 @@ fn a_damaged_newest_checkpoint_falls_back_to_the_previous_one() {
     ok(&runner(&[s, "--run-dir", "whole", "--quiet"], t));
     ok(&runner(&[s, "--run-dir", "dmg", "--quiet"], t));
     pretend_interrupted(&t.join("dmg"));
-    let mut cps: Vec<PathBuf> = std::fs::read_dir(t.join("dmg/checkpoints"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    cps.sort();
+    let cps = checkpoint_files(&t.join("dmg"));
     assert_eq!(cps.len(), 2, "checkpoint.keep = 2");
     let newest = cps.last().unwrap();
     let bytes = std::fs::read(newest).unwrap();
@@ -184,12 +194,7 @@ fn a_damaged_newest_checkpoint_falls_back_to_the_previous_one() {
 
     // A flipped byte (same length) is caught by the hash in the name too.
     pretend_interrupted(&t.join("dmg"));
-    let mut cps: Vec<PathBuf> = std::fs::read_dir(t.join("dmg/checkpoints"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    cps.sort();
+    let cps = checkpoint_files(&t.join("dmg"));
     let mut bytes = std::fs::read(cps.last().unwrap()).unwrap();
     let at = bytes.len() - 5;
     bytes[at] ^= 0x40;
