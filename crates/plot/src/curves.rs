@@ -2,6 +2,7 @@
 
 use std::sync::Once;
 
+use gan_rundir::EpochMeans;
 use image::RgbImage;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
@@ -25,32 +26,21 @@ pub(crate) fn register_font() {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Curve {
     pub label: String,
-    /// Epochs completed (1-based) at each point.
-    pub epochs: Vec<f64>,
-    pub d_loss: Vec<f64>,
-    pub g_loss: Vec<f64>,
-    pub d_real: Vec<f64>,
-    pub d_fake: Vec<f64>,
+    pub means: Vec<EpochMeans>,
 }
 
 impl Curve {
     /// Per-epoch means of a loss log.
     pub fn from_losses(label: &str, rows: &[gan_rundir::LossRow]) -> Curve {
-        let means = gan_rundir::epoch_means(rows);
-        let col = |f: fn(&gan_rundir::EpochMeans) -> f64| means.iter().map(f).collect();
         Curve {
             label: label.to_string(),
-            epochs: means.iter().map(|m| (m.epoch + 1) as f64).collect(),
-            d_loss: col(|m| m.d_loss),
-            g_loss: col(|m| m.g_loss),
-            d_real: col(|m| m.d_real),
-            d_fake: col(|m| m.d_fake),
+            means: gan_rundir::epoch_means(rows),
         }
     }
 }
 
-/// Picks one column of a curve.
-type Column = fn(&Curve) -> &Vec<f64>;
+/// Picks one column of the per-epoch means.
+type Column = fn(&EpochMeans) -> f64;
 
 const WIDTH: u32 = 1400;
 const HEIGHT: u32 = 900;
@@ -70,12 +60,12 @@ pub fn loss_panels(curves: &[Curve], title: &str) -> Result<Vec<u8>, PlotError> 
             (
                 "D loss: mean log D(x) + mean log(1 - D(G(z)))",
                 "d_loss",
-                |c| &c.d_loss,
+                |m| m.d_loss,
             ),
-            ("G loss (objective G maximises)", "g_loss", |c| &c.g_loss),
-            ("D(x): mean output on real images", "D(x)", |c| &c.d_real),
-            ("D(G(z)): mean output on generated images", "D(G(z))", |c| {
-                &c.d_fake
+            ("G loss (objective G maximises)", "g_loss", |m| m.g_loss),
+            ("D(x): mean output on real images", "D(x)", |m| m.d_real),
+            ("D(G(z)): mean output on generated images", "D(G(z))", |m| {
+                m.d_fake
             }),
         ];
         for (panel, (caption, y_label, pick)) in panels.iter().zip(series) {
@@ -112,13 +102,15 @@ fn draw_panel<DB: DrawingBackend>(
     pick: Column,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let finite = |v: &f64| v.is_finite();
+    // x is the number of epochs completed (1-based) at each point.
+    let x = |m: &EpochMeans| (m.epoch + 1) as f64;
     let x_max = curves
         .iter()
-        .flat_map(|c| c.epochs.iter().copied())
+        .flat_map(|c| c.means.iter().map(x))
         .fold(1.0f64, f64::max);
     let (mut lo, mut hi) = curves
         .iter()
-        .flat_map(|c| pick(c).iter().copied().filter(finite))
+        .flat_map(|c| c.means.iter().map(pick).filter(finite))
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
         });
@@ -143,10 +135,9 @@ fn draw_panel<DB: DrawingBackend>(
     for (i, c) in curves.iter().enumerate() {
         let colour = colour(i);
         let points: Vec<(f64, f64)> = c
-            .epochs
+            .means
             .iter()
-            .copied()
-            .zip(pick(c).iter().copied())
+            .map(|m| (x(m), pick(m)))
             .filter(|(_, y)| y.is_finite())
             .collect();
         chart
