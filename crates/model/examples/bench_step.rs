@@ -12,49 +12,33 @@ use gan_model::{stream, Stream, TrainConfig, Trainer};
 
 const WARMUP: usize = 20;
 
+/// Times the training step on real MNIST (run it through `cargo xtask bench`).
+#[derive(clap::Parser)]
 struct Args {
+    /// Training steps to time, the first 20 being warm-up
+    #[arg(long, default_value_t = 620, value_parser = more_than_warmup)]
     steps: usize,
+    /// Threads of the training step
+    #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Folder with MNIST
+    #[arg(long, default_value = "data/mnist")]
     data: PathBuf,
+    /// Seed of the run
+    #[arg(long, default_value_t = 1)]
     seed: u64,
 }
 
-fn parse() -> Result<Args, String> {
-    let mut args = Args {
-        steps: 620,
-        threads: 2,
-        data: PathBuf::from("data/mnist"),
-        seed: 1,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--steps" => args.steps = value()?.parse().map_err(|e| format!("--steps: {e}"))?,
-            "--threads" => {
-                args.threads = value()?.parse().map_err(|e| format!("--threads: {e}"))?
-            }
-            "--data" => args.data = PathBuf::from(value()?),
-            "--seed" => args.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
-            other => return Err(format!("unknown argument {other}")),
-        }
+fn more_than_warmup(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > WARMUP => Ok(n),
+        Ok(_) => Err(format!("must be more than the {WARMUP} warm-up steps")),
+        Err(e) => Err(e.to_string()),
     }
-    if args.steps <= WARMUP {
-        return Err(format!(
-            "--steps must be more than the {WARMUP} warm-up steps"
-        ));
-    }
-    Ok(args)
 }
 
 fn main() {
-    let args = match parse() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
+    let args = <Args as clap::Parser>::parse();
     let (train, _) = match load_training(&args.data) {
         Ok(t) => t,
         Err(e) => {
