@@ -432,14 +432,12 @@ fn validate(s: &Spec) -> Result<(), String> {
         ("train.epochs", s.train.epochs),
         ("train.batch_size", s.train.batch_size),
         ("samples.every", s.samples.every),
+        ("checkpoint.keep", s.checkpoint.keep),
     ];
     for (key, v) in at_least_one {
         if v == 0 {
             return Err(format!("{key} must be at least 1 (got 0)"));
         }
-    }
-    if s.checkpoint.keep == 0 {
-        return Err("checkpoint.keep must be at least 1 (got 0)".into());
     }
     if s.eval.samples < 10 {
         return Err(format!(
