@@ -19,8 +19,17 @@ pub const DEFAULT_EVAL_SEED: u64 = 0;
 #[derive(clap::Args)]
 pub struct EvalArgs {
     /// Run directory whose model.safetensors is evaluated (writes metrics.json there)
-    #[arg(required_unless_present = "reference")]
+    #[arg(required_unless_present_any = ["reference", "generator"], conflicts_with = "generator")]
     run: Option<PathBuf>,
+    /// Evaluate another program's generator instead of a run's: a .safetensors file with
+    /// `generator.0.weight` [hidden, noise], `generator.0.bias`, `generator.2.weight` [784, hidden]
+    /// and `generator.2.bias` (PyTorch's Linear-ReLU-Linear layout, sigmoid output in [0, 1];
+    /// tools/lockstep/tf_generator.py converts the TF program's --save-generator file)
+    #[arg(long, value_name = "FILE")]
+    generator: Option<PathBuf>,
+    /// With --generator: also write the metrics as JSON (metrics.json's format) to this file
+    #[arg(long, value_name = "FILE", requires = "generator")]
+    out: Option<PathBuf>,
     /// Print the reference rows instead: real training images, and pure noise for Parzen
     #[arg(long)]
     reference: bool,
@@ -124,6 +133,23 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         "-".into(),
         "-".into(),
     ]);
+    if let Some(path) = &args.generator {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let generator = gan_model::checkpoint::decode_generator(&bytes)
+            .with_context(|| format!("reading a generator from {}", path.display()))?;
+        let m = gan_eval::evaluate_generator(
+            &generator,
+            &eval_data,
+            &classifier,
+            args.samples,
+            args.seed,
+        );
+        if let Some(out) = &args.out {
+            write_json_atomic(out, &m)?;
+            eprintln!("{} written", out.display());
+        }
+        rows.insert(0, row(&path.display().to_string(), &m.generated, m.samples));
+    }
     if let Some(run_path) = &args.run {
         let run = RunDir::open(run_path)?;
         let start = Instant::now();

@@ -10,6 +10,7 @@ mod compare;
 mod eval;
 mod fetch;
 mod fixture;
+mod lockstep;
 mod runs;
 mod table;
 
@@ -47,6 +48,8 @@ enum Command {
     TrainClassifier(eval::TrainClassifierArgs),
     /// Write images from a run's generator as an IDX file (MNIST's format).
     Sample(eval::SampleArgs),
+    /// Record a tutorial run for a step-by-step replay by TensorFlow (tools/lockstep/).
+    Lockstep(lockstep::Args),
     /// Print an sbatch script running a sweep as a Slurm job array (one shard per task).
     Slurm(cluster::Args),
     /// Print a Kubernetes Indexed Job running a sweep (one shard per pod).
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::eval(args),
         Command::TrainClassifier(args) => eval::train_classifier(args),
         Command::Sample(args) => eval::sample(args),
+        Command::Lockstep(args) => lockstep::run(args),
         Command::Slurm(args) => cluster::slurm(args),
         Command::K8s(args) => cluster::k8s(args),
     };

@@ -168,22 +168,34 @@ pub fn evaluate_run(
     samples: usize,
     eval_seed: u64,
 ) -> Result<Metrics, EvalError> {
-    let start = Instant::now();
     let weights = run.file(gan_rundir::MODEL_FILE);
     let gan = gan_model::checkpoint::load_gan(&weights)
         .map_err(|e| EvalError::Model(format!("{}: {e}", weights.display())))?;
-    let images = generated_images(&gan.generator, samples, eval_seed);
+    let metrics = evaluate_generator(&gan.generator, data, classifier, samples, eval_seed);
+    run.write_metrics(&metrics)?;
+    Ok(metrics)
+}
+
+/// The metrics of any generator, for example another program's, loaded with
+/// `gan_model::checkpoint::decode_generator`: the same noise and measurements as for a run.
+pub fn evaluate_generator(
+    generator: &Mlp,
+    data: &EvalData,
+    classifier: &Classifier,
+    samples: usize,
+    eval_seed: u64,
+) -> Metrics {
+    let start = Instant::now();
+    let images = generated_images(generator, samples, eval_seed);
     let generated = evaluate_images(&images, data, classifier, true);
-    let metrics = Metrics {
+    Metrics {
         format: METRICS_FORMAT.into(),
         samples,
         eval_seed,
         classifier: classifier.info(),
         generated,
         seconds: start.elapsed().as_secs_f64(),
-    };
-    run.write_metrics(&metrics)?;
-    Ok(metrics)
+    }
 }
 
 /// What the metrics are for real images and, for Parzen, for pure noise.

@@ -173,6 +173,35 @@ pub fn decode_state(
     Ok((state, metadata))
 }
 
+/// Only the generator of a `.safetensors` file: its four `generator.*` tensors in PyTorch's
+/// `nn.Sequential(Linear, ReLU, Linear)` layout (`generator.0.weight` is `[hidden, noise]`,
+/// `generator.2.weight` is `[784, hidden]`). Other tensors are ignored, so a run's
+/// `model.safetensors` works as well as another program's exported generator.
+pub fn decode_generator(bytes: &[u8]) -> Result<Mlp, CheckpointError> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format(e.to_string()))?;
+    let g0 = st
+        .tensor("generator.0.weight")
+        .map_err(|_| CheckpointError::Missing("generator.0.weight".into()))?
+        .shape()
+        .to_vec();
+    let [hidden, noise] = g0[..] else {
+        return Err(CheckpointError::Shape {
+            name: "generator.0.weight".into(),
+            found: g0,
+            expected: vec![0, 0],
+        });
+    };
+    let mut mlp = Mlp::zeros(noise, hidden, IMAGE_PIXELS);
+    load_into(
+        &Cpu::default(),
+        &st,
+        "generator",
+        mlp.slots(),
+        &mut mlp.params,
+    )?;
+    Ok(mlp)
+}
+
 /// The weights in a `.safetensors` file.
 pub fn load_gan(path: &Path) -> Result<Gan, CheckpointError> {
     let bytes = std::fs::read(path).map_err(|cause| CheckpointError::Io {

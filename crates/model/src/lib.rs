@@ -9,6 +9,7 @@
 //! * [`checkpoint`] saves and loads weights and full training state as safetensors
 //!   (PyTorch-readable names), through dfdx's loader.
 //! * [`generate`] turns noise into images with dfdx's tensor operations.
+//! * [`lockstep`] records a run's inputs so TensorFlow can replay it step for step.
 
 pub mod adam;
 pub mod checkpoint;
@@ -16,6 +17,7 @@ mod config;
 mod dfdx_mlp;
 pub mod generate;
 pub mod kernels;
+pub mod lockstep;
 mod params;
 pub mod reference;
 mod rng;

@@ -6,7 +6,9 @@ use dfdx::prelude::*;
 
 use crate::config::GeneratorLoss;
 use crate::dfdx_mlp::Net;
+use crate::generate::generate;
 use crate::params::Mlp;
+use crate::trainer::{StepStats, TrainerState};
 
 /// The loss (in the tutorial's sign: the objective maximised) and the gradient of the
 /// minimised loss with respect to every parameter, laid out like `Mlp::params`.
@@ -65,4 +67,42 @@ pub fn generator_step(g: &Mlp, d: &Mlp, z: &[f32], loss: GeneratorLoss) -> LossA
         objective: sign * value,
         grad: gen.grads(&grads),
     }
+}
+
+/// One whole step of the tutorial in dfdx autograd with this crate's Adam: D on `real` and
+/// `G(z)`, then G with the same `z` against the updated D. An implementation independent of
+/// [`crate::Trainer`]'s kernels (other products, summation orders and loss functions), so
+/// running both from the same inputs shows how far f32 rounding alone moves a trajectory.
+pub fn train_step(
+    state: &mut TrainerState,
+    real: &[f32],
+    z: &[f32],
+    loss: GeneratorLoss,
+) -> StepStats {
+    let gan = &mut state.gan;
+    let fake = generate(&gan.generator, z);
+    let d = discriminator_step(&gan.discriminator, real, &fake);
+    let (d_real, d_fake) = (
+        mean_output(&gan.discriminator, real),
+        mean_output(&gan.discriminator, &fake),
+    );
+    state.adam_d.update(&mut gan.discriminator.params, &d.grad);
+    let g = generator_step(&gan.generator, &gan.discriminator, z, loss);
+    state.adam_g.update(&mut gan.generator.params, &g.grad);
+    state.steps_done += 1;
+    StepStats {
+        d_loss: d.objective,
+        g_loss: g.objective,
+        d_real,
+        d_fake,
+    }
+}
+
+/// Mean of `sigmoid(d(x))` over the rows of `x`.
+fn mean_output(d: &Mlp, x: &[f32]) -> f32 {
+    let dev = Cpu::default();
+    let rows = x.len() / d.input;
+    let t = dev.tensor_from_vec(x.to_vec(), (rows, d.input));
+    let p = Net::new(&dev, d).logits(t).sigmoid().as_vec();
+    (p.iter().map(|&v| v as f64).sum::<f64>() / rows as f64) as f32
 }

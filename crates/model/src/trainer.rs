@@ -194,6 +194,11 @@ impl Trainer {
         })
     }
 
+    /// The noise batch of the last step (`batch_size x noise_dim`), for recording a run.
+    pub fn last_noise(&self) -> &[f32] {
+        &self.ws.z
+    }
+
     /// The gradients of the last step's minimised losses, laid out like the parameters:
     /// `(generator, discriminator)`. For tests and diagnostics.
     pub fn last_gradients(&self) -> (&[f32], &[f32]) {

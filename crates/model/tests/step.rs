@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use gan_model::checkpoint::{decode_gan, decode_state, encode_gan, encode_state};
+use gan_model::checkpoint::{decode_gan, decode_generator, decode_state, encode_gan, encode_state};
 use gan_model::generate::generate;
-use gan_model::reference;
+use gan_model::{lockstep, reference};
 use gan_model::{
     stream, AdamConfig, Gan, GeneratorLoss, ModelConfig, Stream, TrainConfig, TrainError, Trainer,
     IMAGE_PIXELS,
@@ -316,4 +316,89 @@ fn filling_the_batch_inside_the_step_changes_nothing() {
         assert_eq!(sa, sb);
     }
     assert_eq!(a.state(), b.state());
+}
+
+#[test]
+fn a_generator_alone_loads_from_any_file_with_its_four_tensors() {
+    let gan = Gan::init(&ModelConfig::default(), &mut stream(4, Stream::Init));
+    assert_eq!(decode_generator(&encode_gan(&gan)).unwrap(), gan.generator);
+    // Another program's export: the generator's tensors only, in another order.
+    let full = encode_gan(&gan);
+    let parsed = safetensors::SafeTensors::deserialize(&full).unwrap();
+    let mut only_g: Vec<_> = parsed
+        .tensors()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("generator."))
+        .collect();
+    only_g.reverse();
+    let bytes = safetensors::tensor::serialize(only_g.iter().map(|(n, v)| (n, v)), &None);
+    assert_eq!(decode_generator(&bytes.unwrap()).unwrap(), gan.generator);
+    let missing: Vec<_> = only_g
+        .into_iter()
+        .filter(|(n, _)| n != "generator.2.bias")
+        .collect();
+    let e = decode_generator(&safetensors::tensor::serialize(missing, &None).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("generator.2.bias"), "{e}");
+}
+
+#[test]
+fn the_whole_step_in_dfdx_autograd_tracks_the_fast_step() {
+    // At the tutorial's sizes on real digits: the same inputs through dfdx's tape (other
+    // products, summation orders and loss functions) and the same Adam stay within rounding
+    // of the fast step over its first steps (the bound of tests/tf_oracle.rs).
+    let (train, _) = gan_data::load_training(&gan_data::fixture_dir()).unwrap();
+    let cfg = TrainConfig::tutorial();
+    let mut t = Trainer::new(cfg, 9);
+    let mut batches =
+        gan_data::Batcher::new(train.len(), cfg.batch_size, stream(9, Stream::Data)).unwrap();
+    let rec = lockstep::record(
+        &mut t,
+        20,
+        &mut |real| {
+            let indices = batches.next_batch();
+            train.images.gather_f32(indices, real);
+            indices.to_vec()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    let mut last = None;
+    let replayed = lockstep::replay_reference(
+        &rec,
+        cfg.g_loss,
+        &mut |indices, real| train.images.gather_f32(indices, real),
+        &mut |state| last = Some(state.clone()),
+    );
+    for (step, (a, b)) in rec.stats.iter().zip(&replayed).enumerate() {
+        for (x, y) in [
+            (a.d_loss, b.d_loss),
+            (a.g_loss, b.g_loss),
+            (a.d_real, b.d_real),
+            (a.d_fake, b.d_fake),
+        ] {
+            assert!((x - y).abs() <= 4e-6, "step {}: {a:?} vs {b:?}", step + 1);
+        }
+    }
+    let last = last.unwrap();
+    assert_eq!(last.steps_done, 20);
+    assert_eq!(last.adam_g.t, 20);
+    let (fast, slow) = (t.gan(), &last.gan);
+    for (x, y) in [
+        (&fast.generator.params, &slow.generator.params),
+        (&fast.discriminator.params, &slow.discriminator.params),
+    ] {
+        let diff: f64 = x
+            .iter()
+            .zip(y)
+            .map(|(a, b)| (a - b) as f64 * (a - b) as f64)
+            .sum();
+        let norm: f64 = y.iter().map(|b| (*b as f64).powi(2)).sum();
+        assert!(
+            (diff / norm).sqrt() < 1e-4,
+            "weights apart by {}",
+            (diff / norm).sqrt()
+        );
+    }
 }
