@@ -145,20 +145,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Run directories named on the command line, with sweep folders replaced by their runs.
+/// A path that is neither (no `run.json`, no `sweep.json`) is an error naming it: comparing
+/// whatever folder was typed by mistake would report nonsense with a success status.
 fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
+    let mut not_runs = Vec::new();
     for p in paths {
         if p.join(gan_rundir::RUN_FILE).is_file() {
+            // Damaged runs are still compared: their problems show in the report.
             out.push(p.clone());
         } else if p.join(gan_rundir::SWEEP_FILE).is_file() {
             let runs = gan_rundir::sweep_runs(p);
             out.extend(runs.with_context(|| format!("reading {}", p.display()))?);
-        } else if p.is_dir() {
-            // Damaged runs are still compared: their problems show in the report.
-            out.push(p.clone());
         } else {
-            bail!("{} is not a run directory", p.display());
+            not_runs.push(p.display().to_string());
         }
+    }
+    if !not_runs.is_empty() {
+        bail!(
+            "not a run directory or sweep folder (no {} or {}): {}; give runs such as \
+             runs/<name>-<time>, or a sweep's --run-dir",
+            gan_rundir::RUN_FILE,
+            gan_rundir::SWEEP_FILE,
+            not_runs.join(", ")
+        );
     }
     Ok(out)
 }

@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use gan_eval::{
-    ensure_classifier, evaluate_run, references, Classifier, EvalData, References, TrainOptions,
+    ensure_classifier, evaluate_generator, references, Classifier, EvalData, References,
+    TrainOptions,
 };
 use gan_rundir::{write_json_atomic, RunDir, SampleMetrics};
 
@@ -33,8 +34,8 @@ pub struct EvalArgs {
     /// Print the reference rows instead: real training images, and pure noise for Parzen
     #[arg(long)]
     reference: bool,
-    /// Generated images to evaluate
-    #[arg(long, default_value_t = DEFAULT_SAMPLES)]
+    /// Generated images to evaluate (at least 10, as for a spec's eval.samples)
+    #[arg(long, default_value_t = DEFAULT_SAMPLES, value_parser = at_least_10)]
     samples: usize,
     /// Seed of the evaluation noise
     #[arg(long, default_value_t = DEFAULT_EVAL_SEED)]
@@ -67,6 +68,16 @@ pub struct SampleArgs {
     /// IDX file to write (MNIST's format: u8 pixels, count x 28 x 28); `.gz` gzips it
     #[arg(long)]
     out: PathBuf,
+}
+
+fn at_least_10(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 10 => Ok(n),
+        Ok(n) => Err(format!(
+            "{n} is too few: the metrics need at least 10 images"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn log(s: &str) {
@@ -114,6 +125,25 @@ pub fn train_classifier(args: TrainClassifierArgs) -> anyhow::Result<()> {
 
 pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let data = crate::mnist_dir(args.data);
+    // The generator first: a missing, damaged or broken model is reported at once, not after
+    // minutes of classifier training.
+    let target = match (&args.generator, &args.run) {
+        (Some(path), _) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let generator = gan_model::checkpoint::decode_generator(&bytes)
+                .with_context(|| format!("reading a generator from {}", path.display()))?;
+            Some((path.clone(), generator, None))
+        }
+        (None, Some(path)) => {
+            let run = RunDir::open(path)?;
+            let gan = gan_model::checkpoint::decode_gan(&run.read_model()?).with_context(|| {
+                format!("reading {}", run.file(gan_rundir::MODEL_FILE).display())
+            })?;
+            Some((path.clone(), gan.generator, Some(run)))
+        }
+        (None, None) => None,
+    };
     let classifier = ensure_classifier(&data, &mut log)?;
     let eval_data = EvalData::load(&data, &classifier)?;
     let refs = cached_references(&data, &eval_data, &classifier, args.samples, args.seed)?;
@@ -133,37 +163,28 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         "-".into(),
         "-".into(),
     ]);
-    if let Some(path) = &args.generator {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let generator = gan_model::checkpoint::decode_generator(&bytes)
-            .with_context(|| format!("reading a generator from {}", path.display()))?;
-        let m = gan_eval::evaluate_generator(
-            &generator,
-            &eval_data,
-            &classifier,
-            args.samples,
-            args.seed,
-        );
+    if let Some((path, generator, run)) = target {
+        let start = Instant::now();
+        let m = evaluate_generator(&generator, &eval_data, &classifier, args.samples, args.seed)
+            .with_context(|| format!("evaluating {}", path.display()))?;
+        let mut written = Vec::new();
+        if let Some(run) = run {
+            let _lock = run.lock()?;
+            run.write_metrics(&m)?;
+            written.push(run.file(gan_rundir::METRICS_FILE));
+        }
         if let Some(out) = &args.out {
             write_json_atomic(out, &m)?;
-            eprintln!("{} written", out.display());
+            written.push(out.clone());
+        }
+        for w in written {
+            eprintln!(
+                "{} written in {:.1} s",
+                w.display(),
+                start.elapsed().as_secs_f64()
+            );
         }
         rows.insert(0, row(&path.display().to_string(), &m.generated, m.samples));
-    }
-    if let Some(run_path) = &args.run {
-        let run = RunDir::open(run_path)?;
-        let start = Instant::now();
-        let m = evaluate_run(&run, &eval_data, &classifier, args.samples, args.seed)
-            .with_context(|| format!("evaluating {}", run_path.display()))?;
-        rows.insert(
-            0,
-            row(&run_path.display().to_string(), &m.generated, m.samples),
-        );
-        eprintln!(
-            "{} written in {:.1} s",
-            run.file(gan_rundir::METRICS_FILE).display(),
-            start.elapsed().as_secs_f64()
-        );
     }
     println!(
         "{}",
@@ -241,9 +262,9 @@ pub fn sample(args: SampleArgs) -> anyhow::Result<()> {
     if args.count == 0 {
         bail!("--count must be at least 1");
     }
-    let weights = RunDir::open(&args.run)?.file(gan_rundir::MODEL_FILE);
-    let gan = gan_model::checkpoint::load_gan(&weights)
-        .with_context(|| format!("reading {}", weights.display()))?;
+    let run = RunDir::open(&args.run)?;
+    let gan = gan_model::checkpoint::decode_gan(&run.read_model()?)
+        .with_context(|| format!("reading {}", run.file(gan_rundir::MODEL_FILE).display()))?;
     let images = gan_eval::generated_images(&gan.generator, args.count, args.seed);
     let bytes: Vec<u8> = images
         .iter()

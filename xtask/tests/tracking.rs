@@ -32,6 +32,7 @@ fn info(name: &str, seed: u64, status: Status, epochs: usize) -> RunInfo {
         sweep_point: None,
         spec_sha256: String::new(),
         resumed_at: Vec::new(),
+        model_sha256: None,
     }
 }
 
@@ -278,6 +279,23 @@ fn runs_lists_every_kind_of_run_and_survives_damage() {
         cmp.contains("no loss log to compare") && cmp.contains("corrupt:"),
         "{cmp}"
     );
+    // Folders that are not runs are named and refused, alone or beside real runs.
+    let stray = r.join("stray-folder");
+    let specs = r.join("experiments");
+    std::fs::create_dir_all(&specs).unwrap();
+    std::fs::write(specs.join("a.yaml"), "seed: 1\n").unwrap();
+    for args in [
+        vec![specs.to_str().unwrap()],
+        vec![stray.to_str().unwrap(), r.join("good").to_str().unwrap()],
+    ] {
+        let out = xtask(&[&["compare"], &args[..]].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(
+            err.contains("not a run directory or sweep folder") && err.contains(args[0]),
+            "{err}"
+        );
+    }
 }
 
 #[test]
@@ -356,4 +374,110 @@ fn cluster_scripts_fan_a_sweep_out_by_shard() {
         !out.status.success()
             && String::from_utf8_lossy(&out.stderr).contains("no `sweep:` section")
     );
+}
+
+/// A completed run whose model.safetensors is written and recorded as the runner does.
+fn run_with_model(root: &Path, nan_at: Option<usize>) -> PathBuf {
+    let path = make_run(root, "m", 1, 1, None, Status::Completed);
+    let mut gan = gan_model::Gan::init(
+        &gan_model::ModelConfig::default(),
+        &mut gan_model::stream(1, gan_model::Stream::Init),
+    );
+    if let Some(i) = nan_at {
+        let bias = gan.generator.slots()[3].range.start;
+        gan.generator.params[bias + i] = f32::NAN;
+    }
+    let run = RunDir::open(&path).unwrap();
+    let mut info = run.read_info().unwrap();
+    info.model_sha256 = Some(
+        run.write_model(&gan_model::checkpoint::encode_gan(&gan))
+            .unwrap(),
+    );
+    run.write_info(&info).unwrap();
+    path
+}
+
+fn stderr_of_failure(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "expected a failure: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn a_damaged_or_broken_model_is_refused_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Data without a cached classifier: any eval that got past its inputs would train one.
+    let data = tmp.path().join("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    for e in std::fs::read_dir(gan_data::fixture_dir())
+        .unwrap()
+        .flatten()
+    {
+        std::fs::copy(e.path(), data.join(e.file_name())).unwrap();
+    }
+    let data = data.to_str().unwrap();
+    let run = run_with_model(tmp.path(), None);
+    let r = run.to_str().unwrap();
+    let out = tmp.path().join("s.idx");
+    let o = out.to_str().unwrap();
+    stdout_of(&xtask(&["sample", r, "--count", "2", "--out", o]));
+
+    // One flipped byte: caught by the hash run.json recorded.
+    let model = run.join(gan_rundir::MODEL_FILE);
+    let mut bytes = std::fs::read(&model).unwrap();
+    let at = bytes.len() - 3;
+    bytes[at] ^= 1;
+    std::fs::write(&model, &bytes).unwrap();
+    for args in [
+        vec!["sample", r, "--count", "2", "--out", o],
+        vec!["eval", r, "--data", data],
+    ] {
+        let err = stderr_of_failure(&xtask(&args));
+        assert!(err.contains("does not match the SHA-256"), "{err}");
+        assert!(!err.contains("training"), "inputs are checked first: {err}");
+    }
+    // No model at all: said at once, naming the run's status.
+    std::fs::remove_file(&model).unwrap();
+    let err = stderr_of_failure(&xtask(&["eval", r, "--data", data]));
+    assert!(
+        err.contains("model.safetensors: missing") && !err.contains("training"),
+        "{err}"
+    );
+    assert!(
+        !tmp.path().join("classifier").exists(),
+        "no classifier was trained for inputs that cannot be scored"
+    );
+    // Too few samples for the metrics: refused by the argument parser, not by a panic.
+    for n in ["0", "5"] {
+        let err = stderr_of_failure(&xtask(&["eval", r, "--samples", n, "--data", data]));
+        assert!(err.contains("at least 10"), "{err}");
+    }
+}
+
+#[test]
+fn a_generator_with_a_nan_weight_is_refused_not_scored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    for e in std::fs::read_dir(gan_data::fixture_dir())
+        .unwrap()
+        .flatten()
+    {
+        std::fs::copy(e.path(), data.join(e.file_name())).unwrap();
+    }
+    let run = run_with_model(tmp.path(), Some(17));
+    let err = stderr_of_failure(&xtask(&[
+        "eval",
+        run.to_str().unwrap(),
+        "--samples",
+        "10",
+        "--data",
+        data.to_str().unwrap(),
+    ]));
+    assert!(
+        err.contains("weight generator.2.bias[17] is NaN") && err.contains("refusing to score it"),
+        "{err}"
+    );
+    assert!(!run.join(gan_rundir::METRICS_FILE).exists());
 }

@@ -38,6 +38,8 @@ pub enum EvalError {
     Classifier(String),
     #[error("{0}")]
     Model(String),
+    #[error("{0}; refusing to score it (a diverged or damaged model)")]
+    NonFinite(String),
     #[error(transparent)]
     RunDir(#[from] gan_rundir::RunDirError),
 }
@@ -169,33 +171,60 @@ pub fn evaluate_run(
     eval_seed: u64,
 ) -> Result<Metrics, EvalError> {
     let weights = run.file(gan_rundir::MODEL_FILE);
-    let gan = gan_model::checkpoint::load_gan(&weights)
+    let gan = gan_model::checkpoint::decode_gan(&run.read_model()?)
         .map_err(|e| EvalError::Model(format!("{}: {e}", weights.display())))?;
-    let metrics = evaluate_generator(&gan.generator, data, classifier, samples, eval_seed);
+    let metrics = evaluate_generator(&gan.generator, data, classifier, samples, eval_seed)
+        .map_err(|e| match e {
+            EvalError::NonFinite(m) => EvalError::NonFinite(format!("{}: {m}", weights.display())),
+            other => other,
+        })?;
     run.write_metrics(&metrics)?;
     Ok(metrics)
 }
 
 /// The metrics of any generator, for example another program's, loaded with
 /// `gan_model::checkpoint::decode_generator`: the same noise and measurements as for a run.
+/// Non-finite weights or pixels are refused: no metric may turn a NaN into a number.
 pub fn evaluate_generator(
     generator: &Mlp,
     data: &EvalData,
     classifier: &Classifier,
     samples: usize,
     eval_seed: u64,
-) -> Metrics {
+) -> Result<Metrics, EvalError> {
     let start = Instant::now();
+    check_finite_weights(generator)?;
     let images = generated_images(generator, samples, eval_seed);
+    if let Some(i) = images.iter().position(|v| !v.is_finite()) {
+        return Err(EvalError::NonFinite(format!(
+            "generated image {} has a non-finite pixel ({})",
+            i / IMAGE_PIXELS,
+            images[i]
+        )));
+    }
     let generated = evaluate_images(&images, data, classifier, true);
-    Metrics {
+    Ok(Metrics {
         format: METRICS_FORMAT.into(),
         samples,
         eval_seed,
         classifier: classifier.info(),
         generated,
         seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The first non-finite weight of `generator`, named like its checkpoint tensor.
+fn check_finite_weights(generator: &Mlp) -> Result<(), EvalError> {
+    for slot in generator.slots() {
+        let values = &generator.params[slot.range.clone()];
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(EvalError::NonFinite(format!(
+                "weight generator.{}[{i}] is {}",
+                slot.name, values[i]
+            )));
+        }
     }
+    Ok(())
 }
 
 /// What the metrics are for real images and, for Parzen, for pure noise.

@@ -8,6 +8,16 @@ use rayon::prelude::*;
 /// Rows of the first operand per block of a distance computation.
 const BLOCK: usize = 250;
 
+/// `x` with rounding noise below 0 set to 0, NaN kept: `f64::max(NaN, 0.0)` is 0, which
+/// would turn a broken sample into one at distance 0 from everything (a perfect score).
+fn at_least_zero<T: PartialOrd + Default>(x: T) -> T {
+    if x < T::default() {
+        T::default()
+    } else {
+        x
+    }
+}
+
 /// Squared norms of the rows of an `n x d` matrix.
 fn row_norms(x: &[f32], d: usize) -> Vec<f32> {
     x.chunks_exact(d)
@@ -41,7 +51,7 @@ pub fn for_distance_blocks<T: Send>(
             );
             for (i, row) in d2.chunks_exact_mut(nb).enumerate() {
                 for (j, v) in row.iter_mut().enumerate() {
-                    *v = (an[start + i] + bn[j] - 2.0 * *v).max(0.0);
+                    *v = at_least_zero(an[start + i] + bn[j] - 2.0 * *v);
                 }
             }
             f(start, &d2)
@@ -120,9 +130,9 @@ pub fn frechet_distance(m1: &[f64], c1: &DMatrix<f64>, m2: &[f64], c2: &DMatrix<
     let tr_sqrt: f64 = SymmetricEigen::new(inner)
         .eigenvalues
         .iter()
-        .map(|&l| l.max(0.0).sqrt())
+        .map(|&l| at_least_zero(l).sqrt())
         .sum();
-    (mean_term + c1.trace() + c2.trace() - 2.0 * tr_sqrt).max(0.0)
+    at_least_zero(mean_term + c1.trace() + c2.trace() - 2.0 * tr_sqrt)
 }
 
 /// The square root of a symmetric positive semi-definite matrix (negative rounding noise in
@@ -130,7 +140,7 @@ pub fn frechet_distance(m1: &[f64], c1: &DMatrix<f64>, m2: &[f64], c2: &DMatrix<
 fn psd_sqrt(c: &DMatrix<f64>) -> DMatrix<f64> {
     let sym = (c + c.transpose()) * 0.5;
     let e = SymmetricEigen::new(sym);
-    let sqrt_vals = DMatrix::from_diagonal(&e.eigenvalues.map(|l| l.max(0.0).sqrt()));
+    let sqrt_vals = DMatrix::from_diagonal(&e.eigenvalues.map(|l| at_least_zero(l).sqrt()));
     &e.eigenvectors * sqrt_vals * e.eigenvectors.transpose()
 }
 
@@ -236,6 +246,20 @@ mod tests {
         assert!((logsumexp_scaled(&[1000.0, 1000.0], -1.0) - (-1000.0 + 2f64.ln())).abs() < 1e-4);
         let v = logsumexp_scaled(&[0.0, -200.0], 1.0);
         assert!((v - (1.0 + (-200f64).exp()).ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_nan_sample_gives_nan_not_a_perfect_score() {
+        let points = [0.0f32, 1.0, 1.0, 0.0];
+        let mut samples = [0.0f32, 1.0, 0.5, 0.5];
+        samples[2] = f32::NAN;
+        let ll = parzen_ll(&samples, &points, 2, &[0.2]);
+        assert!(ll.iter().flatten().all(|v| v.is_nan()), "{ll:?}");
+        let c = DMatrix::from_row_slice(2, 2, &[1.0, 0.0, 0.0, f64::NAN]);
+        let fd = frechet_distance(&[0.0, 0.0], &c, &[0.0, 0.0], &DMatrix::identity(2, 2));
+        assert!(fd.is_nan(), "{fd}");
+        assert_eq!(at_least_zero(-1e-9f32), 0.0);
+        assert_eq!(at_least_zero(2.5f64), 2.5);
     }
 
     #[test]

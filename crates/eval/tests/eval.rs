@@ -95,6 +95,29 @@ fn metrics_are_deterministic_and_references_give_a_scale() {
         real.recall
     );
     assert_eq!(a.coverage.histogram.iter().sum::<u64>(), 300);
+    // The width is the one the validation images like best (not merely one of the ten),
+    // and the test log-likelihood is the Parzen density with that width, computed here
+    // naively in f64 as an independent check.
+    let p = a.parzen.as_ref().unwrap();
+    let best = p
+        .sigma_search
+        .iter()
+        .max_by(|x, y| x[1].total_cmp(&y[1]))
+        .unwrap();
+    let worst = p
+        .sigma_search
+        .iter()
+        .min_by(|x, y| x[1].total_cmp(&y[1]))
+        .unwrap();
+    assert_eq!(p.sigma, best[0], "{:?}", p.sigma_search);
+    assert!(best[1] > worst[1] + 1.0, "{:?}", p.sigma_search);
+    let test = gan_data::load_test(&data).unwrap().images.to_f32();
+    let naive = naive_parzen(&images, &test, p.sigma);
+    assert!(
+        (p.mean_ll - naive).abs() < 1e-3 * naive.abs(),
+        "{} vs {naive}",
+        p.mean_ll
+    );
     let sigmas: Vec<f64> = a
         .parzen
         .as_ref()
@@ -106,4 +129,31 @@ fn metrics_are_deterministic_and_references_give_a_scale() {
     assert!(
         (sigmas[0] - 0.1).abs() < 1e-12 && (sigmas[9] - 1.0).abs() < 1e-12 && sigmas.len() == 10
     );
+}
+
+/// Mean over `points` of log((1/n) sum_j N(x; s_j, sigma^2 I)), straight from the formula.
+fn naive_parzen(samples: &[f32], points: &[f32], sigma: f64) -> f64 {
+    let d = 784;
+    let n = samples.len() / d;
+    let norm =
+        -(n as f64).ln() - d as f64 / 2.0 * (2.0 * std::f64::consts::PI * sigma * sigma).ln();
+    let lls: Vec<f64> = points
+        .chunks_exact(d)
+        .map(|x| {
+            let e: Vec<f64> = samples
+                .chunks_exact(d)
+                .map(|s| {
+                    let d2: f64 = x
+                        .iter()
+                        .zip(s)
+                        .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+                        .sum();
+                    -d2 / (2.0 * sigma * sigma)
+                })
+                .collect();
+            let m = e.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            m + e.iter().map(|v| (v - m).exp()).sum::<f64>().ln() + norm
+        })
+        .collect();
+    lls.iter().sum::<f64>() / lls.len() as f64
 }

@@ -67,6 +67,23 @@ pub struct TrainerState {
     pub steps_done: u64,
 }
 
+impl TrainerState {
+    /// Whether these weights are the networks `cfg` describes, so that a checkpoint is never
+    /// continued under a spec whose model it does not match.
+    pub fn check_fits(&self, cfg: &TrainConfig) -> Result<(), String> {
+        let (g, d) = (&self.gan.generator, &self.gan.discriminator);
+        let want = (cfg.model.noise_dim, cfg.model.hidden);
+        if (g.input, g.hidden) != want || d.hidden != cfg.model.hidden {
+            return Err(format!(
+                "it holds a model with noise_dim {} and hidden {} (D hidden {}), but the spec says \
+                 model.noise_dim {} and model.hidden {}",
+                g.input, g.hidden, d.hidden, want.0, want.1
+            ));
+        }
+        Ok(())
+    }
+}
+
 struct Workspace {
     /// `B x noise_dim`
     z: Vec<f32>,
@@ -130,7 +147,8 @@ impl Trainer {
         }
     }
 
-    /// Continues from a saved state; `seed` must be the run's seed.
+    /// Continues from a saved state; `seed` must be the run's seed, and the state must fit
+    /// `cfg` (see [`TrainerState::check_fits`]).
     pub fn restore(cfg: TrainConfig, seed: u64, state: TrainerState) -> Trainer {
         let mut t = Trainer::from_parts(cfg, state.gan, seed);
         t.adam_g = state.adam_g;

@@ -98,6 +98,9 @@ pub struct RunInfo {
     /// When the run was resumed, each time (RFC 3339).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resumed_at: Vec<String>,
+    /// SHA-256 of `model.safetensors` as written: readers refuse a damaged or replaced file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_sha256: Option<String>,
 }
 
 impl RunInfo {

@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
 
 pub use checkpoints::{sha256_hex, CheckpointFile, CHECKPOINTS_DIR};
 pub use info::{hostname, GitInfo, Machine, RunInfo, Status, RUN_FORMAT};
-pub use losses::{epoch_means, read_losses, EpochMeans, LossRow, LossWriter, LOSS_HEADER};
+pub use losses::{
+    epoch_means, losses_prefix_sha256, read_losses, EpochMeans, LossRow, LossWriter, LOSS_HEADER,
+};
 pub use metrics::{ClassifierInfo, Coverage, Metrics, Parzen, SampleMetrics, METRICS_FORMAT};
 pub use summary::{
     compare_losses, is_stale, list_runs, summarize, sweep_runs, Headline, LossComparison,
@@ -40,6 +42,8 @@ pub const MODEL_FILE: &str = "model.safetensors";
 pub const METRICS_FILE: &str = "metrics.json";
 /// Marks a sweep's parent folder and lists its runs.
 pub const SWEEP_FILE: &str = "sweep.json";
+/// Locked (an OS file lock) by the process writing the run; holds its pid.
+pub const LOCK_FILE: &str = ".lock";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunDirError {
@@ -52,6 +56,15 @@ pub enum RunDirError {
     },
     #[error("{}: {message}", path.display())]
     Corrupt { path: PathBuf, message: String },
+    #[error("{} is in use by {holder}; wait for it to end (or stop it) before writing this run", path.display())]
+    InUse { path: PathBuf, holder: String },
+}
+
+/// The exclusive right to write a run directory: an OS lock on its `.lock` file, released
+/// when this is dropped or the process dies (so a `kill -9` never leaves a stale lock).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
@@ -127,6 +140,50 @@ impl RunDir {
         &self.path
     }
 
+    /// Takes the run's lock, or says which process holds it. Every process that writes a
+    /// run directory holds the lock while it does.
+    pub fn lock(&self) -> Result<RunLock, RunDirError> {
+        use std::io::{Read, Seek};
+        let path = self.file(LOCK_FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        match file.try_lock() {
+            Ok(()) => {
+                file.set_len(0).map_err(io_err(&path))?;
+                file.rewind().map_err(io_err(&path))?;
+                write!(file, "{}", std::process::id()).map_err(io_err(&path))?;
+                Ok(RunLock { _file: file })
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                // The holder writes its pid just after taking the lock; until then the file
+                // is empty or names an earlier holder that has died: wait a moment for it.
+                let mut holder = "another process".to_string();
+                for _ in 0..40 {
+                    let mut pid = String::new();
+                    let _ = file.rewind().and_then(|_| file.read_to_string(&mut pid));
+                    let pid = pid.trim();
+                    let alive = !Path::new("/proc/self").exists()
+                        || Path::new(&format!("/proc/{pid}")).exists();
+                    if !pid.is_empty() && alive {
+                        holder = format!("pid {pid}");
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                Err(RunDirError::InUse {
+                    path: self.path.clone(),
+                    holder,
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(io_err(&path)(e)),
+        }
+    }
+
     pub fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
@@ -184,6 +241,43 @@ impl RunDir {
 
     fn write_json(&self, name: &str, value: &impl serde::Serialize) -> Result<(), RunDirError> {
         write_json_atomic(&self.file(name), value)
+    }
+
+    /// Writes the final weights atomically; returns their SHA-256 for `run.json`'s
+    /// `model_sha256`, which [`RunDir::read_model`] checks.
+    pub fn write_model(&self, bytes: &[u8]) -> Result<String, RunDirError> {
+        write_atomic(&self.file(MODEL_FILE), bytes)?;
+        Ok(sha256_hex(bytes))
+    }
+
+    /// The final weights, checked against the SHA-256 `run.json` recorded when they were
+    /// written (runs from before it was recorded are read unchecked).
+    pub fn read_model(&self) -> Result<Vec<u8>, RunDirError> {
+        let path = self.file(MODEL_FILE);
+        let info = self.read_info()?;
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(RunDirError::Corrupt {
+                    path,
+                    message: format!(
+                        "missing: the run has no final weights (its status is `{}`)",
+                        info.status
+                    ),
+                })
+            }
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        match &info.model_sha256 {
+            Some(want) if *want != sha256_hex(&bytes) => Err(RunDirError::Corrupt {
+                path,
+                message: format!(
+                    "does not match the SHA-256 recorded in {RUN_FILE} ({want}): it was damaged \
+                     or replaced after the run wrote it"
+                ),
+            }),
+            _ => Ok(bytes),
+        }
     }
 
     pub fn read_losses(&self) -> Result<Vec<LossRow>, RunDirError> {

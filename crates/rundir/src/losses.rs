@@ -6,6 +6,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::{io_err, RunDirError};
 
@@ -23,10 +24,33 @@ pub struct LossRow {
     pub d_fake: f32,
 }
 
-/// Appends rows; `flush` makes them durable (the runner calls it every epoch).
+/// Appends rows; `flush` makes them durable (the runner calls it every epoch). It keeps the
+/// SHA-256 of everything written, which checkpoints record so that a resume can tell whether
+/// the rows it keeps are still the ones the run wrote.
 pub struct LossWriter {
     path: PathBuf,
     out: BufWriter<File>,
+    hash: Sha256,
+}
+
+/// Length in bytes of the header plus the first `rows` complete data rows of `text`, or
+/// `None` when it holds fewer.
+fn prefix_len(text: &str, rows: usize) -> Option<usize> {
+    let mut end = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if i > rows || !line.ends_with('\n') {
+            break;
+        }
+        end += line.len();
+    }
+    (text[..end].lines().count().saturating_sub(1) >= rows).then_some(end)
+}
+
+/// SHA-256 (hex) of the header and first `rows` rows of a loss log, as [`LossWriter::sha256`]
+/// gave it when those rows were written; `None` if the file holds fewer rows.
+pub fn losses_prefix_sha256(path: &Path, rows: usize) -> Result<Option<String>, RunDirError> {
+    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+    Ok(prefix_len(&text, rows).map(|end| crate::sha256_hex(&text.as_bytes()[..end])))
 }
 
 impl LossWriter {
@@ -36,8 +60,9 @@ impl LossWriter {
         let mut w = LossWriter {
             path: path.to_path_buf(),
             out: BufWriter::new(file),
+            hash: Sha256::new(),
         };
-        writeln!(w.out, "{}", LOSS_HEADER.join(",")).map_err(io_err(path))?;
+        w.write_line(&LOSS_HEADER.join(","))?;
         Ok(w)
     }
 
@@ -45,22 +70,15 @@ impl LossWriter {
     /// (a resumed run rewrites what came after its checkpoint).
     pub fn resume(path: &Path, keep: usize) -> Result<LossWriter, RunDirError> {
         let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-        let mut end = 0;
-        for (i, line) in text.split_inclusive('\n').enumerate() {
-            if i > keep || !line.ends_with('\n') {
-                break;
-            }
-            end += line.len();
-        }
-        let kept_rows = text[..end].lines().count().saturating_sub(1);
-        if kept_rows < keep {
+        let Some(end) = prefix_len(&text, keep) else {
             return Err(RunDirError::Corrupt {
                 path: path.to_path_buf(),
                 message: format!(
-                    "holds {kept_rows} complete rows, fewer than the {keep} the checkpoint needs"
+                    "holds {} complete rows, fewer than the {keep} the checkpoint needs",
+                    text.lines().count().saturating_sub(1)
                 ),
             });
-        }
+        };
         let file = std::fs::OpenOptions::new()
             .write(true)
             .open(path)
@@ -69,19 +87,32 @@ impl LossWriter {
         let mut out = BufWriter::new(file);
         use std::io::Seek;
         out.seek(std::io::SeekFrom::End(0)).map_err(io_err(path))?;
+        let mut hash = Sha256::new();
+        hash.update(&text.as_bytes()[..end]);
         Ok(LossWriter {
             path: path.to_path_buf(),
             out,
+            hash,
         })
     }
 
+    /// SHA-256 (hex) of everything written so far, header included.
+    pub fn sha256(&self) -> String {
+        hex::encode(self.hash.clone().finalize())
+    }
+
+    fn write_line(&mut self, line: &str) -> Result<(), RunDirError> {
+        self.hash.update(line.as_bytes());
+        self.hash.update(b"\n");
+        writeln!(self.out, "{line}").map_err(io_err(&self.path))
+    }
+
     pub fn write(&mut self, r: &LossRow) -> Result<(), RunDirError> {
-        writeln!(
-            self.out,
+        let line = format!(
             "{},{},{},{},{},{}",
             r.epoch, r.step, r.d_loss, r.g_loss, r.d_real, r.d_fake
-        )
-        .map_err(io_err(&self.path))
+        );
+        self.write_line(&line)
     }
 
     /// Pushes buffered rows to the disk.

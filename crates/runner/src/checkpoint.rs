@@ -25,6 +25,8 @@ pub(crate) struct Resume {
     pub step_in_epoch: usize,
     pub epoch_seconds: Vec<f64>,
     pub partial_seconds: f64,
+    /// SHA-256 of `losses.csv` up to this checkpoint's step (absent in older checkpoints).
+    pub losses_sha256: Option<String>,
 }
 
 const EPOCH: &str = "run.epoch";
@@ -33,6 +35,7 @@ const ORDER_DRAWN_AT: &str = "run.batcher.order_drawn_at";
 const NEXT: &str = "run.batcher.next";
 const EPOCH_SECONDS: &str = "run.epoch_seconds";
 const PARTIAL_SECONDS: &str = "run.partial_epoch_seconds";
+const LOSSES_SHA256: &str = "run.losses_sha256";
 
 pub(crate) fn encode(
     trainer: &Trainer,
@@ -40,6 +43,7 @@ pub(crate) fn encode(
     at: Position,
     epoch_seconds: &[f64],
     partial: f64,
+    losses_sha256: String,
 ) -> Vec<u8> {
     let b = batches.state();
     let extra = BTreeMap::from([
@@ -61,6 +65,7 @@ pub(crate) fn encode(
                 .join(","),
         ),
         (PARTIAL_SECONDS.to_string(), partial.to_string()),
+        (LOSSES_SHA256.to_string(), losses_sha256),
     ]);
     encode_state(&trainer.state(), &extra)
 }
@@ -96,6 +101,7 @@ pub(crate) fn decode(bytes: &[u8], adam: AdamConfig) -> anyhow::Result<Resume> {
         step_in_epoch: num(STEP_IN_EPOCH)?,
         epoch_seconds,
         partial_seconds: get(PARTIAL_SECONDS)?.parse().unwrap_or(0.0),
+        losses_sha256: meta.get(LOSSES_SHA256).cloned(),
         trainer,
     })
 }

@@ -9,6 +9,7 @@
 
 mod checkpoint;
 mod console;
+mod memory;
 mod provenance;
 mod resume;
 mod session;
@@ -42,12 +43,25 @@ pub struct Options {
     pub threads: Option<usize>,
     /// Continue this run from its newest valid checkpoint.
     pub resume: Option<PathBuf>,
-    /// Resume even if the spec changed since the run started.
+    /// Resume, or rerun a sweep, even if the spec changed since the run started.
     pub force: bool,
     /// Sweep grid points run at once.
     pub jobs: usize,
     /// Only this slice of a sweep's grid.
     pub shard: Option<Shard>,
+    /// Called after every training step with the run's step count (progress for programs
+    /// that embed the runner; tests raise the interrupt flag at an exact step with it).
+    pub on_step: Option<StepHook>,
+}
+
+/// A function called after every training step with the number of steps done.
+#[derive(Clone)]
+pub struct StepHook(pub std::sync::Arc<dyn Fn(u64) + Send + Sync>);
+
+impl std::fmt::Debug for StepHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StepHook")
+    }
 }
 
 /// How a run (or sweep) ended, when it did not fail.
@@ -90,13 +104,20 @@ pub fn run(opts: &Options, interrupt: &AtomicBool) -> anyhow::Result<Outcome> {
         if opts.spec.is_some() || !opts.overrides.is_empty() || opts.shard.is_some() {
             bail!("--resume takes the run's own spec.yaml: give no SPEC, --set or --shard with it");
         }
-        return resume::resume(dir, opts.force, threads, opts.quiet, interrupt);
+        return resume::resume(dir, opts, threads, interrupt);
     }
     let Some(spec_path) = &opts.spec else {
         bail!("give a spec to run (e.g. experiments/baseline.yaml) or --resume RUN_DIR");
     };
     let spec = gan_spec::load_spec(spec_path, &opts.overrides)?;
     let points = gan_spec::expand_sweep(&spec, &spec_path.display().to_string())?;
+    let origin = spec_path.display().to_string();
+    if points.is_empty() {
+        memory::check_fits(&spec, &origin)?;
+    }
+    for p in &points {
+        memory::check_fits(&p.spec, &format!("{origin} sweep point {}", p.name))?;
+    }
     if !points.is_empty() {
         return sweep::run_sweep(spec_path, &spec, points, opts, threads, interrupt);
     }
@@ -104,6 +125,11 @@ pub fn run(opts: &Options, interrupt: &AtomicBool) -> anyhow::Result<Outcome> {
         bail!(
             "--shard and --jobs split a sweep; {} has no `sweep:` section",
             spec_path.display()
+        );
+    }
+    if opts.force {
+        bail!(
+            "--force applies to --resume and to rerunning a sweep; a new run has nothing to force"
         );
     }
     let train = training_images(&spec, opts.quiet)?;
@@ -120,9 +146,7 @@ pub fn run(opts: &Options, interrupt: &AtomicBool) -> anyhow::Result<Outcome> {
         overrides: &opts.overrides,
         sweep_point: None,
     };
-    let result = run_fresh(
-        &spec, &train, &dir, &source, threads, opts.quiet, None, interrupt,
-    );
+    let result = run_fresh(&spec, &train, &dir, &source, threads, opts, None, interrupt);
     finish(result, &dir)
 }
 
@@ -141,10 +165,11 @@ pub(crate) fn run_fresh(
     dir: &RunDir,
     source: &RunSource,
     threads: usize,
-    quiet: bool,
+    opts: &Options,
     label: Option<String>,
     interrupt: &AtomicBool,
 ) -> anyhow::Result<Status> {
+    let _lock = dir.lock()?;
     let info = start_run(spec, dir, SystemTime::now(), threads, source)?;
     session::execute(session::Session {
         spec,
@@ -153,9 +178,10 @@ pub(crate) fn run_fresh(
         info,
         start: None,
         threads,
-        quiet,
+        quiet: opts.quiet,
         label,
         interrupt,
+        on_step: opts.on_step.as_ref(),
     })
 }
 
@@ -201,6 +227,7 @@ fn start_run(
         sweep_point: source.sweep_point.map(String::from),
         spec_sha256: sha256_hex(yaml.as_bytes()),
         resumed_at: Vec::new(),
+        model_sha256: None,
     };
     dir.write_info(&info)?;
     Ok(info)

@@ -50,8 +50,9 @@ struct Cli {
     /// Continue an interrupted or killed run from its newest valid checkpoint
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["overrides", "run_dir"])]
     resume: Option<PathBuf>,
-    /// With --resume: continue even if the spec changed since the run started
-    #[arg(long, requires = "resume")]
+    /// With --resume: continue even if the spec changed since the run started; when rerunning
+    /// a sweep into its --run-dir: go on although the spec changed (finished points are kept)
+    #[arg(long)]
     force: bool,
     /// Sweeps: run up to N grid points at once, sharing out the threads
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
@@ -82,7 +83,16 @@ fn main() -> ExitCode {
     let interrupt = Arc::new(AtomicBool::new(false));
     {
         let flag = interrupt.clone();
-        if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)) {
+        // The first Ctrl-C / SIGTERM stops training at the next step boundary with a
+        // checkpoint; a second one exits at once (every file is written atomically, so that is
+        // as safe as kill -9, and the run resumes from its newest checkpoint).
+        let handler = move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                eprintln!("stopped at once (second interrupt)");
+                std::process::exit(130);
+            }
+        };
+        if let Err(e) = ctrlc::set_handler(handler) {
             eprintln!("warning: Ctrl-C will not stop the run cleanly: {e}");
         }
     }
@@ -97,6 +107,7 @@ fn main() -> ExitCode {
         force: cli.force,
         jobs: cli.jobs.into(),
         shard: cli.shard,
+        on_step: None,
     };
     match runner::run(&opts, &interrupt) {
         Ok(Outcome::Completed(_)) => ExitCode::SUCCESS,

@@ -11,29 +11,30 @@ use gan_spec::{expand_sweep, load_spec, parse_spec, Spec};
 
 use crate::checkpoint::{self, Resume};
 use crate::session::{execute, Session};
-use crate::{finish, train_config, training_images, Outcome};
+use crate::{finish, train_config, training_images, Options, Outcome};
 
 pub(crate) fn resume(
     path: &Path,
-    force: bool,
+    opts: &Options,
     threads: usize,
-    quiet: bool,
     interrupt: &AtomicBool,
 ) -> anyhow::Result<Outcome> {
     let dir = RunDir::open(path)?;
-    let status = resume_session(&dir, force, threads, quiet, None, interrupt)?;
+    let status = resume_session(&dir, opts, threads, None, interrupt)?;
     finish(Ok(status), &dir)
 }
 
 /// Resumes the run in `dir` (also used for the points of a restarted sweep).
 pub(crate) fn resume_session(
     dir: &RunDir,
-    force: bool,
+    opts: &Options,
     threads: usize,
-    quiet: bool,
     label: Option<String>,
     interrupt: &AtomicBool,
 ) -> anyhow::Result<Status> {
+    let (force, quiet) = (opts.force, opts.quiet);
+    // Held until the session ends: no second process resumes the same run meanwhile.
+    let _lock = dir.lock()?;
     let mut info = dir.read_info()?;
     match info.status {
         Status::Completed => {
@@ -54,8 +55,26 @@ pub(crate) fn resume_session(
         _ => {}
     }
     let spec = checked_spec(dir, &info, force)?;
+    crate::memory::check_fits(
+        &spec,
+        &dir.file(gan_rundir::SPEC_FILE).display().to_string(),
+    )?;
     let train = training_images(&spec, quiet)?;
     let start = newest_checkpoint(dir, &spec)?;
+    if let Some(r) = &start {
+        let past = r.epoch + usize::from(r.step_in_epoch > 0);
+        if past > spec.train.epochs {
+            bail!(
+                "{}: the newest checkpoint is in epoch {} (step {}), past the spec's \
+                 train.epochs = {}; a run cannot be shortened after the fact (start a new run, \
+                 or set train.epochs back to at least {past})",
+                dir.path().display(),
+                r.epoch,
+                r.trainer.steps_done,
+                spec.train.epochs
+            );
+        }
+    }
     if !quiet {
         match &start {
             Some(r) => println!(
@@ -87,6 +106,7 @@ pub(crate) fn resume_session(
         quiet,
         label,
         interrupt,
+        on_step: opts.on_step.as_ref(),
     };
     execute(session)
 }
@@ -133,14 +153,32 @@ fn checked_spec(dir: &RunDir, info: &gan_rundir::RunInfo, force: bool) -> anyhow
 
 /// The newest checkpoint that reads back whole; damaged ones are reported and skipped.
 fn newest_checkpoint(dir: &RunDir, spec: &Spec) -> anyhow::Result<Option<Resume>> {
-    let adam = train_config(spec).adam;
+    let cfg = train_config(spec);
+    let adam = cfg.adam;
     for c in dir.checkpoints().iter().rev() {
         let decoded = dir
             .read_checkpoint(c)
             .map_err(anyhow::Error::from)
             .and_then(|bytes| checkpoint::decode(&bytes, adam));
         match decoded {
-            Ok(r) if r.trainer.steps_done == c.steps => return Ok(Some(r)),
+            Ok(r) if r.trainer.steps_done == c.steps && !losses_match(dir, &r)? => eprintln!(
+                "losses.csv is not what the run had written by step {} (checkpoint {}): a row \
+                 was changed or lost; trying the previous checkpoint, whose later rows are \
+                 computed again",
+                c.steps,
+                c.path.display()
+            ),
+            Ok(r) if r.trainer.steps_done == c.steps => {
+                // Every checkpoint of a run has the same shapes: a mismatch is the spec's.
+                r.trainer.check_fits(&cfg).map_err(|e| {
+                    anyhow::anyhow!(
+                        "checkpoint {} cannot continue under the run's spec.yaml: {e}; put the \
+                         spec's model section back as it was, or start a new run",
+                        c.path.display()
+                    )
+                })?;
+                return Ok(Some(r));
+            }
             Ok(_) => eprintln!(
                 "checkpoint {} disagrees with its name; trying the previous one",
                 c.path.display()
@@ -153,4 +191,18 @@ fn newest_checkpoint(dir: &RunDir, spec: &Spec) -> anyhow::Result<Option<Resume>
         }
     }
     Ok(None)
+}
+
+/// Whether `losses.csv` still holds, up to the checkpoint's step, the rows the run wrote
+/// (checkpoints from before the hash was recorded are trusted).
+fn losses_match(dir: &RunDir, r: &Resume) -> anyhow::Result<bool> {
+    let Some(want) = &r.losses_sha256 else {
+        return Ok(true);
+    };
+    let path = dir.file(gan_rundir::LOSSES_FILE);
+    if !path.exists() {
+        return Ok(false);
+    }
+    let got = gan_rundir::losses_prefix_sha256(&path, r.trainer.steps_done as usize)?;
+    Ok(got.as_deref() == Some(want.as_str()))
 }

@@ -30,6 +30,7 @@ pub(crate) struct Session<'a> {
     /// Printed before console lines when several runs share the console.
     pub label: Option<String>,
     pub interrupt: &'a AtomicBool,
+    pub on_step: Option<&'a crate::StepHook>,
 }
 
 /// Runs the session in its own thread pool and records how it ended in `run.json`.
@@ -115,8 +116,7 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
         cfg.model.noise_dim,
         &mut stream(spec.seed, Stream::Samples),
     );
-    let sample_epochs: Vec<usize> = spec.sample_epochs().collect();
-    let total = (spec.train.epochs * steps_per_epoch) as u64;
+    let total = (spec.train.epochs as u64).saturating_mul(steps_per_epoch as u64);
     let bar = console::progress(total, s.quiet || s.label.is_some());
     bar.set_position(trainer.steps_done());
     let prefix = s
@@ -137,7 +137,7 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
                     step_in_epoch,
                 };
                 let partial = started.elapsed().as_secs_f64() + carried;
-                save_checkpoint(s, &trainer, &batches, point, partial)?;
+                save_checkpoint(s, &trainer, &batches, point, partial, losses.sha256())?;
                 bar.abandon();
                 return Ok(Status::Interrupted);
             }
@@ -161,12 +161,15 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
             })?;
             last = Some(stats);
             bar.inc(1);
+            if let Some(hook) = s.on_step {
+                (hook.0)(trainer.steps_done());
+            }
         }
         first_step = 0;
         // Order matters for exact resumption: everything an epoch produces is on disk before
         // the checkpoint that skips it.
         losses.flush()?;
-        if sample_epochs.contains(&epoch) {
+        if spec.is_sample_epoch(epoch) {
             let images = generate(&trainer.gan().generator, &fixed_noise);
             let png = SampleGrid::default().encode_png(&images)?;
             write_atomic(&s.dir.sample_path(epoch), &png)?;
@@ -181,7 +184,7 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
                 epoch: epoch + 1,
                 step_in_epoch: 0,
             };
-            save_checkpoint(s, &trainer, &batches, point, 0.0)?;
+            save_checkpoint(s, &trainer, &batches, point, 0.0, losses.sha256())?;
         }
         s.dir.write_info(&s.info)?;
         if let (Some(st), false) = (last, s.quiet) {
@@ -194,12 +197,19 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
         }
     }
     bar.finish_and_clear();
-    write_atomic(
-        &s.dir.file(gan_rundir::MODEL_FILE),
-        &encode_gan(trainer.gan()),
-    )?;
+    // The weights' hash is in run.json before anything (evaluation first) reads them.
+    s.info.model_sha256 = Some(s.dir.write_model(&encode_gan(trainer.gan()))?);
+    s.dir.write_info(&s.info)?;
     if spec.eval.enabled {
-        evaluate(spec, s.dir, s.quiet, &prefix)?;
+        if s.interrupt.load(Ordering::SeqCst) {
+            // Training is complete and its weights are saved; only the measurement is left.
+            eprintln!(
+                "{prefix}interrupted before evaluation: measure the run later with `cargo xtask eval {}`",
+                s.dir.path().display()
+            );
+        } else {
+            evaluate(spec, s.dir, s.quiet, &prefix)?;
+        }
     }
     if !s.quiet {
         println!(
@@ -220,8 +230,16 @@ fn save_checkpoint(
     batches: &Batcher,
     at: checkpoint::Position,
     partial_seconds: f64,
+    losses_sha256: String,
 ) -> anyhow::Result<()> {
-    let bytes = checkpoint::encode(trainer, batches, at, &s.info.epoch_seconds, partial_seconds);
+    let bytes = checkpoint::encode(
+        trainer,
+        batches,
+        at,
+        &s.info.epoch_seconds,
+        partial_seconds,
+        losses_sha256,
+    );
     s.dir
         .write_checkpoint(trainer.steps_done(), &bytes, s.spec.checkpoint.keep)
         .context("writing a checkpoint")?;

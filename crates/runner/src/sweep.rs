@@ -67,6 +67,10 @@ struct IndexedPoint {
     index: usize,
     name: String,
     overrides: Vec<String>,
+    /// The point's resolved spec (its `spec.yaml`), so a rerun can tell a changed experiment
+    /// from a restarted one. Absent in sweeps started before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    spec: Option<String>,
 }
 
 pub(crate) fn run_sweep(
@@ -86,7 +90,14 @@ pub(crate) fn run_sweep(
         )),
     };
     std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
-    write_index(&parent, spec_path, spec, &points, &opts.overrides)?;
+    write_index(
+        &parent,
+        spec_path,
+        spec,
+        &points,
+        &opts.overrides,
+        opts.force,
+    )?;
 
     // Things every point needs, done once before the points race for them.
     for p in &points {
@@ -197,13 +208,17 @@ pub(crate) fn run_sweep(
     Ok(Outcome::Completed(parent))
 }
 
-/// Writes `sweep.json`, or checks that the one already there describes the same grid.
+/// Writes `sweep.json`, or checks that the one already there describes the same grid and,
+/// point by point, the same resolved specs (a changed spec is refused unless `force`, and
+/// `force` records the new specs). Points already on disk are checked against their own
+/// `spec.yaml` too, which also covers sweeps whose index predates the recorded specs.
 fn write_index(
     parent: &Path,
     spec_path: &Path,
     spec: &Spec,
     points: &[SweepPoint],
     overrides: &[String],
+    force: bool,
 ) -> anyhow::Result<()> {
     let index = SweepIndex {
         format: "gan-sweep-v1".into(),
@@ -216,6 +231,7 @@ fn write_index(
                 index: p.index,
                 name: p.name.clone(),
                 overrides: p.overrides.clone(),
+                spec: Some(p.spec.to_yaml()),
             })
             .collect(),
     };
@@ -223,7 +239,8 @@ fn write_index(
     if let Ok(text) = std::fs::read_to_string(&path) {
         let existing: SweepIndex = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a sweep index", path.display()))?;
-        if existing.points != index.points || existing.name != index.name {
+        let names = |i: &SweepIndex| i.points.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+        if names(&existing) != names(&index) || existing.name != index.name {
             bail!(
                 "{} already holds a different sweep ({}, {} points); choose another --run-dir",
                 parent.display(),
@@ -231,10 +248,89 @@ fn write_index(
                 existing.points.len()
             );
         }
-        return Ok(());
+        let mut changes = SpecChanges::default();
+        for (old, new) in existing.points.iter().zip(points) {
+            let new_yaml = new.spec.to_yaml();
+            if let Some(old_yaml) = &old.spec {
+                changes.add(&new.name, old_yaml, &new_yaml);
+            }
+            let own = parent.join(&new.name).join(gan_rundir::SPEC_FILE);
+            if let Ok(on_disk) = std::fs::read_to_string(&own) {
+                changes.add(&new.name, &on_disk, &new_yaml);
+            }
+        }
+        if changes.is_empty() || (force && existing.points == index.points) {
+            return Ok(());
+        }
+        if !force {
+            bail!(
+                "{} was started with a different spec: {}. Rerunning would mix two experiments \
+                 in one sweep; choose another --run-dir for the new one, or give --force to go on \
+                 anyway (finished points are kept as they are, new points use the new spec)",
+                parent.display(),
+                changes.describe()
+            );
+        }
+        eprintln!(
+            "warning: --force: {} continues with a changed spec ({})",
+            parent.display(),
+            changes.describe()
+        );
     }
     write_json_atomic(&path, &index)?;
     Ok(())
+}
+
+/// Keys whose values differ between a sweep's recorded specs and the current ones.
+#[derive(Default)]
+struct SpecChanges {
+    /// `key: old -> new` and the points where it differs.
+    keys: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+}
+
+impl SpecChanges {
+    fn add(&mut self, point: &str, old_yaml: &str, new_yaml: &str) {
+        if old_yaml == new_yaml {
+            return;
+        }
+        let flat = |y: &str| {
+            serde_yaml::from_str::<serde_yaml::Value>(y)
+                .map(|v| gan_spec::flatten(&v))
+                .unwrap_or_default()
+        };
+        let (old, new) = (flat(old_yaml), flat(new_yaml));
+        let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+        let missing = || "(none)".to_string();
+        for key in keys {
+            let (a, b) = (old.get(key), new.get(key));
+            if a != b {
+                let change = format!(
+                    "{key}: {} -> {}",
+                    a.cloned().unwrap_or_else(missing),
+                    b.cloned().unwrap_or_else(missing)
+                );
+                self.keys
+                    .entry(change)
+                    .or_default()
+                    .insert(point.to_string());
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    fn describe(&self) -> String {
+        self.keys
+            .iter()
+            .map(|(change, points)| match points.len() {
+                1 => format!("{change} (point {})", points.first().expect("one")),
+                n => format!("{change} ({n} points)"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 /// Runs one grid point: fresh, skipped (completed, or running elsewhere) or resumed.
@@ -263,7 +359,7 @@ fn run_point(
                     path.display()
                 )
             }
-            _ => return resume_session(&dir, false, threads, opts.quiet, label, interrupt),
+            _ => return resume_session(&dir, opts, threads, label, interrupt),
         }
     }
     let train = training_images(&point.spec, opts.quiet)?;
@@ -279,7 +375,7 @@ fn run_point(
         &dir,
         &source,
         threads,
-        opts.quiet,
+        opts,
         label,
         interrupt,
     )

@@ -4,7 +4,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use runner::{Options, Outcome, StepHook};
 
 mod common;
 use common::{fixture_spec_file, ok, runner, RUNNER};
@@ -97,7 +101,6 @@ fn killed_runs_resume_to_the_same_bytes() {
         let mut child = spawn(&[s, "--run-dir", &name, "--quiet"], t);
         let run = t.join(&name);
         wait_until(|| steps_recorded(&run).is_some() && steps_logged(&run) >= after_steps);
-        std::thread::sleep(Duration::from_millis(25 + 17 * i as u64));
         child.kill().unwrap(); // SIGKILL: no chance to clean up
         let status = child.wait().unwrap();
         let info = run_json(&run);
@@ -116,34 +119,49 @@ fn killed_runs_resume_to_the_same_bytes() {
 
 #[test]
 fn ctrl_c_checkpoints_at_the_step_and_resumes_exactly() {
+    // Driven through the library: the interrupt flag (what Ctrl-C and SIGTERM raise) is set
+    // after exactly step 150, in the middle of epoch 1, with no timing involved.
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     let spec = spec(t, 4);
-    let s = spec.to_str().unwrap();
-    ok(&runner(&[s, "--run-dir", "whole", "--quiet"], t));
-    let child = spawn(&[s, "--run-dir", "int", "--quiet"], t);
-    // After epoch 0's checkpoint is written, then a little into epoch 1.
-    wait_until(|| steps_recorded(&t.join("int")).unwrap_or(0) >= 110);
-    std::thread::sleep(Duration::from_millis(50));
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "Ctrl-C exits with 130");
+    ok(&runner(
+        &[spec.to_str().unwrap(), "--run-dir", "whole", "--quiet"],
+        t,
+    ));
+    let flag = Arc::new(AtomicBool::new(false));
+    let raise = flag.clone();
+    let opts = Options {
+        spec: Some(spec.clone()),
+        run_dir: Some(t.join("int")),
+        quiet: true,
+        threads: Some(2),
+        on_step: Some(StepHook(Arc::new(move |step| {
+            if step == 150 {
+                raise.store(true, Ordering::SeqCst);
+            }
+        }))),
+        ..Options::default()
+    };
+    let outcome = runner::run(&opts, &flag).unwrap();
+    assert_eq!(outcome, Outcome::Interrupted(t.join("int")));
     let info = run_json(&t.join("int"));
     assert_eq!(info["status"], "interrupted");
-    let steps = info["steps_done"].as_u64().unwrap();
-    assert!(
-        steps > 110 && steps % 110 != 0,
-        "checkpoint mid-epoch at step {steps}"
+    assert_eq!(
+        info["steps_done"], 150,
+        "the checkpoint is at the step Ctrl-C came after"
     );
     assert_eq!(
-        steps_logged(&t.join("int")) as u64,
-        steps,
+        steps_logged(&t.join("int")),
+        150,
         "every step before Ctrl-C is logged"
     );
-    ok(&runner(&["--resume", "int", "--quiet"], t));
+    let resume = Options {
+        resume: Some(t.join("int")),
+        quiet: true,
+        ..Options::default()
+    };
+    let outcome = runner::run(&resume, &AtomicBool::new(false)).unwrap();
+    assert_eq!(outcome, Outcome::Completed(t.join("int")));
     assert_same_run(&t.join("whole"), &t.join("int"));
 }
 
@@ -156,7 +174,10 @@ fn pretend_interrupted(run: &Path) {
         serde_json::to_vec_pretty(&info).unwrap(),
     )
     .unwrap();
-    std::fs::remove_file(run.join("model.safetensors")).unwrap();
+    let model = run.join("model.safetensors");
+    if model.exists() {
+        std::fs::remove_file(model).unwrap();
+    }
 }
 
 /// A run's checkpoint files, oldest first (their names start with the zero-padded step).
@@ -210,8 +231,12 @@ fn a_changed_spec_is_refused_unless_forced() {
     let t = tmp.path();
     let spec = spec(t, 2);
     let s = spec.to_str().unwrap();
+    ok(&runner(&[s, "--run-dir", "whole", "--quiet"], t));
     ok(&runner(&[s, "--run-dir", "r", "--quiet"], t));
     pretend_interrupted(&t.join("r"));
+    // Back to before its last epoch, so that the forced resume really trains.
+    let cps = checkpoint_files(&t.join("r"));
+    std::fs::remove_file(cps.last().unwrap()).unwrap();
     let text = std::fs::read_to_string(&spec)
         .unwrap()
         .replace("seed: 11", "seed: 12");
@@ -224,11 +249,11 @@ fn a_changed_spec_is_refused_unless_forced() {
             && err.contains("--force"),
         "{err}"
     );
-    ok(&runner(&["--resume", "r", "--force", "--quiet"], t));
-    // The run's own spec.yaml (seed 11) was used, not the edited file.
-    assert!(std::fs::read_to_string(t.join("r/spec.yaml"))
-        .unwrap()
-        .contains("seed: 11"));
+    let out = ok(&runner(&["--resume", "r", "--force"], t));
+    assert!(out.contains("resuming r at step 110"), "{out}");
+    // The run's own spec.yaml (seed 11) was used, not the edited file (seed 12): the
+    // resumed epoch gives exactly the uninterrupted seed-11 run.
+    assert_same_run(&t.join("whole"), &t.join("r"));
     // Editing the run's own spec.yaml is refused too.
     pretend_interrupted(&t.join("r"));
     let own = std::fs::read_to_string(t.join("r/spec.yaml"))
@@ -373,4 +398,227 @@ fn a_restarted_shard_skips_finished_points_and_resumes_the_rest() {
     std::fs::write(&spec, other).unwrap();
     let err = String::from_utf8_lossy(&runner(&[s, "--run-dir", "seq"], t).stderr).to_string();
     assert!(err.contains("already holds a different sweep"), "{err}");
+}
+
+#[test]
+fn a_sweep_rerun_with_a_changed_spec_is_refused_naming_the_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let body = "train:\n  epochs: 1\n  batch_size: 50\nsamples:\n  count: 0\nsweep:\n  seed: [1, 2, 3, 4]\n";
+    let spec = fixture_spec_file(t, "four", "name: four\n", body);
+    let s = spec.to_str().unwrap();
+    // Half the grid is finished (as if the sweep had been stopped after two points).
+    ok(&runner(
+        &[s, "--run-dir", "sw", "--shard", "0/2", "--quiet"],
+        t,
+    ));
+    assert_eq!(point_dirs(&t.join("sw")).len(), 2);
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(
+        &spec,
+        text.replace("  epochs: 1\n", "  epochs: 1\n  lr: 0.001\n"),
+    )
+    .unwrap();
+    let out = runner(&[s, "--run-dir", "sw"], t);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success(),
+        "a changed spec must not mix into the sweep"
+    );
+    assert!(
+        err.contains("train.lr: 0.0002 -> 0.001 (4 points)") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(point_dirs(&t.join("sw")).len(), 2, "nothing was started");
+
+    // A finished sweep whose epochs changed is not "already completed".
+    std::fs::write(&spec, &text).unwrap();
+    ok(&runner(&[s, "--run-dir", "sw", "--quiet"], t));
+    std::fs::write(&spec, text.replace("epochs: 1", "epochs: 2")).unwrap();
+    let err = String::from_utf8_lossy(&runner(&[s, "--run-dir", "sw"], t).stderr).to_string();
+    assert!(err.contains("train.epochs: 1 -> 2 (4 points)"), "{err}");
+
+    // --force goes on, says so, and keeps the finished points as they are.
+    let before = std::fs::read(t.join("sw/seed=1/losses.csv")).unwrap();
+    let out = ok(&runner(&[s, "--run-dir", "sw", "--force"], t));
+    assert!(
+        out.contains("warning: --force") && out.contains("already completed"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read(t.join("sw/seed=1/losses.csv")).unwrap(),
+        before
+    );
+    // --force means nothing for a plain new run: refused rather than ignored.
+    let plain = fixture_spec_file(t, "plain", "name: plain\n", "train:\n  epochs: 1\n");
+    let err = String::from_utf8_lossy(
+        &runner(&[plain.to_str().unwrap(), "--force", "--run-dir", "p"], t).stderr,
+    )
+    .to_string();
+    assert!(err.contains("--force applies to --resume"), "{err}");
+}
+
+#[test]
+fn a_forced_resume_refuses_a_spec_its_checkpoint_cannot_continue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let spec = spec(t, 2);
+    let s = spec.to_str().unwrap();
+    ok(&runner(&[s, "--run-dir", "r", "--quiet"], t));
+    let own = std::fs::read_to_string(t.join("r/spec.yaml")).unwrap();
+    let edit = |from: &str, to: &str| {
+        pretend_interrupted(&t.join("r"));
+        std::fs::write(t.join("r/spec.yaml"), own.replace(from, to)).unwrap();
+        let out = runner(&["--resume", "r", "--force"], t);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        err
+    };
+    let err = edit("hidden: 384", "hidden: 128");
+    assert!(
+        err.contains("cannot continue under the run's spec.yaml")
+            && err.contains("hidden 384")
+            && err.contains("model.hidden 128"),
+        "{err}"
+    );
+    let err = edit("epochs: 2", "epochs: 1");
+    assert!(
+        err.contains("past the spec's train.epochs = 1") && err.contains("at least 2"),
+        "{err}"
+    );
+    assert_eq!(
+        run_json(&t.join("r"))["status"],
+        "interrupted",
+        "left as it was"
+    );
+}
+
+#[test]
+fn a_run_is_written_by_one_process_at_a_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let spec = spec(t, 4);
+    let s = spec.to_str().unwrap();
+    let mut first = spawn(&[s, "--run-dir", "r", "--quiet"], t);
+    let run = t.join("r");
+    let lock = run.join(".lock");
+    let held_by = |pid: u32| {
+        std::fs::read_to_string(&lock).is_ok_and(|p| p == pid.to_string())
+            && try_run_json(&run).is_some()
+    };
+    wait_until(|| held_by(first.id()));
+    // A second writer while the first trains: refused, naming the first.
+    let out = runner(&["--resume", "r"], t);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains(&format!("in use by pid {}", first.id())),
+        "{err}"
+    );
+    wait_until(|| steps_recorded(&run).unwrap_or(0) >= 110);
+    first.kill().unwrap(); // SIGKILL: the OS releases the lock with the process
+    first.wait().unwrap();
+    // Two resumes started together: exactly one trains, the other names it.
+    let piped = |args: &[&str]| {
+        Command::new(RUNNER)
+            .args(args)
+            .current_dir(t)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (piped(&["--resume", "r"]), piped(&["--resume", "r"]));
+    let (pa, pb) = (a.id(), b.id());
+    let (oa, ob) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (winner, loser) = match (oa.status.success(), ob.status.success()) {
+        (true, false) => (pa, ob),
+        (false, true) => (pb, oa),
+        both => panic!("exactly one resume may write the run, got {both:?}"),
+    };
+    let err = String::from_utf8_lossy(&loser.stderr);
+    assert!(err.contains(&format!("in use by pid {winner}")), "{err}");
+    assert_eq!(run_json(&run)["status"], "completed");
+}
+
+/// Changes one digit of data row `row` (1-based) of a loss log, keeping it parseable.
+fn garble_row(run: &Path, row: usize) {
+    let path = run.join("losses.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let cells: Vec<&str> = lines[row].split(',').collect();
+    let mut d_loss = cells[2].to_string();
+    let last = d_loss.pop().unwrap();
+    d_loss.push(if last == '1' { '2' } else { '1' });
+    let new = [cells[0], cells[1], &d_loss, cells[3], cells[4], cells[5]].join(",");
+    lines[row] = new;
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn a_changed_row_of_losses_csv_is_computed_again_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let spec = spec(t, 3);
+    let s = spec.to_str().unwrap();
+    ok(&runner(&[s, "--run-dir", "whole", "--quiet"], t));
+    ok(&runner(&[s, "--run-dir", "g", "--quiet"], t));
+    let run = t.join("g");
+    // Checkpoints at steps 220 and 330: a row after 220 sends the resume back to 220.
+    pretend_interrupted(&run);
+    garble_row(&run, 250);
+    let out = ok(&runner(&["--resume", "g"], t));
+    assert!(
+        out.contains("losses.csv is not what the run had written by step 330")
+            && out.contains("resuming g at step 220"),
+        "{out}"
+    );
+    assert_same_run(&t.join("whole"), &run);
+    // A row before every checkpoint: the run starts over and every row is computed again.
+    pretend_interrupted(&run);
+    garble_row(&run, 5);
+    let out = ok(&runner(&["--resume", "g"], t));
+    assert!(out.contains("starting the run over"), "{out}");
+    assert_same_run(&t.join("whole"), &run);
+}
+
+#[test]
+fn an_interrupt_after_the_last_step_skips_evaluation_but_keeps_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    // A copy of the fixture, so that a regression that evaluates anyway caches its
+    // classifier in the temporary folder, not in the source tree.
+    let data = t.join("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    for e in std::fs::read_dir(gan_data::fixture_dir())
+        .unwrap()
+        .flatten()
+    {
+        std::fs::copy(e.path(), data.join(e.file_name())).unwrap();
+    }
+    let spec = t.join("ev.yaml");
+    let text = format!(
+        "name: ev\ndata:\n  dir: {}\ntrain:\n  epochs: 1\n  batch_size: 50\nsamples:\n  count: 0\neval:\n  enabled: true\n  samples: 100\n",
+        data.display()
+    );
+    std::fs::write(&spec, text).unwrap();
+    let flag = Arc::new(AtomicBool::new(false));
+    let raise = flag.clone();
+    let opts = Options {
+        spec: Some(spec),
+        run_dir: Some(t.join("r")),
+        quiet: true,
+        on_step: Some(StepHook(Arc::new(move |step| {
+            if step == 22 {
+                raise.store(true, Ordering::SeqCst); // Ctrl-C during the last step
+            }
+        }))),
+        ..Options::default()
+    };
+    let outcome = runner::run(&opts, &flag).unwrap();
+    assert_eq!(outcome, Outcome::Completed(t.join("r")));
+    let info = run_json(&t.join("r"));
+    assert_eq!(info["status"], "completed");
+    assert!(t.join("r/model.safetensors").is_file());
+    assert!(!t.join("r/metrics.json").exists(), "evaluation was skipped");
 }

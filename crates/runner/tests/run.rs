@@ -59,6 +59,11 @@ fn a_run_leaves_a_complete_directory() {
     assert_eq!(info["epochs_done"], 2);
     assert_eq!(info["steps_done"], 22);
     assert_eq!(info["epoch_seconds"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        info["model_sha256"].as_str(),
+        Some(gan_rundir::sha256_hex(&read(&run.join("model.safetensors"))).as_str()),
+        "run.json records the final weights' hash"
+    );
     assert!(
         info["versions"]["dfdx"].is_string()
             && info["machine"]["logical_cpus"].as_u64().unwrap() >= 1
@@ -216,7 +221,7 @@ fn bad_inputs_fail_with_one_clear_message() {
         ),
         (
             vec![spec, "--set", "train.lr=-1"],
-            "train.lr must be a positive number",
+            "train.lr must be a positive finite number",
         ),
         (
             vec![spec, "--set", "train.epochs=0"],
@@ -358,4 +363,137 @@ fn help_documents_every_flag_and_key() {
             key.key
         );
     }
+}
+
+fn samples_written(run: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(run.join("samples"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn pictures_follow_the_tutorials_schedule() {
+    // Epoch 0 and every 5th epoch (0-based 4, 9), as ts_GAN.py's `epoch == 0 or (epoch + 1) % 10`.
+    let tmp = tempfile::tempdir().unwrap();
+    let body = "  limit: 200\ntrain:\n  epochs: 12\nsamples:\n  count: 2\n  every: 5\n";
+    let spec = fixture_spec_file(tmp.path(), "sched", "name: sched\n", body);
+    let s = spec.to_str().unwrap();
+    ok(&runner(&[s, "--run-dir", "r", "--quiet"], tmp.path()));
+    assert_eq!(
+        samples_written(&tmp.path().join("r")),
+        ["000.png", "004.png", "009.png"]
+    );
+    ok(&runner(
+        &[
+            s,
+            "--run-dir",
+            "none",
+            "--quiet",
+            "--set",
+            "samples.count=0",
+        ],
+        tmp.path(),
+    ));
+    assert!(samples_written(&tmp.path().join("none")).is_empty());
+}
+
+/// Resident memory of a process in MB, from /proc.
+fn rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_huge_epoch_count_keeps_memory_flat_and_stops_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let body = "  limit: 200\nsamples:\n  count: 2\n  every: 10\n";
+    let spec = fixture_spec_file(tmp.path(), "huge", "name: huge\n", body);
+    let child = Command::new(RUNNER)
+        .args([spec.to_str().unwrap(), "--run-dir", "r", "--quiet"])
+        .args(["--set", "train.epochs=1000000000000", "--threads", "1"])
+        .current_dir(tmp.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let losses = tmp.path().join("r/losses.csv");
+    let rows = || {
+        std::fs::read_to_string(&losses)
+            .map(|t| t.lines().count().saturating_sub(1))
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut peak = 0.0f64;
+    while rows() < 40 && std::time::Instant::now() < deadline {
+        peak = peak.max(rss_mb(child.id()).unwrap_or(0.0));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(
+        rows() >= 40,
+        "training started and went on (peak {peak:.0} MB)"
+    );
+    peak = peak.max(rss_mb(child.id()).unwrap_or(0.0));
+    assert!(peak < 300.0, "resident memory reached {peak:.0} MB");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "SIGTERM stops the run like Ctrl-C"
+    );
+    let info: serde_json::Value =
+        serde_json::from_slice(&read(&tmp.path().join("r/run.json"))).unwrap();
+    assert_eq!(info["status"], "interrupted");
+    assert_eq!(info["epochs_planned"], 1_000_000_000_000u64);
+}
+
+#[test]
+fn a_spec_that_cannot_fit_in_memory_is_refused_before_the_run_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = fixture_spec(tmp.path(), "");
+    let s = spec.to_str().unwrap();
+    for (set, key) in [
+        ("model.hidden=100000000", "lower model.hidden"),
+        ("samples.count=100000000", "lower samples.count"),
+    ] {
+        let err = fails(&runner(&[s, "--run-dir", "r", "--set", set], tmp.path()));
+        assert!(
+            err.contains("this spec needs about") && err.contains(key),
+            "{set}: {err}"
+        );
+        assert!(
+            !tmp.path().join("r").exists(),
+            "{set}: no run directory is made"
+        );
+    }
+    // A resumed run whose spec was made too big is refused the same way, and left as it was.
+    ok(&runner(&[s, "--run-dir", "r", "--quiet"], tmp.path()));
+    let run = tmp.path().join("r");
+    let mut info: serde_json::Value = serde_json::from_slice(&read(&run.join("run.json"))).unwrap();
+    info["status"] = "interrupted".into();
+    std::fs::write(run.join("run.json"), serde_json::to_vec(&info).unwrap()).unwrap();
+    let own = std::fs::read_to_string(run.join("spec.yaml")).unwrap();
+    std::fs::write(
+        run.join("spec.yaml"),
+        own.replace("count: 4", "count: 100000000"),
+    )
+    .unwrap();
+    let err = fails(&runner(&["--resume", "r", "--force"], tmp.path()));
+    assert!(err.contains("lower samples.count"), "{err}");
+    let after: serde_json::Value = serde_json::from_slice(&read(&run.join("run.json"))).unwrap();
+    assert_eq!(after["status"], "interrupted");
 }

@@ -50,6 +50,7 @@ pub struct DataSpec {
 pub struct ModelSpec {
     pub noise_dim: usize,
     pub hidden: usize,
+    #[serde(deserialize_with = "float")]
     pub init_std: f64,
 }
 
@@ -67,9 +68,13 @@ pub enum GLoss {
 pub struct TrainSpec {
     pub epochs: usize,
     pub batch_size: usize,
+    #[serde(deserialize_with = "float")]
     pub lr: f64,
+    #[serde(deserialize_with = "float")]
     pub beta1: f64,
+    #[serde(deserialize_with = "float")]
     pub beta2: f64,
+    #[serde(deserialize_with = "float")]
     pub eps: f64,
     pub g_loss: GLoss,
 }
@@ -162,6 +167,34 @@ impl Default for SamplesSpec {
             count: 10,
             every: 10,
         }
+    }
+}
+
+/// A float key: a YAML number, or `nan` / `inf` / `-inf` written plainly (YAML's own
+/// spellings are `.nan` / `.inf`), so every spelling of a non-finite value reaches the range
+/// check and gets the same message instead of a type error for some of them.
+fn float<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(f64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Number(v) => Ok(v),
+        Raw::Text(t) => match t
+            .trim()
+            .trim_start_matches('+')
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "nan" | ".nan" => Ok(f64::NAN),
+            "inf" | ".inf" | "infinity" => Ok(f64::INFINITY),
+            "-inf" | "-.inf" | "-infinity" => Ok(f64::NEG_INFINITY),
+            _ => Err(serde::de::Error::custom(format!(
+                "invalid type: string {t:?}, expected a number"
+            ))),
+        },
     }
 }
 
@@ -287,10 +320,13 @@ impl Spec {
         serde_yaml::to_string(self).expect("a spec always serialises")
     }
 
-    /// Epoch indices (0-based) after which a sample picture is saved.
-    pub fn sample_epochs(&self) -> impl Iterator<Item = usize> + '_ {
+    /// Whether a sample picture is saved after `epoch` (0-based): after epoch 0 and every
+    /// `samples.every`-th epoch, as the tutorial does. A test, not a list, so nothing grows
+    /// with `train.epochs`.
+    pub fn is_sample_epoch(&self, epoch: usize) -> bool {
         let every = self.samples.every.max(1);
-        (0..self.train.epochs)
-            .filter(move |&e| self.samples.count > 0 && (e == 0 || (e + 1) % every == 0))
+        self.samples.count > 0
+            && epoch < self.train.epochs
+            && (epoch == 0 || (epoch + 1).is_multiple_of(every))
     }
 }

@@ -414,6 +414,15 @@ fn strip_location(msg: &str) -> String {
     out
 }
 
+/// A float as a user would write it: `1e-300`, not three hundred zeros.
+fn show(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-4..1e9).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
 fn validate(s: &Spec) -> Result<(), String> {
     let valid_name = !s.name.is_empty()
         && !s.name.starts_with('.')
@@ -451,23 +460,45 @@ fn validate(s: &Spec) -> Result<(), String> {
     if s.data.dir.trim().is_empty() {
         return Err("data.dir must name a folder".into());
     }
+    // Training runs in single precision: each float key is checked as the f32 it becomes
+    // (1e-300 is a positive f64 but 0 in f32, 0.99999999 is 1).
     let positive = [("train.lr", s.train.lr), ("train.eps", s.train.eps)];
     for (key, v) in positive {
-        if !(v.is_finite() && v > 0.0) {
-            return Err(format!("{key} must be a positive number (got {v})"));
+        let single = v as f32;
+        if !(single.is_finite() && single > 0.0) {
+            return Err(format!(
+                "{key} must be a positive finite number in single precision, from 1.4e-45 to \
+                 3.4e38 (got {}{})",
+                show(v),
+                if v.is_finite() && v > 0.0 {
+                    format!(", which is {single} in f32")
+                } else {
+                    String::new()
+                }
+            ));
         }
     }
     for (key, v) in [
         ("train.beta1", s.train.beta1),
         ("train.beta2", s.train.beta2),
     ] {
-        if !(0.0..1.0).contains(&v) {
-            return Err(format!("{key} must be in [0, 1) (got {v})"));
+        let single = v as f32;
+        if !(0.0..1.0).contains(&single) {
+            return Err(format!(
+                "{key} must be in [0, 1) in single precision (got {}{})",
+                show(v),
+                if (0.0..1.0).contains(&v) {
+                    format!(", which is {single} in f32")
+                } else {
+                    String::new()
+                }
+            ));
         }
     }
-    if !(s.model.init_std.is_finite() && s.model.init_std >= 0.0) {
+    let std = s.model.init_std as f32;
+    if !(std.is_finite() && std >= 0.0) {
         return Err(format!(
-            "model.init_std must be a non-negative number (got {})",
+            "model.init_std must be a non-negative finite number in single precision (got {})",
             s.model.init_std
         ));
     }

@@ -26,7 +26,7 @@ fn an_empty_spec_is_the_tutorial() {
     assert_eq!(s.train.g_loss, GLoss::NonSaturating);
     assert_eq!((s.samples.count, s.samples.every), (10, 10));
     assert_eq!(s.data.limit, None);
-    let epochs: Vec<usize> = s.sample_epochs().collect();
+    let epochs: Vec<usize> = (0..200).filter(|&e| s.is_sample_epoch(e)).collect();
     assert_eq!(epochs, vec![0, 9, 19, 29, 39, 49, 59, 69, 79, 89, 99]);
 }
 
@@ -63,8 +63,25 @@ fn out_of_range_values_are_rejected() {
             "train.batch_size must be at least 1",
         ),
         ("train:\n  epochs: 0\n", "train.epochs must be at least 1"),
-        ("train:\n  lr: -0.1\n", "train.lr must be a positive number"),
-        ("train:\n  lr: .nan\n", "train.lr must be a positive number"),
+        (
+            "train:\n  lr: -0.1\n",
+            "train.lr must be a positive finite number",
+        ),
+        (
+            "train:\n  lr: .nan\n",
+            "train.lr must be a positive finite number",
+        ),
+        ("train:\n  lr: nan\n", "3.4e38 (got NaN)"),
+        (
+            "train:\n  lr: 1e39\n",
+            "train.lr must be a positive finite number",
+        ),
+        ("train:\n  eps: 1e-300\n", "(got 1e-300, which is 0 in f32)"),
+        (
+            "train:\n  beta1: 0.99999999\n",
+            "train.beta1 must be in [0, 1) in single precision",
+        ),
+        ("model:\n  init_std: .inf\n", "model.init_std"),
         ("train:\n  beta2: 1.0\n", "train.beta2 must be in [0, 1)"),
         ("model:\n  hidden: 0\n", "model.hidden must be at least 1"),
         ("model:\n  init_std: -1\n", "model.init_std"),
@@ -80,6 +97,20 @@ fn out_of_range_values_are_rejected() {
     }
     let e = parse("train:\n  epochs: -1\n", &[]).unwrap_err();
     assert!(e.contains("line 2") && e.contains("epochs"), "{e}");
+    // Every spelling of a non-finite value, in the file or on the command line, gets the
+    // same range message rather than a type error for some of them.
+    for v in ["nan", ".nan", "NaN", "inf", "-.inf"] {
+        let e = parse("", &[&format!("train.lr={v}")]).unwrap_err();
+        assert!(
+            e.contains("train.lr must be a positive finite number"),
+            "{v}: {e}"
+        );
+    }
+    let e = parse("train:\n  lr: fast\n", &[]).unwrap_err();
+    assert!(
+        e.contains("line 2") && e.contains("expected a number"),
+        "{e}"
+    );
 }
 
 #[test]

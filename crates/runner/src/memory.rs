@@ -1,0 +1,164 @@
+//! How much memory a spec needs, estimated before anything is allocated, so that a spec that
+//! cannot fit this machine is refused with the figure instead of aborting half-way (and
+//! leaving a run marked `running` that every resume would abort again).
+
+use anyhow::bail;
+use gan_model::IMAGE_PIXELS;
+use gan_spec::Spec;
+
+/// Images of MNIST's training file, the most a run loads.
+const TRAINING_FILE_IMAGES: u128 = 60_000;
+/// The process itself, the classifier for evaluation, thread stacks: a generous constant.
+const FIXED_BYTES: u128 = 200 << 20;
+/// Bytes per pixel of a sample picture (3 x 3 pixels per digit pixel, plus the gaps),
+/// counted twice for the PNG encoding.
+const PICTURE_BYTES_PER_PIXEL: u128 = 2 * 11;
+
+/// One part of the estimate, named by the spec keys that size it.
+struct Part {
+    what: &'static str,
+    keys: &'static str,
+    bytes: u128,
+}
+
+/// The estimate's parts: upper estimates, each within a small factor of what is allocated.
+fn parts(spec: &Spec) -> Vec<Part> {
+    let (z, h, x) = (
+        spec.model.noise_dim as u128,
+        spec.model.hidden as u128,
+        IMAGE_PIXELS as u128,
+    );
+    let b = spec.train.batch_size as u128;
+    let f = 4u128; // bytes per f32
+    let params = (z * h + h + h * x + x) + (x * h + h + h + 1);
+    // Weights, gradients and both Adam moments, plus a checkpoint's copies while it is encoded.
+    let networks = params * f * (4 + 6);
+    let workspace = b * (z + 6 * h + 3 * x + 4) * f;
+    let data = TRAINING_FILE_IMAGES * x * 2;
+    let count = spec.samples.count as u128;
+    let pictures = count * ((x + z + h) * f + x * PICTURE_BYTES_PER_PIXEL);
+    let eval = if spec.eval.enabled {
+        spec.eval.samples as u128 * (x + z + h + 1024 + 256 + 10) * f * 2
+    } else {
+        0
+    };
+    vec![
+        Part {
+            what: "the two networks with their gradients, Adam state and checkpoint copies",
+            keys: "model.hidden, model.noise_dim",
+            bytes: networks,
+        },
+        Part {
+            what: "the training step's buffers",
+            keys: "train.batch_size, model.hidden",
+            bytes: workspace,
+        },
+        Part {
+            what: "the training images",
+            keys: "data",
+            bytes: data,
+        },
+        Part {
+            what: "the sample pictures",
+            keys: "samples.count",
+            bytes: pictures,
+        },
+        Part {
+            what: "the evaluation",
+            keys: "eval.samples",
+            bytes: eval,
+        },
+        Part {
+            what: "the program itself",
+            keys: "",
+            bytes: FIXED_BYTES,
+        },
+    ]
+}
+
+/// Bytes `spec` needs at its peak (an upper estimate).
+pub(crate) fn estimate(spec: &Spec) -> u128 {
+    parts(spec).iter().map(|p| p.bytes).sum()
+}
+
+/// Memory this process may use: the machine's, or its cgroup's limit when lower.
+fn machine_bytes() -> Option<u128> {
+    let mut sys = sysinfo::System::new();
+    sys.refresh_memory();
+    let total = sys.total_memory();
+    let limit = sys
+        .cgroup_limits()
+        .map(|c| c.total_memory)
+        .filter(|&l| l > 0)
+        .map_or(total, |l| l.min(total));
+    (limit > 0).then_some(limit as u128)
+}
+
+fn gib(bytes: u128) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// Refuses `spec` (naming `origin`, its file) if it needs more memory than this machine has.
+pub(crate) fn check_fits(spec: &Spec, origin: &str) -> anyhow::Result<()> {
+    let Some(have) = machine_bytes() else {
+        return Ok(()); // nothing known to compare with; the allocator will say
+    };
+    check_against(spec, origin, have)
+}
+
+fn check_against(spec: &Spec, origin: &str, have: u128) -> anyhow::Result<()> {
+    let need = estimate(spec);
+    if need <= have {
+        return Ok(());
+    }
+    let parts = parts(spec);
+    let biggest = parts
+        .iter()
+        .max_by_key(|p| p.bytes)
+        .expect("the estimate has parts");
+    bail!(
+        "{origin}: this spec needs about {} of memory, more than the {} this machine has; \
+         most of it ({}) is {}, sized by {}: lower {} and run again",
+        gib(need),
+        gib(have),
+        gib(biggest.bytes),
+        biggest.what,
+        biggest.keys,
+        biggest.keys
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tutorial_needs_little_and_huge_specs_are_refused_by_name() {
+        let tutorial = Spec::default();
+        let need = estimate(&tutorial);
+        // About 435,000 parameters and 47 MB of images: well under a gigabyte.
+        assert!(need > 100 << 20 && need < 600 << 20, "{need}");
+        check_against(&tutorial, "baseline.yaml", 1 << 30).unwrap();
+
+        let mut wide = Spec::default();
+        wide.model.hidden = 100_000_000;
+        let e = check_against(&wide, "w.yaml", 24 << 30)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("w.yaml: this spec needs about")
+                && e.contains("than the 24.0 GiB this machine has")
+                && e.contains("lower model.hidden"),
+            "{e}"
+        );
+        let mut pictures = Spec::default();
+        pictures.samples.count = 100_000_000;
+        let e = check_against(&pictures, "p.yaml", 24 << 30)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("the sample pictures, sized by samples.count"),
+            "{e}"
+        );
+    }
+}
