@@ -147,7 +147,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// Run directories named on the command line, with sweep folders replaced by their runs.
 /// A path that is neither (no `run.json`, no `sweep.json`) is an error naming it: comparing
 /// whatever folder was typed by mistake would report nonsense with a success status.
-fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut not_runs = Vec::new();
     for p in paths {

@@ -172,6 +172,9 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
             let _lock = run.lock()?;
             run.write_metrics(&m)?;
             written.push(run.file(gan_rundir::METRICS_FILE));
+            // The metrics join the run's TensorBoard log (its HParams tab's metric columns).
+            gan_tensorboard::RunLog::rebuild(&run, None)
+                .with_context(|| format!("updating the TensorBoard log of {}", path.display()))?;
         }
         if let Some(out) = &args.out {
             write_json_atomic(out, &m)?;

@@ -13,6 +13,7 @@ mod fixture;
 mod lockstep;
 mod runs;
 mod table;
+mod tensorboard;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +51,8 @@ enum Command {
     Sample(eval::SampleArgs),
     /// Record a tutorial run for a step-by-step replay by TensorFlow (tools/lockstep/).
     Lockstep(lockstep::Args),
+    /// Write TensorBoard logs for runs made before the runner wrote them (or rewrite them).
+    Tensorboard(tensorboard::Args),
     /// Print an sbatch script running a sweep as a Slurm job array (one shard per task).
     Slurm(cluster::Args),
     /// Print a Kubernetes Indexed Job running a sweep (one shard per pod).
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
         Command::TrainClassifier(args) => eval::train_classifier(args),
         Command::Sample(args) => eval::sample(args),
         Command::Lockstep(args) => lockstep::run(args),
+        Command::Tensorboard(args) => tensorboard::run(args),
         Command::Slurm(args) => cluster::slurm(args),
         Command::K8s(args) => cluster::k8s(args),
     };

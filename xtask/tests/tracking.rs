@@ -481,3 +481,27 @@ fn a_generator_with_a_nan_weight_is_refused_not_scored() {
     );
     assert!(!run.join(gan_rundir::METRICS_FILE).exists());
 }
+
+#[test]
+fn tensorboard_backfills_runs_and_leaves_running_ones_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let done = make_run(tmp.path(), "done", 1, 2, None, Status::Completed);
+    let busy = make_run(tmp.path(), "busy", 2, 2, None, Status::Running);
+    let _held = RunDir::open(&busy).unwrap().lock().unwrap();
+    let out = stdout_of(&xtask(&[
+        "tensorboard",
+        done.to_str().unwrap(),
+        busy.to_str().unwrap(),
+    ]));
+    assert!(
+        out.contains("skipped") && out.contains("in use by pid"),
+        "{out}"
+    );
+    let events = gan_tensorboard::read_events(&done.join(gan_rundir::EVENTS_FILE)).unwrap();
+    let steps = events
+        .iter()
+        .filter(|e| matches!(&e.what, Some(gan_tensorboard::proto::event::What::Summary(s)) if s.value[0].tag == "step/d_loss"))
+        .count();
+    assert_eq!(steps, 8, "2 epochs of 4 steps");
+    assert!(!busy.join(gan_rundir::EVENTS_FILE).exists());
+}

@@ -9,6 +9,9 @@
 //!   samples/NNN.png     sample pictures after epochs 000, 009, 019, ...
 //!   model.safetensors   the final generator and discriminator
 //!   metrics.json        sample-quality metrics, when evaluated
+//!   events.out.tfevents.0.gan   the TensorBoard log (written through gan-tensorboard)
+//!   checkpoints/        the newest full training states, for --resume
+//!   .lock               locked by the process writing the run
 //! ```
 //!
 //! This crate is the only place that knows these names and formats.
@@ -42,6 +45,9 @@ pub const MODEL_FILE: &str = "model.safetensors";
 pub const METRICS_FILE: &str = "metrics.json";
 /// Marks a sweep's parent folder and lists its runs.
 pub const SWEEP_FILE: &str = "sweep.json";
+/// The run's TensorBoard log, in the run directory itself so TensorBoard names the run after
+/// its folder (`tensorboard --logdir runs`). Always this name, so a rebuild replaces it.
+pub const EVENTS_FILE: &str = "events.out.tfevents.0.gan";
 /// Locked (an OS file lock) by the process writing the run; holds its pid.
 pub const LOCK_FILE: &str = ".lock";
 

@@ -13,6 +13,7 @@ use gan_model::{stream, Stream, Trainer};
 use gan_plot::SampleGrid;
 use gan_rundir::{rfc3339, write_atomic, LossRow, LossWriter, RunDir, RunInfo, Status};
 use gan_spec::Spec;
+use gan_tensorboard::{unix_seconds, RunLog};
 
 use crate::checkpoint::{self, Resume};
 use crate::console::{self, epoch_line};
@@ -111,6 +112,22 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
         }
     };
     let steps_per_epoch = batches.steps_per_epoch();
+    // The TensorBoard log, rewritten from the run's files up to where training starts (so a
+    // resumed run's log holds what an uninterrupted one's does, no step twice).
+    let mut tb = RunLog::rebuild(s.dir, Some((trainer.steps_done(), first_epoch)))
+        .context("writing the TensorBoard log")?;
+    // The epoch in progress: its rows (those before a mid-epoch checkpoint are on disk and
+    // already in the log) and how many of them the log holds.
+    let mut epoch_rows: Vec<LossRow> = if first_step > 0 {
+        let rows = s.dir.read_losses()?;
+        rows.into_iter()
+            .filter(|r| r.epoch == first_epoch)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut logged = epoch_rows.len();
+    let now = || unix_seconds(SystemTime::now());
     let fixed_noise = sample_noise(
         spec.samples.count,
         cfg.model.noise_dim,
@@ -132,6 +149,8 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
         for step_in_epoch in first_step..steps_per_epoch {
             if s.interrupt.load(Ordering::SeqCst) {
                 losses.flush()?;
+                tb.steps(&epoch_rows[logged..], now());
+                tb.flush()?;
                 let point = checkpoint::Position {
                     epoch,
                     step_in_epoch,
@@ -147,18 +166,22 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
                 Ok(st) => st,
                 Err(e) => {
                     losses.flush()?;
+                    tb.steps(&epoch_rows[logged..], now());
+                    tb.flush()?;
                     bar.abandon();
                     return Err(e.into());
                 }
             };
-            losses.write(&LossRow {
+            let row = LossRow {
                 epoch,
                 step: trainer.steps_done(),
                 d_loss: stats.d_loss,
                 g_loss: stats.g_loss,
                 d_real: stats.d_real,
                 d_fake: stats.d_fake,
-            })?;
+            };
+            losses.write(&row)?;
+            epoch_rows.push(row);
             last = Some(stats);
             bar.inc(1);
             if let Some(hook) = s.on_step {
@@ -169,11 +192,18 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
         // Order matters for exact resumption: everything an epoch produces is on disk before
         // the checkpoint that skips it.
         losses.flush()?;
+        let mut picture = None;
         if spec.is_sample_epoch(epoch) {
             let images = generate(&trainer.gan().generator, &fixed_noise);
             let png = SampleGrid::default().encode_png(&images)?;
             write_atomic(&s.dir.sample_path(epoch), &png)?;
+            picture = Some(png);
         }
+        tb.steps(&epoch_rows[logged..], now());
+        tb.epoch_end(&epoch_rows, picture.as_deref(), now());
+        tb.flush()?;
+        epoch_rows.clear();
+        logged = 0;
         let seconds = started.elapsed().as_secs_f64() + std::mem::take(&mut carried);
         s.info.epoch_seconds.push(seconds);
         s.info.epochs_done = epoch + 1;
@@ -211,6 +241,12 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
             evaluate(spec, s.dir, s.quiet, &prefix)?;
         }
     }
+    let last_step = trainer.steps_done();
+    if let Ok(m) = s.dir.read_metrics() {
+        tb.metrics(&m, last_step, now());
+    }
+    tb.end(true, last_step, now());
+    tb.flush()?;
     if !s.quiet {
         println!(
             "{prefix}Optimization complete: {} ({} epochs, {:.1} s)",

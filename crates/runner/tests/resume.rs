@@ -84,8 +84,33 @@ fn assert_same_run(a: &Path, b: &Path) {
             b.display()
         );
     }
+    assert_eq!(
+        tensorboard_content(a),
+        tensorboard_content(b),
+        "TensorBoard logs of {} and {}",
+        a.display(),
+        b.display()
+    );
     let info = run_json(b);
     assert_eq!(info["status"], "completed");
+}
+
+/// A run's TensorBoard events without what varies between identical runs (wall times, and
+/// the hparams session records, which carry start and end times).
+fn tensorboard_content(run: &Path) -> Vec<(i64, Vec<u8>)> {
+    use gan_tensorboard::proto::event::What;
+    let path = run.join(gan_rundir::EVENTS_FILE);
+    gan_tensorboard::read_events(&path)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.what {
+            Some(What::Summary(mut s)) => {
+                s.value.retain(|v| !v.tag.starts_with("_hparams_/"));
+                (!s.value.is_empty()).then(|| (e.step, prost::Message::encode_to_vec(&s)))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 #[test]
