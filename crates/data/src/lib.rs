@@ -67,7 +67,7 @@ pub enum DataError {
         value: u8,
     },
     #[error(
-        "no MNIST file `{name}` (or `{name}.gz`) in {}; run `cargo xtask fetch-mnist --dir {}` to fetch it",
+        "no MNIST file `{name}` (or `{name}.gz`) in {}; run `gan fetch-mnist --dir {}` (`cargo xtask fetch-mnist` in the repository) to fetch it",
         dir.display(),
         dir.display()
     )]

@@ -164,7 +164,7 @@ fn mnist_level_checks() {
     let empty = tempfile::tempdir().unwrap();
     let m = load_test(empty.path()).unwrap_err().to_string();
     assert!(
-        m.contains("t10k-images-idx3-ubyte") && m.contains("cargo xtask fetch-mnist"),
+        m.contains("t10k-images-idx3-ubyte") && m.contains("gan fetch-mnist"),
         "{m}"
     );
 }

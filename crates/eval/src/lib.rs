@@ -265,7 +265,7 @@ pub fn ensure_classifier(
         return Ok(c);
     }
     log(&format!(
-        "no MNIST classifier cached in {}: training one (about a minute or two; `cargo xtask train-classifier` does the same)",
+        "no MNIST classifier cached in {}: training one (about a minute or two; `gan train-classifier` does the same)",
         classifier::cache_dir(data_dir).display()
     ));
     let (train, validation) =

@@ -240,7 +240,7 @@ fn ensure_data(spec: &Spec, quiet: bool) -> anyhow::Result<()> {
     if missing && spec.data.dir == DEFAULT_DATA_DIR {
         if !quiet {
             eprintln!(
-                "MNIST is not in {DEFAULT_DATA_DIR} yet: fetching it (the same as `cargo xtask fetch-mnist`)"
+                "MNIST is not in {DEFAULT_DATA_DIR} yet: fetching it (the same as `gan fetch-mnist`)"
             );
         }
         let opts = gan_fetch::Options {
@@ -248,7 +248,7 @@ fn ensure_data(spec: &Spec, quiet: bool) -> anyhow::Result<()> {
             ..gan_fetch::Options::new(dir, gan_fetch::default_sources())
         };
         let report = gan_fetch::fetch_mnist(&opts).context(
-            "fetching MNIST failed; fetch it yourself with `cargo xtask fetch-mnist --from <mirror or folder>`",
+            "fetching MNIST failed; fetch it yourself with `gan fetch-mnist --from <mirror or folder>`",
         )?;
         if !quiet {
             eprintln!("{report}");

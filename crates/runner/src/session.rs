@@ -234,7 +234,7 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
         if s.interrupt.load(Ordering::SeqCst) {
             // Training is complete and its weights are saved; only the measurement is left.
             eprintln!(
-                "{prefix}interrupted before evaluation: measure the run later with `cargo xtask eval {}`",
+                "{prefix}interrupted before evaluation: measure the run later with `gan eval {}`",
                 s.dir.path().display()
             );
         } else {

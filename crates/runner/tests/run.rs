@@ -237,7 +237,7 @@ fn bad_inputs_fail_with_one_clear_message() {
         ),
         (
             vec![spec, "--set", "data.dir=/no/mnist/here"],
-            "cargo xtask fetch-mnist",
+            "gan fetch-mnist",
         ),
     ];
     for (args, want) in cases {
@@ -274,7 +274,7 @@ fn missing_default_data_is_fetched_and_a_failed_fetch_is_explained() {
         .unwrap();
     let err = fails(&out);
     assert!(
-        err.contains("fetching MNIST failed") && err.contains("cargo xtask fetch-mnist"),
+        err.contains("fetching MNIST failed") && err.contains("gan fetch-mnist"),
         "{err}"
     );
     assert!(

@@ -7,7 +7,7 @@
 //! step: an epoch's means and picture sit at the step that ends it. Because the log can be
 //! rebuilt from the run directory at any step ([`RunLog::rebuild`]), a resumed run rewrites it
 //! from its checkpoint and gets exactly the content of an uninterrupted run, and runs made
-//! before logs existed get them (`cargo xtask tensorboard`).
+//! before logs existed get them (`gan tensorboard`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! `cargo xtask fetch-mnist`.
+//! `gan fetch-mnist` (also `cargo xtask fetch-mnist`).
 
 use std::path::PathBuf;
 
@@ -11,7 +11,7 @@ use gan_fetch::{default_sources, fetch_mnist, Options, Source, DEFAULT_MIRRORS, 
     DEFAULT_MIRRORS.join("\n  ")
 ))]
 pub struct Args {
-    /// Folder that receives the four uncompressed files [default: <workspace>/data/mnist]
+    /// Folder that receives the four uncompressed files [default: data/mnist]
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Base URL, file:// URL or local folder holding the .gz (or uncompressed) files
@@ -22,8 +22,8 @@ pub struct Args {
     force: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let dir = crate::mnist_dir(args.dir);
+pub fn run(args: Args, paths: &crate::Paths) -> anyhow::Result<()> {
+    let dir = paths.mnist_dir(args.dir);
     let sources = match &args.from {
         Some(s) => vec![Source::parse(s)],
         None => default_sources(),

@@ -1,4 +1,4 @@
-//! `cargo xtask compare`: what differs between runs, how their losses compare, whether they
+//! `gan compare`: what differs between runs, how their losses compare, whether they
 //! reproduce each other bit for bit, and pictures of their curves and final samples.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -69,7 +69,7 @@ struct SeedGroup {
     stats: BTreeMap<String, (f64, f64)>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args, paths: &crate::Paths) -> anyhow::Result<()> {
     let dirs = expand(&args.runs)?;
     if dirs.len() < 2 {
         bail!("compare needs at least two runs (got {})", dirs.len());
@@ -104,7 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let out = match args.out {
         Some(p) => p,
-        None => crate::project_root().join("runs").join(format!(
+        None => paths.runs_dir().join(format!(
             "compare-{}",
             gan_rundir::compact_timestamp(std::time::SystemTime::now())
         )),

@@ -1,4 +1,4 @@
-//! `cargo xtask slurm` and `cargo xtask k8s`: a sweep fanned out over a cluster scheduler,
+//! `gan slurm` and `gan k8s`: a sweep fanned out over a cluster scheduler,
 //! one array task (or indexed pod) per shard, all writing into one sweep folder.
 
 use std::path::PathBuf;
@@ -82,7 +82,7 @@ pub fn slurm(args: Args) -> anyhow::Result<()> {
 # Submit from the repository root:   sbatch this-script.sh
 # Each task runs one disjoint shard; all write into {run_dir}. A pre-empted or requeued
 # task resumes its points from their checkpoints; a finished point is skipped.
-# Afterwards: cargo xtask compare {run_dir}
+# Afterwards: gan compare {run_dir}
 #SBATCH --job-name={name}
 #SBATCH --array=0-{last}
 #SBATCH --cpus-per-task={cpus}

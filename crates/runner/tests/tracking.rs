@@ -1,5 +1,5 @@
-//! `cargo xtask runs` and `compare` on small run directories built here (no training):
-//! identical runs, diverging runs, runs of different lengths, a failed run, a stale run and
+//! The `gan` tools (the same code as `cargo xtask runs`, `compare`, ...) on small run
+//! directories built here (no training): identical runs, diverging runs, runs of different lengths, a failed run, a stale run and
 //! a directory with a corrupt losses.csv.
 
 use std::path::{Path, PathBuf};
@@ -7,7 +7,8 @@ use std::process::{Command, Output};
 
 use gan_rundir::{LossRow, LossWriter, Machine, RunDir, RunInfo, Status};
 
-const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+/// The installed tools binary; `cargo xtask` runs the same code (gan-tools).
+const GAN: &str = env!("CARGO_BIN_EXE_gan");
 
 fn info(name: &str, seed: u64, status: Status, epochs: usize) -> RunInfo {
     RunInfo {
@@ -75,17 +76,14 @@ fn make_run(
     path
 }
 
-fn xtask(args: &[&str]) -> Output {
-    Command::new(XTASK)
-        .args(args)
-        .output()
-        .expect("xtask starts")
+fn run_gan(args: &[&str]) -> Output {
+    Command::new(GAN).args(args).output().expect("gan starts")
 }
 
 fn stdout_of(out: &Output) -> String {
     assert!(
         out.status.success(),
-        "xtask failed: {}",
+        "gan failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -101,7 +99,7 @@ fn compare_reports_identical_diverging_and_shorter_runs() {
     let d = make_run(r, "d", 1, 2, None, Status::Completed);
     let out_dir = r.join("cmp");
     let s = |p: &PathBuf| p.to_str().unwrap().to_string();
-    let text = stdout_of(&xtask(&[
+    let text = stdout_of(&run_gan(&[
         "compare",
         &s(&a),
         &s(&b),
@@ -129,7 +127,7 @@ fn compare_reports_identical_diverging_and_shorter_runs() {
         assert!(out_dir.join(f).is_file(), "{f} written");
     }
 
-    let json = stdout_of(&xtask(&[
+    let json = stdout_of(&run_gan(&[
         "compare",
         &s(&a),
         &s(&b),
@@ -145,7 +143,7 @@ fn compare_reports_identical_diverging_and_shorter_runs() {
         0,
         "same seed: no seed statistics"
     );
-    let md = stdout_of(&xtask(&[
+    let md = stdout_of(&run_gan(&[
         "compare",
         &s(&a),
         &s(&c),
@@ -158,7 +156,7 @@ fn compare_reports_identical_diverging_and_shorter_runs() {
         md.contains("## Reproducibility") && md.contains("| pair"),
         "{md}"
     );
-    let csv = stdout_of(&xtask(&[
+    let csv = stdout_of(&run_gan(&[
         "compare",
         &s(&a),
         &s(&c),
@@ -189,7 +187,7 @@ fn runs_differing_only_in_seed_get_mean_and_std() {
         .map(|p| p.to_str().unwrap().to_string())
         .collect();
     let out = r.join("cmp").to_str().unwrap().to_string();
-    let json = stdout_of(&xtask(&[
+    let json = stdout_of(&run_gan(&[
         "compare", &runs[0], &runs[1], &runs[2], "--out", &out, "--format", "json",
     ]));
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -236,7 +234,7 @@ fn runs_lists_every_kind_of_run_and_survives_damage() {
         .to_string();
     RunDir::open(&stale).unwrap().write_info(&i).unwrap();
 
-    let text = stdout_of(&xtask(&["runs", r.to_str().unwrap()]));
+    let text = stdout_of(&run_gan(&["runs", r.to_str().unwrap()]));
     let line = |name: &str| {
         text.lines()
             .find(|l| l.trim_start().starts_with(name))
@@ -268,7 +266,7 @@ fn runs_lists_every_kind_of_run_and_survives_damage() {
         "{text}"
     );
 
-    let cmp = stdout_of(&xtask(&[
+    let cmp = stdout_of(&run_gan(&[
         "compare",
         corrupt.to_str().unwrap(),
         r.join("good").to_str().unwrap(),
@@ -288,7 +286,7 @@ fn runs_lists_every_kind_of_run_and_survives_damage() {
         vec![specs.to_str().unwrap()],
         vec![stray.to_str().unwrap(), r.join("good").to_str().unwrap()],
     ] {
-        let out = xtask(&[&["compare"], &args[..]].concat());
+        let out = run_gan(&[&["compare"], &args[..]].concat());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{err}");
         assert!(
@@ -313,7 +311,7 @@ fn sample_writes_an_idx_file_any_tool_can_read() {
     .unwrap();
     let seven_from_seed_3 = |out: &Path| {
         let (run, out) = (run.to_str().unwrap(), out.to_str().unwrap());
-        stdout_of(&xtask(&[
+        stdout_of(&run_gan(&[
             "sample", run, "--count", "7", "--seed", "3", "--out", out,
         ]))
     };
@@ -326,7 +324,7 @@ fn sample_writes_an_idx_file_any_tool_can_read() {
     let gz = tmp.path().join("s.idx.gz");
     seven_from_seed_3(&gz);
     assert_eq!(gan_data::read_idx(&gz, 3).unwrap(), idx);
-    let err = xtask(&[
+    let err = run_gan(&[
         "sample",
         tmp.path().join("nope").to_str().unwrap(),
         "--count",
@@ -346,7 +344,14 @@ fn cluster_scripts_fan_a_sweep_out_by_shard() {
     let spec = tmp.path().join("grid.yaml");
     std::fs::write(&spec, "name: grid\nsweep:\n  seed: [1, 2, 3, 4]\n").unwrap();
     let s = spec.to_str().unwrap();
-    let script = stdout_of(&xtask(&["slurm", s, "--shards", "2", "--partition", "cpu"]));
+    let script = stdout_of(&run_gan(&[
+        "slurm",
+        s,
+        "--shards",
+        "2",
+        "--partition",
+        "cpu",
+    ]));
     assert!(script.starts_with("#!/usr/bin/env bash"), "{script}");
     for want in [
         "#SBATCH --array=0-1",
@@ -356,7 +361,7 @@ fn cluster_scripts_fan_a_sweep_out_by_shard() {
     ] {
         assert!(script.contains(want), "{want} missing:\n{script}");
     }
-    let yaml = stdout_of(&xtask(&["k8s", s, "--image", "img:1"]));
+    let yaml = stdout_of(&run_gan(&["k8s", s, "--image", "img:1"]));
     let job: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
     assert_eq!(job["kind"], "Job");
     assert_eq!(job["spec"]["completionMode"], "Indexed");
@@ -369,7 +374,7 @@ fn cluster_scripts_fan_a_sweep_out_by_shard() {
         .contains("--shard \"$JOB_COMPLETION_INDEX/4\""));
     let plain = tmp.path().join("plain.yaml");
     std::fs::write(&plain, "seed: 1\n").unwrap();
-    let out = xtask(&["slurm", plain.to_str().unwrap()]);
+    let out = run_gan(&["slurm", plain.to_str().unwrap()]);
     assert!(
         !out.status.success()
             && String::from_utf8_lossy(&out.stderr).contains("no `sweep:` section")
@@ -421,7 +426,7 @@ fn a_damaged_or_broken_model_is_refused_before_any_work() {
     let r = run.to_str().unwrap();
     let out = tmp.path().join("s.idx");
     let o = out.to_str().unwrap();
-    stdout_of(&xtask(&["sample", r, "--count", "2", "--out", o]));
+    stdout_of(&run_gan(&["sample", r, "--count", "2", "--out", o]));
 
     // One flipped byte: caught by the hash run.json recorded.
     let model = run.join(gan_rundir::MODEL_FILE);
@@ -433,13 +438,13 @@ fn a_damaged_or_broken_model_is_refused_before_any_work() {
         vec!["sample", r, "--count", "2", "--out", o],
         vec!["eval", r, "--data", data],
     ] {
-        let err = stderr_of_failure(&xtask(&args));
+        let err = stderr_of_failure(&run_gan(&args));
         assert!(err.contains("does not match the SHA-256"), "{err}");
         assert!(!err.contains("training"), "inputs are checked first: {err}");
     }
     // No model at all: said at once, naming the run's status.
     std::fs::remove_file(&model).unwrap();
-    let err = stderr_of_failure(&xtask(&["eval", r, "--data", data]));
+    let err = stderr_of_failure(&run_gan(&["eval", r, "--data", data]));
     assert!(
         err.contains("model.safetensors: missing") && !err.contains("training"),
         "{err}"
@@ -450,7 +455,7 @@ fn a_damaged_or_broken_model_is_refused_before_any_work() {
     );
     // Too few samples for the metrics: refused by the argument parser, not by a panic.
     for n in ["0", "5"] {
-        let err = stderr_of_failure(&xtask(&["eval", r, "--samples", n, "--data", data]));
+        let err = stderr_of_failure(&run_gan(&["eval", r, "--samples", n, "--data", data]));
         assert!(err.contains("at least 10"), "{err}");
     }
 }
@@ -467,7 +472,7 @@ fn a_generator_with_a_nan_weight_is_refused_not_scored() {
         std::fs::copy(e.path(), data.join(e.file_name())).unwrap();
     }
     let run = run_with_model(tmp.path(), Some(17));
-    let err = stderr_of_failure(&xtask(&[
+    let err = stderr_of_failure(&run_gan(&[
         "eval",
         run.to_str().unwrap(),
         "--samples",
@@ -488,7 +493,7 @@ fn tensorboard_backfills_runs_and_leaves_running_ones_alone() {
     let done = make_run(tmp.path(), "done", 1, 2, None, Status::Completed);
     let busy = make_run(tmp.path(), "busy", 2, 2, None, Status::Running);
     let _held = RunDir::open(&busy).unwrap().lock().unwrap();
-    let out = stdout_of(&xtask(&[
+    let out = stdout_of(&run_gan(&[
         "tensorboard",
         done.to_str().unwrap(),
         busy.to_str().unwrap(),
@@ -504,4 +509,31 @@ fn tensorboard_backfills_runs_and_leaves_running_ones_alone() {
         .count();
     assert_eq!(steps, 8, "2 epochs of 4 steps");
     assert!(!busy.join(gan_rundir::EVENTS_FILE).exists());
+}
+
+/// Every user-facing tool, as `gan` and `cargo xtask` name it.
+const TOOLS: [&str; 9] = [
+    "fetch-mnist",
+    "runs",
+    "compare",
+    "eval",
+    "train-classifier",
+    "sample",
+    "tensorboard",
+    "slurm",
+    "k8s",
+];
+
+#[test]
+fn every_gan_command_has_its_help() {
+    let top = stdout_of(&run_gan(&["--help"]));
+    for tool in TOOLS {
+        assert!(top.contains(tool), "`gan --help` lists {tool}: {top}");
+        let help = stdout_of(&run_gan(&[tool, "--help"]));
+        assert!(help.contains(&format!("Usage: gan {tool}")), "{help}");
+    }
+    assert!(
+        top.contains("runner"),
+        "points to runner for training: {top}"
+    );
 }

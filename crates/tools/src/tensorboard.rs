@@ -1,4 +1,4 @@
-//! `cargo xtask tensorboard RUN...`: writes (or rewrites) runs' TensorBoard logs from their
+//! `gan tensorboard RUN...`: writes (or rewrites) runs' TensorBoard logs from their
 //! files, for runs made before the runner wrote logs, so `tensorboard --logdir runs` shows them.
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! `cargo xtask runs`: one line per run, newest first.
+//! `gan runs`: one line per run, newest first.
 
 use std::path::PathBuf;
 
@@ -9,17 +9,15 @@ use crate::table::{render, summary_row, SUMMARY_HEADER};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Folder holding run directories [default: <workspace>/runs]
+    /// Folder holding run directories [default: runs]
     dir: Option<PathBuf>,
     /// Print a Markdown table
     #[arg(long)]
     markdown: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let root = args
-        .dir
-        .unwrap_or_else(|| crate::project_root().join("runs"));
+pub fn run(args: Args, paths: &crate::Paths) -> anyhow::Result<()> {
+    let root = args.dir.unwrap_or_else(|| paths.runs_dir());
     let runs = list_runs(&root).with_context(|| format!("listing {}", root.display()))?;
     if runs.is_empty() {
         println!("no runs in {}", root.display());

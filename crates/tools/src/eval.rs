@@ -1,4 +1,4 @@
-//! `cargo xtask eval`, `train-classifier` and `sample`: sample quality in numbers.
+//! `gan eval`, `train-classifier` and `sample`: sample quality in numbers.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -40,14 +40,14 @@ pub struct EvalArgs {
     /// Seed of the evaluation noise
     #[arg(long, default_value_t = DEFAULT_EVAL_SEED)]
     seed: u64,
-    /// MNIST folder [default: <workspace>/data/mnist]
+    /// MNIST folder [default: data/mnist]
     #[arg(long)]
     data: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
 pub struct TrainClassifierArgs {
-    /// MNIST folder; the classifier is cached in its sibling `classifier/` [default: <workspace>/data/mnist]
+    /// MNIST folder; the classifier is cached in its sibling `classifier/` [default: data/mnist]
     #[arg(long)]
     data: Option<PathBuf>,
     /// Retrain even if a classifier is cached
@@ -84,8 +84,8 @@ fn log(s: &str) {
     eprintln!("{s}");
 }
 
-pub fn train_classifier(args: TrainClassifierArgs) -> anyhow::Result<()> {
-    let data = crate::mnist_dir(args.data);
+pub fn train_classifier(args: TrainClassifierArgs, paths: &crate::Paths) -> anyhow::Result<()> {
+    let data = paths.mnist_dir(args.data);
     if !args.force {
         if let Some(c) = Classifier::load_cached(&data)? {
             println!(
@@ -97,7 +97,7 @@ pub fn train_classifier(args: TrainClassifierArgs) -> anyhow::Result<()> {
         }
     }
     let (train, validation) = gan_data::load_training(&data)
-        .with_context(|| "loading MNIST (cargo xtask fetch-mnist)")?;
+        .with_context(|| "loading MNIST (gan fetch-mnist fetches it)")?;
     let test = gan_data::load_test(&data)?;
     let c = Classifier::train(
         &train,
@@ -123,8 +123,8 @@ pub fn train_classifier(args: TrainClassifierArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
-    let data = crate::mnist_dir(args.data);
+pub fn eval(args: EvalArgs, paths: &crate::Paths) -> anyhow::Result<()> {
+    let data = paths.mnist_dir(args.data);
     // The generator first: a missing, damaged or broken model is reported at once, not after
     // minutes of classifier training.
     let target = match (&args.generator, &args.run) {

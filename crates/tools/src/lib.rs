@@ -1,0 +1,73 @@
+//! The tools a user needs around runs, behind one clap subcommand enum: the installed `gan`
+//! binary (crates/runner/src/bin/gan.rs) and `cargo xtask` both run these, so nothing is
+//! implemented twice. `runner` itself trains and resumes.
+//!
+//! Default folders (`data/mnist`, `runs/`) are resolved against [`Paths::root`]: the current
+//! folder for `gan`, the workspace root for `cargo xtask`.
+
+pub mod cluster;
+pub mod compare;
+pub mod eval;
+pub mod fetch;
+pub mod runs;
+mod table;
+pub mod tensorboard;
+
+use std::path::PathBuf;
+
+/// Where the default folders are.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub root: PathBuf,
+}
+
+impl Paths {
+    /// The MNIST folder a command was given, else `<root>/data/mnist` (the runner's default).
+    pub fn mnist_dir(&self, given: Option<PathBuf>) -> PathBuf {
+        given.unwrap_or_else(|| self.root.join(gan_spec::DEFAULT_DATA_DIR))
+    }
+
+    /// `<root>/runs`, where the runner puts runs by default.
+    pub fn runs_dir(&self) -> PathBuf {
+        self.root.join("runs")
+    }
+}
+
+/// Every tool, as a subcommand.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Fetch MNIST, verify every file's SHA-256 and leave the four uncompressed files in DIR.
+    FetchMnist(fetch::Args),
+    /// List the runs under runs/ (or DIR), newest first, with their status and last-epoch losses.
+    Runs(runs::Args),
+    /// Compare runs: spec differences, summaries, bit-for-bit reproducibility, pictures.
+    Compare(compare::Args),
+    /// Measure a run's sample quality (Parzen, FID, IS, coverage, precision/recall) into metrics.json.
+    Eval(eval::EvalArgs),
+    /// Train (and cache) the MNIST classifier the metrics use.
+    TrainClassifier(eval::TrainClassifierArgs),
+    /// Write images from a run's generator as an IDX file (MNIST's format).
+    Sample(eval::SampleArgs),
+    /// Write TensorBoard logs for runs made before the runner wrote them (or rewrite them).
+    Tensorboard(tensorboard::Args),
+    /// Print an sbatch script running a sweep as a Slurm job array (one shard per task).
+    Slurm(cluster::Args),
+    /// Print a Kubernetes Indexed Job running a sweep (one shard per pod).
+    K8s(cluster::Args),
+}
+
+impl Command {
+    pub fn run(self, paths: &Paths) -> anyhow::Result<()> {
+        match self {
+            Command::FetchMnist(args) => fetch::run(args, paths),
+            Command::Runs(args) => runs::run(args, paths),
+            Command::Compare(args) => compare::run(args, paths),
+            Command::Eval(args) => eval::eval(args, paths),
+            Command::TrainClassifier(args) => eval::train_classifier(args, paths),
+            Command::Sample(args) => eval::sample(args),
+            Command::Tensorboard(args) => tensorboard::run(args),
+            Command::Slurm(args) => cluster::slurm(args),
+            Command::K8s(args) => cluster::k8s(args),
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! `cargo xtask` offers the user-facing tools of the installed `gan` binary (the same
+//! gan-tools code) plus the workspace's own commands.
+
+use std::process::Command;
+
+const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+
+#[test]
+fn xtask_offers_the_same_tools_as_gan() {
+    let out = Command::new(XTASK).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for tool in [
+        "fetch-mnist",
+        "runs",
+        "compare",
+        "eval",
+        "train-classifier",
+        "sample",
+        "tensorboard",
+        "slurm",
+        "k8s",
+        "bench",
+        "make-fixture",
+        "lockstep",
+    ] {
+        assert!(
+            help.contains(tool),
+            "cargo xtask --help lacks {tool}: {help}"
+        );
+    }
+}
