@@ -7,6 +7,7 @@ use image::RgbImage;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+use crate::text::GlyphText;
 use crate::PlotError;
 
 /// Font family registered from bytes compiled into the binary.
@@ -50,7 +51,8 @@ pub fn loss_panels(curves: &[Curve], title: &str) -> Result<Vec<u8>, PlotError> 
     register_font();
     let mut buf = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
     {
-        let root = BitMapBackend::with_buffer(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
+        let root =
+            GlyphText(BitMapBackend::with_buffer(&mut buf, (WIDTH, HEIGHT))).into_drawing_area();
         let err =
             |e: DrawingAreaErrorKind<_>| PlotError::Encode(format!("drawing the loss plot: {e:?}"));
         root.fill(&WHITE).map_err(err)?;
@@ -102,12 +104,15 @@ fn draw_panel<DB: DrawingBackend>(
     pick: Column,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let finite = |v: &f64| v.is_finite();
-    // x is the number of epochs completed (1-based) at each point.
-    let x = |m: &EpochMeans| (m.epoch + 1) as f64;
+    // x is the epoch as the console and the sample pictures number it (0-based); whole
+    // numbers, so the axis only ticks whole epochs.
+    let x = |m: &EpochMeans| m.epoch as i64;
     let x_max = curves
         .iter()
         .flat_map(|c| c.means.iter().map(x))
-        .fold(1.0f64, f64::max);
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let (mut lo, mut hi) = curves
         .iter()
         .flat_map(|c| c.means.iter().map(pick).filter(finite))
@@ -121,9 +126,10 @@ fn draw_panel<DB: DrawingBackend>(
     let mut chart = ChartBuilder::on(area)
         .caption(caption, (FONT, 20))
         .margin(12)
+        .margin_right(28)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))?;
+        .build_cartesian_2d(0..x_max, (lo - pad)..(hi + pad))?;
     chart
         .configure_mesh()
         .x_desc("epoch")
@@ -134,7 +140,7 @@ fn draw_panel<DB: DrawingBackend>(
         .draw()?;
     for (i, c) in curves.iter().enumerate() {
         let colour = colour(i);
-        let points: Vec<(f64, f64)> = c
+        let points: Vec<(i64, f64)> = c
             .means
             .iter()
             .map(|m| (x(m), pick(m)))

@@ -3,6 +3,7 @@
 
 mod curves;
 mod samples;
+mod text;
 
 pub use curves::{loss_panels, Curve};
 pub use samples::{encode_png, labelled_rows, sample_grid, SampleGrid};

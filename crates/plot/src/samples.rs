@@ -81,9 +81,15 @@ where
 pub fn labelled_rows(rows: &[(String, GrayImage)]) -> Result<Vec<u8>, PlotError> {
     use plotters::prelude::*;
     crate::curves::register_font();
-    const LABEL_WIDTH: u32 = 360;
     const PAD: u32 = 8;
-    let width = LABEL_WIDTH + rows.iter().map(|(_, img)| img.width()).max().unwrap_or(0) + PAD;
+    // Room for the longest label (about 10 pixels a character at this size), no more.
+    let longest = rows
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(0) as u32;
+    let label_width = (longest * 10 + 3 * PAD).clamp(120, 640);
+    let width = label_width + rows.iter().map(|(_, img)| img.width()).max().unwrap_or(0) + PAD;
     let height = rows
         .iter()
         .map(|(_, img)| img.height() + PAD)
@@ -92,7 +98,8 @@ pub fn labelled_rows(rows: &[(String, GrayImage)]) -> Result<Vec<u8>, PlotError>
         + PAD;
     let mut buf = vec![255u8; (width * height * 3) as usize];
     {
-        let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
+        let root = crate::text::GlyphText(BitMapBackend::with_buffer(&mut buf, (width, height)))
+            .into_drawing_area();
         let err =
             |e: DrawingAreaErrorKind<_>| PlotError::Encode(format!("drawing the samples: {e:?}"));
         let mut y = PAD;
@@ -111,7 +118,7 @@ pub fn labelled_rows(rows: &[(String, GrayImage)]) -> Result<Vec<u8>, PlotError>
     let mut y = PAD;
     for (_, img) in rows {
         for (x, yy, p) in img.enumerate_pixels() {
-            canvas.put_pixel(LABEL_WIDTH + x, y + yy, image::Rgb([p.0[0]; 3]));
+            canvas.put_pixel(label_width + x, y + yy, image::Rgb([p.0[0]; 3]));
         }
         y += img.height() + PAD;
     }
