@@ -37,5 +37,5 @@ for s in $seeds; do
     echo "$(date +%s.%N) - $start" | bc > "$out/wall_seconds"
   fi
   "$py" tools/lockstep/tf_generator.py "$out/generator.npz" "$out/generator.safetensors"
-  cargo xtask eval --generator "$out/generator.safetensors" --out "$out/metrics.json" | head -3
+  cargo xtask eval --generator "$out/generator.safetensors" --out "$out/metrics.json" | sed -n 3p
 done

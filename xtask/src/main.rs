@@ -39,6 +39,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    gan_tools::quiet_broken_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(args) => bench::run(args),

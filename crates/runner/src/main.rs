@@ -79,6 +79,7 @@ fn after_help() -> String {
 }
 
 fn main() -> ExitCode {
+    gan_tools::quiet_broken_pipe();
     let cli = Cli::parse();
     let interrupt = Arc::new(AtomicBool::new(false));
     {

@@ -537,3 +537,37 @@ fn every_gan_command_has_its_help() {
         "points to runner for training: {top}"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_gan_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let tmp = tempfile::tempdir().unwrap();
+    for i in 0..30 {
+        make_run(tmp.path(), &format!("r{i}"), i, 1, None, Status::Completed);
+    }
+    // `gan runs DIR | head -0`: the reader is gone before gan writes its table.
+    let mut child = Command::new(GAN)
+        .args(["runs", tmp.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
+    assert!(
+        out.status.success() || out.status.signal() == Some(libc_sigpipe()),
+        "{:?}",
+        out.status
+    );
+}
+
+#[cfg(unix)]
+fn libc_sigpipe() -> i32 {
+    13 // SIGPIPE on Linux and the BSDs
+}

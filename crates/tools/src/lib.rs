@@ -15,6 +15,18 @@ pub mod tensorboard;
 
 use std::path::PathBuf;
 
+/// Lets a closed pipe end the process quietly, as it does `ls` or `grep`: Rust ignores
+/// SIGPIPE, so `gan runs | head` would otherwise panic in `println!` with "Broken pipe".
+/// Every binary of the workspace calls this first.
+pub fn quiet_broken_pipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to the default at start-up, before any thread
+    // exists, is what every C program does implicitly.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Where the default folders are.
 #[derive(Debug, Clone)]
 pub struct Paths {

@@ -20,6 +20,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    gan_tools::quiet_broken_pipe();
     let cli = Cli::parse();
     let paths = gan_tools::Paths {
         root: std::path::PathBuf::from("."),
