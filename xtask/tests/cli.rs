@@ -9,20 +9,8 @@ const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 fn xtask_offers_the_same_tools_as_gan() {
     let out = Command::new(XTASK).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for tool in [
-        "fetch-mnist",
-        "runs",
-        "compare",
-        "eval",
-        "train-classifier",
-        "sample",
-        "tensorboard",
-        "slurm",
-        "k8s",
-        "bench",
-        "make-fixture",
-        "lockstep",
-    ] {
+    let own = ["bench", "make-fixture", "lockstep"].map(String::from);
+    for tool in gan_tools::Command::names().iter().chain(&own) {
         assert!(
             help.contains(tool),
             "cargo xtask --help lacks {tool}: {help}"

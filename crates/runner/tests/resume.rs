@@ -611,16 +611,9 @@ fn a_changed_row_of_losses_csv_is_computed_again_on_resume() {
 fn an_interrupt_after_the_last_step_skips_evaluation_but_keeps_the_run() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    // A copy of the fixture, so that a regression that evaluates anyway caches its
-    // classifier in the temporary folder, not in the source tree.
-    let data = t.join("mnist");
-    std::fs::create_dir_all(&data).unwrap();
-    for e in std::fs::read_dir(gan_data::fixture_dir())
-        .unwrap()
-        .flatten()
-    {
-        std::fs::copy(e.path(), data.join(e.file_name())).unwrap();
-    }
+    // A copy of the fixture: a regression that evaluated anyway would cache its classifier
+    // in the temporary folder.
+    let data = common::fixture_copy(t);
     let spec = t.join("ev.yaml");
     let text = format!(
         "name: ev\ndata:\n  dir: {}\ntrain:\n  epochs: 1\n  batch_size: 50\nsamples:\n  count: 0\neval:\n  enabled: true\n  samples: 100\n",

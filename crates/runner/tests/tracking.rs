@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
 use gan_rundir::{LossRow, LossWriter, Machine, RunDir, RunInfo, Status};
 
 /// The installed tools binary; `cargo xtask` runs the same code (gan-tools).
@@ -413,14 +415,7 @@ fn stderr_of_failure(out: &Output) -> String {
 fn a_damaged_or_broken_model_is_refused_before_any_work() {
     let tmp = tempfile::tempdir().unwrap();
     // Data without a cached classifier: any eval that got past its inputs would train one.
-    let data = tmp.path().join("mnist");
-    std::fs::create_dir_all(&data).unwrap();
-    for e in std::fs::read_dir(gan_data::fixture_dir())
-        .unwrap()
-        .flatten()
-    {
-        std::fs::copy(e.path(), data.join(e.file_name())).unwrap();
-    }
+    let data = common::fixture_copy(tmp.path());
     let data = data.to_str().unwrap();
     let run = run_with_model(tmp.path(), None);
     let r = run.to_str().unwrap();
@@ -463,14 +458,7 @@ fn a_damaged_or_broken_model_is_refused_before_any_work() {
 #[test]
 fn a_generator_with_a_nan_weight_is_refused_not_scored() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("mnist");
-    std::fs::create_dir_all(&data).unwrap();
-    for e in std::fs::read_dir(gan_data::fixture_dir())
-        .unwrap()
-        .flatten()
-    {
-        std::fs::copy(e.path(), data.join(e.file_name())).unwrap();
-    }
+    let data = common::fixture_copy(tmp.path());
     let run = run_with_model(tmp.path(), Some(17));
     let err = stderr_of_failure(&run_gan(&[
         "eval",
@@ -511,25 +499,17 @@ fn tensorboard_backfills_runs_and_leaves_running_ones_alone() {
     assert!(!busy.join(gan_rundir::EVENTS_FILE).exists());
 }
 
-/// Every user-facing tool, as `gan` and `cargo xtask` name it.
-const TOOLS: [&str; 9] = [
-    "fetch-mnist",
-    "runs",
-    "compare",
-    "eval",
-    "train-classifier",
-    "sample",
-    "tensorboard",
-    "slurm",
-    "k8s",
-];
-
 #[test]
 fn every_gan_command_has_its_help() {
     let top = stdout_of(&run_gan(&["--help"]));
-    for tool in TOOLS {
+    let tools = gan_tools::Command::names();
+    assert!(
+        tools.len() >= 9 && tools.contains(&"tensorboard".to_string()),
+        "{tools:?}"
+    );
+    for tool in &tools {
         assert!(top.contains(tool), "`gan --help` lists {tool}: {top}");
-        let help = stdout_of(&run_gan(&[tool, "--help"]));
+        let help = stdout_of(&run_gan(&[tool.as_str(), "--help"]));
         assert!(help.contains(&format!("Usage: gan {tool}")), "{help}");
     }
     assert!(

@@ -87,36 +87,31 @@ impl EventWriter {
         });
     }
 
+    /// A summary value without plugin metadata (scalars, images).
+    fn plain(&mut self, tag: &str, step: u64, wall_time: f64, kind: value::Kind) {
+        let value = proto::Value {
+            tag: tag.into(),
+            metadata: None,
+            kind: Some(kind),
+        };
+        self.summary(step, wall_time, value);
+    }
+
     /// A point of a scalar chart.
     pub fn scalar(&mut self, tag: &str, step: u64, wall_time: f64, v: f32) {
-        self.summary(
-            step,
-            wall_time,
-            proto::Value {
-                tag: tag.into(),
-                metadata: None,
-                kind: Some(value::Kind::SimpleValue(v)),
-            },
-        );
+        self.plain(tag, step, wall_time, value::Kind::SimpleValue(v));
     }
 
     /// A PNG picture for the Images tab (`colorspace`: 1 grey, 3 RGB, 4 RGBA).
     pub fn png(&mut self, tag: &str, step: u64, wall_time: f64, png: &[u8]) {
         let (width, height, colorspace) = png_size(png);
-        self.summary(
-            step,
-            wall_time,
-            proto::Value {
-                tag: tag.into(),
-                metadata: None,
-                kind: Some(value::Kind::Image(proto::Image {
-                    height,
-                    width,
-                    colorspace,
-                    encoded_image_string: png.to_vec(),
-                })),
-            },
-        );
+        let image = proto::Image {
+            height,
+            width,
+            colorspace,
+            encoded_image_string: png.to_vec(),
+        };
+        self.plain(tag, step, wall_time, value::Kind::Image(image));
     }
 
     /// Markdown for the Text tab.

@@ -69,6 +69,15 @@ pub enum Command {
 }
 
 impl Command {
+    /// The subcommands' names, as the command line spells them.
+    pub fn names() -> Vec<String> {
+        use clap::Subcommand;
+        Command::augment_subcommands(clap::Command::new("gan"))
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect()
+    }
+
     pub fn run(self, paths: &Paths) -> anyhow::Result<()> {
         match self {
             Command::FetchMnist(args) => fetch::run(args, paths),

@@ -49,3 +49,17 @@ pub fn fixture_spec_file(dir: &Path, name: &str, head: &str, body: &str) -> Path
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// A copy of the committed MNIST fixture in `<dir>/mnist`, so that whatever a test caches
+/// beside its data (the classifier) lands in the temporary folder, not in the source tree.
+pub fn fixture_copy(dir: &Path) -> PathBuf {
+    let data = dir.join("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    for e in std::fs::read_dir(gan_data::fixture_dir())
+        .unwrap()
+        .flatten()
+    {
+        std::fs::copy(e.path(), data.join(e.file_name())).unwrap();
+    }
+    data
+}
