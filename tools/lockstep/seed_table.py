@@ -90,7 +90,7 @@ def main():
         for k, _, f in COLUMNS:
             v = np.array([runs[s][k] for s in runs], dtype=float)
             fmt = f.replace(":d", ":.0f")
-            cells.append((fmt + " ({}-{})").format(np.median(v), fmt.format(v.min()), fmt.format(v.max())))
+            cells.append((fmt + " ({} to {})").format(np.median(v), fmt.format(v.min()), fmt.format(v.max())))
         print("| {} ({}) median (range) | {} |".format(name, len(runs), " | ".join(cells)))
     print()
     (_, a), (_, b) = programs
