@@ -99,24 +99,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let cfg = TrainConfig::tutorial();
     let mut trainer = match &args.from {
-        None => Trainer::new(cfg, args.seed),
+        None => Trainer::new(cfg.clone(), args.seed),
         Some(path) => {
             let bytes =
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             let (state, _) = decode_state(&bytes, AdamConfig::default())
                 .with_context(|| format!("{} is not a training checkpoint", path.display()))?;
-            let (g, d) = (&state.gan.generator, &state.gan.discriminator);
-            if (g.input, g.hidden, d.hidden)
-                != (cfg.model.noise_dim, cfg.model.hidden, cfg.model.hidden)
-            {
-                bail!(
-                    "{} is not a checkpoint of the tutorial's model (noise {}, hidden {})",
-                    path.display(),
-                    g.input,
-                    g.hidden
-                );
-            }
-            Trainer::restore(cfg, args.seed, state)
+            state.check_fits(&cfg).map_err(|e| {
+                anyhow::anyhow!(
+                    "{} is not a checkpoint of the tutorial's model: {e}",
+                    path.display()
+                )
+            })?;
+            Trainer::restore(cfg.clone(), args.seed, state)
         }
     };
     if args.nudge {
@@ -133,7 +128,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         let mut state = trainer.state();
         state.gan = gan;
-        trainer = Trainer::restore(cfg, args.seed, state);
+        trainer = Trainer::restore(cfg.clone(), args.seed, state);
     }
     let mut batches = Batcher::new(train.len(), cfg.batch_size, stream(args.seed, Stream::Data))?;
     let pool = rayon::ThreadPoolBuilder::new()

@@ -158,7 +158,7 @@ pub fn evaluate_images(
 
 /// `n` images from `generator` with noise from `seed`'s evaluation stream.
 pub fn generated_images(generator: &Mlp, n: usize, seed: u64) -> Vec<f32> {
-    let z = sample_noise(n, generator.input, &mut stream(seed, Stream::Eval));
+    let z = sample_noise(n, generator.input(), &mut stream(seed, Stream::Eval));
     generate(generator, &z)
 }
 

@@ -20,7 +20,7 @@ fn step(c: &mut Criterion) {
             .num_threads(threads)
             .build()
             .unwrap();
-        let mut trainer = Trainer::new(cfg, 1);
+        let mut trainer = Trainer::new(cfg.clone(), 1);
         let mut batches =
             Batcher::new(train.len(), cfg.batch_size, stream(1, Stream::Data)).unwrap();
         group.bench_function(format!("fused/{threads}_threads"), |b| {
@@ -35,7 +35,7 @@ fn step(c: &mut Criterion) {
             })
         });
     }
-    let trainer = Trainer::new(cfg, 1);
+    let trainer = Trainer::new(cfg.clone(), 1);
     let gan = trainer.gan().clone();
     let mut batches = Batcher::new(train.len(), cfg.batch_size, stream(1, Stream::Data)).unwrap();
     let mut noise = stream(1, Stream::Noise);

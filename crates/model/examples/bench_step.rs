@@ -52,7 +52,7 @@ fn main() {
         .expect("thread pool");
     let cfg = TrainConfig::tutorial();
     let times = pool.install(|| {
-        let mut trainer = Trainer::new(cfg, args.seed);
+        let mut trainer = Trainer::new(cfg.clone(), args.seed);
         let mut batches =
             Batcher::new(train.len(), cfg.batch_size, stream(args.seed, Stream::Data))
                 .expect("batch fits the data");

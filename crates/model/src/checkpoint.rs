@@ -16,8 +16,8 @@ use dfdx::prelude::{Cpu, Tensor, ZerosTensor};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::adam::Adam;
-use crate::config::{AdamConfig, ModelConfig};
-use crate::params::{Gan, Mlp, ParamSlot};
+use crate::config::AdamConfig;
+use crate::params::{Activation, Gan, Mlp, Output, ParamSlot};
 use crate::trainer::TrainerState;
 use crate::IMAGE_PIXELS;
 
@@ -73,7 +73,31 @@ fn serialize(entries: &[Entry], metadata: BTreeMap<String, String>) -> Vec<u8> {
         })
         .collect();
     let metadata: HashMap<String, String> = metadata.into_iter().collect();
-    safetensors::tensor::serialize(views, &Some(metadata)).expect("in-memory serialisation")
+    let bytes =
+        safetensors::tensor::serialize(views, &Some(metadata)).expect("in-memory serialisation");
+    sorted_header(bytes)
+}
+
+/// The same file with its JSON header's keys sorted. safetensors 0.3 writes the metadata map
+/// in a hash order that changes from process to process; sorted, identical contents give
+/// identical bytes (a resumed run's weights equal an uninterrupted run's). The header keeps
+/// its length, so the data offsets stay valid.
+fn sorted_header(mut bytes: Vec<u8>) -> Vec<u8> {
+    use std::collections::BTreeMap as Sorted;
+    let len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header = &bytes[8..8 + len];
+    let mut parsed: Sorted<String, serde_json::Value> =
+        serde_json::from_slice(header).expect("safetensors wrote a JSON header");
+    if let Some(meta) = parsed.get_mut("__metadata__") {
+        let sorted: Sorted<String, serde_json::Value> =
+            serde_json::from_value(meta.take()).expect("metadata is an object");
+        *meta = serde_json::to_value(sorted).expect("plain strings");
+    }
+    let mut text = serde_json::to_string(&parsed).expect("plain JSON");
+    assert!(text.len() <= len, "a sorted header has the same length");
+    text.extend(std::iter::repeat_n(' ', len - text.len()));
+    bytes[8..8 + len].copy_from_slice(text.as_bytes());
+    bytes
 }
 
 /// The tensors of both networks' weights, generator first.
@@ -87,12 +111,25 @@ fn weight_entries(gan: &Gan) -> Vec<Entry> {
     entries
 }
 
+/// What the tensor shapes do not say: each network's nonlinearities, as metadata
+/// (`generator.activation: leaky_relu:0.2`, `generator.output: tanh`, ...).
+fn architecture(gan: &Gan) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for (net, mlp) in [
+        ("generator", &gan.generator),
+        ("discriminator", &gan.discriminator),
+    ] {
+        m.insert(format!("{net}.activation"), mlp.hidden_act.name());
+        m.insert(format!("{net}.output"), mlp.output.name().to_string());
+    }
+    m
+}
+
 /// The weights of both networks (the run's final `model.safetensors`).
 pub fn encode_gan(gan: &Gan) -> Vec<u8> {
-    serialize(
-        &weight_entries(gan),
-        BTreeMap::from([(FORMAT_KEY.into(), WEIGHTS_FORMAT.into())]),
-    )
+    let mut metadata = architecture(gan);
+    metadata.insert(FORMAT_KEY.into(), WEIGHTS_FORMAT.into());
+    serialize(&weight_entries(gan), metadata)
 }
 
 /// A full training state plus `extra` metadata of the caller's (e.g. the data order).
@@ -107,6 +144,7 @@ pub fn encode_state(state: &TrainerState, extra: &BTreeMap<String, String>) -> V
         entries.extend(entries_for(&format!("adam.{net}.exp_avg_sq"), mlp, &adam.v));
     }
     let mut metadata = extra.clone();
+    metadata.extend(architecture(gan));
     metadata.insert(FORMAT_KEY.into(), STATE_FORMAT.into());
     metadata.insert("steps_done".into(), state.steps_done.to_string());
     metadata.insert("noise_pos".into(), state.noise_pos.to_string());
@@ -118,16 +156,77 @@ pub fn encode_state(state: &TrainerState, extra: &BTreeMap<String, String>) -> V
 /// Reads weights written by [`encode_gan`] (or the weights inside a training state).
 pub fn decode_gan(bytes: &[u8]) -> Result<Gan, CheckpointError> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format(e.to_string()))?;
-    let cfg = infer_config(&st)?;
-    let mut gan = Gan::zeros(&cfg);
-    let dev = Cpu::default();
-    for (prefix, mlp) in [
-        ("generator", &mut gan.generator),
-        ("discriminator", &mut gan.discriminator),
-    ] {
-        load_into(&dev, &st, prefix, mlp.slots(), &mut mlp.params)?;
+    let meta = read_metadata(bytes)?;
+    let generator = read_mlp(&st, &meta, "generator", Output::Sigmoid)?;
+    let discriminator = read_mlp(&st, &meta, "discriminator", Output::Identity)?;
+    if generator.output_size() != IMAGE_PIXELS
+        || discriminator.sizes != [&[IMAGE_PIXELS][..], &discriminator.sizes[1..]].concat()
+        || discriminator.output_size() != 1
+    {
+        return Err(CheckpointError::Shape {
+            name: "generator / discriminator".into(),
+            found: vec![
+                generator.output_size(),
+                discriminator.input(),
+                discriminator.output_size(),
+            ],
+            expected: vec![IMAGE_PIXELS, IMAGE_PIXELS, 1],
+        });
     }
-    Ok(gan)
+    Ok(Gan {
+        generator,
+        discriminator,
+    })
+}
+
+/// The network stored under `prefix`: its layers `{prefix}.0.weight`, `{prefix}.2.weight`,
+/// ... as far as they go (their shapes give the sizes), its nonlinearities from the metadata
+/// (the tutorial's ReLU and `default_output` when the file does not name them).
+fn read_mlp(
+    st: &SafeTensors,
+    meta: &BTreeMap<String, String>,
+    prefix: &str,
+    default_output: Output,
+) -> Result<Mlp, CheckpointError> {
+    let mut sizes = Vec::new();
+    for l in 0.. {
+        let name = format!("{prefix}.{}.weight", 2 * l);
+        let Ok(t) = st.tensor(&name) else { break };
+        let [out, input] = t.shape()[..] else {
+            return Err(CheckpointError::Shape {
+                name,
+                found: t.shape().to_vec(),
+                expected: vec![0, 0],
+            });
+        };
+        if l == 0 {
+            sizes.push(input);
+        } else if sizes[l] != input {
+            return Err(CheckpointError::Shape {
+                name,
+                found: vec![out, input],
+                expected: vec![out, sizes[l]],
+            });
+        }
+        sizes.push(out);
+    }
+    if sizes.is_empty() {
+        return Err(CheckpointError::Missing(format!("{prefix}.0.weight")));
+    }
+    let key = |k: &str| meta.get(&format!("{prefix}.{k}"));
+    let hidden_act = match key("activation") {
+        None => Activation::Relu,
+        Some(a) => Activation::from_name(a)
+            .ok_or_else(|| CheckpointError::Metadata(format!("{prefix}.activation")))?,
+    };
+    let output = match key("output") {
+        None => default_output,
+        Some(o) => Output::from_name(o)
+            .ok_or_else(|| CheckpointError::Metadata(format!("{prefix}.output")))?,
+    };
+    let mut mlp = Mlp::zeros(&sizes, hidden_act, output);
+    load_into(&Cpu::default(), st, prefix, &mlp.slots(), &mut mlp.params)?;
+    Ok(mlp)
 }
 
 /// Reads a state written by [`encode_state`]; `adam` supplies the hyperparameters.
@@ -155,9 +254,9 @@ pub fn decode_state(
     ] {
         let mut adam = Adam::new(adam, mlp.params.len());
         let exp_avg = format!("adam.{net}.exp_avg");
-        load_into(&dev, &st, &exp_avg, mlp.slots(), &mut adam.m)?;
+        load_into(&dev, &st, &exp_avg, &mlp.slots(), &mut adam.m)?;
         let exp_avg_sq = format!("adam.{net}.exp_avg_sq");
-        load_into(&dev, &st, &exp_avg_sq, mlp.slots(), &mut adam.v)?;
+        load_into(&dev, &st, &exp_avg_sq, &mlp.slots(), &mut adam.v)?;
         adam.t = number(&format!("adam.{net}.step"))? as u64;
         adams.push(adam);
     }
@@ -173,33 +272,22 @@ pub fn decode_state(
     Ok((state, metadata))
 }
 
-/// Only the generator of a `.safetensors` file: its four `generator.*` tensors in PyTorch's
-/// `nn.Sequential(Linear, ReLU, Linear)` layout (`generator.0.weight` is `[hidden, noise]`,
-/// `generator.2.weight` is `[784, hidden]`). Other tensors are ignored, so a run's
-/// `model.safetensors` works as well as another program's exported generator.
+/// Only the generator of a `.safetensors` file: its `generator.{0,2,...}.weight` and `.bias`
+/// tensors in PyTorch's `nn.Sequential(Linear, Act, ..., Linear)` layout (`generator.0.weight`
+/// is `[hidden, noise]`, the last `[784, hidden]`), ReLU and a sigmoid output unless its
+/// metadata names others. Other tensors are ignored, so a run's `model.safetensors` works as
+/// well as another program's exported generator.
 pub fn decode_generator(bytes: &[u8]) -> Result<Mlp, CheckpointError> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format(e.to_string()))?;
-    let g0 = st
-        .tensor("generator.0.weight")
-        .map_err(|_| CheckpointError::Missing("generator.0.weight".into()))?
-        .shape()
-        .to_vec();
-    let [hidden, noise] = g0[..] else {
+    let g = read_mlp(&st, &read_metadata(bytes)?, "generator", Output::Sigmoid)?;
+    if g.output_size() != IMAGE_PIXELS {
         return Err(CheckpointError::Shape {
-            name: "generator.0.weight".into(),
-            found: g0,
-            expected: vec![0, 0],
+            name: format!("generator.{}.weight", 2 * (g.layers() - 1)),
+            found: vec![g.output_size()],
+            expected: vec![IMAGE_PIXELS],
         });
-    };
-    let mut mlp = Mlp::zeros(noise, hidden, IMAGE_PIXELS);
-    load_into(
-        &Cpu::default(),
-        &st,
-        "generator",
-        mlp.slots(),
-        &mut mlp.params,
-    )?;
-    Ok(mlp)
+    }
+    Ok(g)
 }
 
 /// The weights in a `.safetensors` file.
@@ -223,45 +311,15 @@ pub fn read_metadata(bytes: &[u8]) -> Result<BTreeMap<String, String>, Checkpoin
         .collect())
 }
 
-/// Model sizes from the tensor shapes, so weights load without their spec.
-fn infer_config(st: &SafeTensors) -> Result<ModelConfig, CheckpointError> {
-    let shape = |name: &str| -> Result<Vec<usize>, CheckpointError> {
-        st.tensor(name)
-            .map(|t| t.shape().to_vec())
-            .map_err(|_| CheckpointError::Missing(name.into()))
-    };
-    let g0 = shape("generator.0.weight")?;
-    if g0.len() != 2 {
-        return Err(CheckpointError::Shape {
-            name: "generator.0.weight".into(),
-            found: g0,
-            expected: vec![0, 0],
-        });
-    }
-    let d0 = shape("discriminator.0.weight")?;
-    if d0 != [g0[0], IMAGE_PIXELS] {
-        return Err(CheckpointError::Shape {
-            name: "discriminator.0.weight".into(),
-            found: d0,
-            expected: vec![g0[0], IMAGE_PIXELS],
-        });
-    }
-    Ok(ModelConfig {
-        noise_dim: g0[1],
-        hidden: g0[0],
-        ..ModelConfig::default()
-    })
-}
-
-/// Loads the four tensors `<prefix>.<slot>` into `values` (laid out as `slots` say) with dfdx.
+/// Loads the tensors `<prefix>.<slot>` into `values` (laid out as `slots` say) with dfdx.
 fn load_into(
     dev: &Cpu,
     st: &SafeTensors,
     prefix: &str,
-    slots: [ParamSlot; 4],
+    slots: &[ParamSlot],
     values: &mut [f32],
 ) -> Result<(), CheckpointError> {
-    for slot in slots {
+    for slot in slots.iter().cloned() {
         let name = format!("{prefix}.{}", slot.name);
         let found = st
             .tensor(&name)

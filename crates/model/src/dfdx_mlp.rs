@@ -2,58 +2,80 @@
 
 use dfdx::prelude::*;
 
-use crate::params::Mlp;
+use crate::params::{Activation, Mlp, Output};
 
-/// The four tensors of an [`Mlp`] on the CPU device.
+type Matrix = Tensor<(usize, usize), f32, Cpu>;
+type Vector = Tensor<(usize,), f32, Cpu>;
+
+/// The layers of an [`Mlp`] on the CPU device.
 pub(crate) struct Net {
-    w1: Tensor<(usize, usize), f32, Cpu>,
-    b1: Tensor<(usize,), f32, Cpu>,
-    w2: Tensor<(usize, usize), f32, Cpu>,
-    b2: Tensor<(usize,), f32, Cpu>,
-    hidden: usize,
-    output: usize,
+    layers: Vec<(Matrix, Vector)>,
+    sizes: Vec<usize>,
+    act: Activation,
+    output: Output,
 }
 
 impl Net {
     pub(crate) fn new(dev: &Cpu, m: &Mlp) -> Net {
+        let layers = (0..m.layers())
+            .map(|l| {
+                let (i, o) = (m.sizes[l], m.sizes[l + 1]);
+                (
+                    dev.tensor_from_vec(m.weight(l).to_vec(), (o, i)),
+                    dev.tensor_from_vec(m.bias(l).to_vec(), (o,)),
+                )
+            })
+            .collect();
         Net {
-            w1: dev.tensor_from_vec(m.w1().to_vec(), (m.hidden, m.input)),
-            b1: dev.tensor_from_vec(m.b1().to_vec(), (m.hidden,)),
-            w2: dev.tensor_from_vec(m.w2().to_vec(), (m.output, m.hidden)),
-            b2: dev.tensor_from_vec(m.b2().to_vec(), (m.output,)),
-            hidden: m.hidden,
+            layers,
+            sizes: m.sizes.clone(),
+            act: m.hidden_act,
             output: m.output,
         }
     }
 
-    /// Pre-sigmoid output `relu(x w1^T + b1) w2^T + b2`, with the tape (if any) carried by
-    /// the input.
+    /// The last layer's values before the output nonlinearity (D's logits), with the tape
+    /// (if any) carried by the input.
     pub(crate) fn logits<T: Tape<f32, Cpu> + Merge<NoneTape>>(
         &self,
         x: Tensor<(usize, usize), f32, Cpu, T>,
     ) -> Tensor<(usize, usize), f32, Cpu, T> {
         let rows = x.shape().0;
-        let h = (x.matmul(self.w1.clone().permute())
-            + self
-                .b1
-                .clone()
-                .broadcast_like::<_, Axis<0>>(&(rows, self.hidden)))
-        .relu();
-        h.matmul(self.w2.clone().permute())
-            + self
-                .b2
-                .clone()
-                .broadcast_like::<_, Axis<0>>(&(rows, self.output))
+        let mut x = x;
+        for (l, (w, b)) in self.layers.iter().enumerate() {
+            let out = self.sizes[l + 1];
+            x = x.matmul(w.clone().permute())
+                + b.clone().broadcast_like::<_, Axis<0>>(&(rows, out));
+            if l + 1 < self.layers.len() {
+                x = match self.act {
+                    Activation::Relu => x.relu(),
+                    Activation::LeakyRelu(slope) => x.prelu(slope),
+                    Activation::Tanh => x.tanh(),
+                };
+            }
+        }
+        x
     }
 
-    /// The gradients of the four tensors, laid out like `Mlp::params`.
+    /// The network's output: the logits through the output nonlinearity (G's pixels).
+    pub(crate) fn forward<T: Tape<f32, Cpu> + Merge<NoneTape>>(
+        &self,
+        x: Tensor<(usize, usize), f32, Cpu, T>,
+    ) -> Tensor<(usize, usize), f32, Cpu, T> {
+        let y = self.logits(x);
+        match self.output {
+            Output::Identity => y,
+            Output::Sigmoid => y.sigmoid(),
+            Output::Tanh => y.tanh(),
+        }
+    }
+
+    /// The gradients of every layer's weights and biases, laid out like `Mlp::params`.
     pub(crate) fn grads(&self, g: &Gradients<f32, Cpu>) -> Vec<f32> {
-        [
-            g.get(&self.w1).as_vec(),
-            g.get(&self.b1).as_vec(),
-            g.get(&self.w2).as_vec(),
-            g.get(&self.b2).as_vec(),
-        ]
-        .concat()
+        self.layers
+            .iter()
+            .flat_map(|(w, b)| [g.get(w).as_vec(), g.get(b).as_vec()])
+            .flatten()
+            .collect()
     }
 }

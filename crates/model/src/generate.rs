@@ -8,7 +8,7 @@ use rand_distr::StandardNormal;
 
 use crate::checkpoint::{load_gan, CheckpointError};
 use crate::dfdx_mlp::Net;
-use crate::params::Mlp;
+use crate::params::{to_unit_range, Mlp};
 use crate::rng::{stream, Stream};
 
 /// Rows pushed through the network at once, so memory stays bounded for large `n`.
@@ -21,17 +21,19 @@ pub fn sample_noise(n: usize, noise_dim: usize, rng: &mut impl Rng) -> Vec<f32> 
         .collect()
 }
 
-/// The generator's images (`rows x 784`, in [0, 1]) for noise `z` (`rows x noise_dim`).
+/// The generator's images (`rows x 784`, in [0, 1]) for noise `z` (`rows x noise_dim`); a
+/// tanh generator's [-1, 1] pixels are mapped to [0, 1].
 pub fn generate(generator: &Mlp, z: &[f32]) -> Vec<f32> {
     let dev = Cpu::default();
-    let (i, o) = (generator.input, generator.output);
+    let (i, o) = (generator.input(), generator.output_size());
     assert_eq!(z.len() % i, 0, "noise is not whole rows");
     let net = Net::new(&dev, generator);
     let mut out = Vec::with_capacity(z.len() / i * o);
     for chunk in z.chunks(CHUNK_ROWS * i) {
         let z = dev.tensor_from_vec(chunk.to_vec(), (chunk.len() / i, i));
-        out.extend(net.logits(z).sigmoid().as_vec());
+        out.extend(net.forward(z).as_vec());
     }
+    to_unit_range(generator.output, &mut out);
     out
 }
 
@@ -43,6 +45,6 @@ pub fn generate_from_file(
     seed: u64,
 ) -> Result<Vec<f32>, CheckpointError> {
     let gan = load_gan(weights)?;
-    let z = sample_noise(n, gan.generator.input, &mut stream(seed, Stream::Eval));
+    let z = sample_noise(n, gan.generator.input(), &mut stream(seed, Stream::Eval));
     Ok(generate(&gan.generator, &z))
 }

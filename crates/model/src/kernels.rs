@@ -268,6 +268,24 @@ unsafe fn bias_sigmoid_avx2(chunk: &mut [f32], bias: &[f32]) {
     }
 }
 
+/// `out = act(out + bias)` row by row, for a hidden layer (ReLU through [`bias_relu`]).
+pub fn bias_activation(out: &mut [f32], bias: &[f32], act: crate::Activation) {
+    match act {
+        crate::Activation::Relu => bias_relu(out, bias),
+        other => bias_act(out, bias.len(), bias, move |x| other.apply(x)),
+    }
+}
+
+/// `out = out_act(out + bias)` row by row, for an output layer (sigmoid through
+/// [`bias_sigmoid`]).
+pub fn bias_output(out: &mut [f32], bias: &[f32], output: crate::Output) {
+    match output {
+        crate::Output::Sigmoid => bias_sigmoid(out, bias),
+        crate::Output::Tanh => bias_act(out, bias.len(), bias, f32::tanh),
+        crate::Output::Identity => bias_act(out, bias.len(), bias, |x| x),
+    }
+}
+
 /// Column sums of a row-major `rows x width` matrix, in row order.
 pub fn column_sums(out: &mut [f32], m: &[f32]) {
     out.fill(0.0);

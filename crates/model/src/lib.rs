@@ -1,6 +1,7 @@
-//! The GAN of the TensorFlow tutorial `ts_GAN.py`: a generator `noise -> hidden (ReLU) ->
-//! 784 (sigmoid)` and a discriminator `784 -> hidden (ReLU) -> 1`, trained with two Adam
-//! optimisers, one noise batch per step, D first, then G with the same noise.
+//! The GAN of the TensorFlow tutorial `ts_GAN.py`, a generator `noise -> hidden (ReLU) ->
+//! 784 (sigmoid)` and a discriminator `784 -> hidden (ReLU) -> 1` trained with two Adam
+//! optimisers, one noise batch per step, D first, then G with the same noise, and the family
+//! around it: any number of hidden layers, LeakyReLU or tanh, a tanh generator output.
 //!
 //! * [`Trainer`] runs the step: exact in meaning, stable losses from logits, bit-identical
 //!   for a seed at any thread count, and fast (see ARCHITECTURE.md for why it computes its
@@ -24,7 +25,7 @@ mod rng;
 mod trainer;
 
 pub use config::{AdamConfig, GeneratorLoss, ModelConfig, TrainConfig};
-pub use params::{Gan, Mlp, ParamSlot};
+pub use params::{to_unit_range, Activation, Gan, Mlp, Output, ParamSlot};
 pub use rng::{stream, Stream};
 pub use trainer::{StepStats, TrainError, Trainer, TrainerState};
 

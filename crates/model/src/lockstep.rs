@@ -61,7 +61,7 @@ pub fn record(
     next_batch: &mut (dyn FnMut(&mut [f32]) -> Vec<u32> + Send),
     after_step: &mut dyn FnMut(&Trainer),
 ) -> Result<Recording, TrainError> {
-    let cfg = *trainer.config();
+    let cfg = trainer.config().clone();
     let mut rec = Recording {
         init: trainer.state(),
         indices: Vec::with_capacity(steps * cfg.batch_size),
@@ -90,7 +90,7 @@ pub fn replay_reference(
 ) -> Vec<StepStats> {
     let steps = rec.stats.len();
     let mut state = rec.init.clone();
-    let noise_dim = state.gan.generator.input;
+    let noise_dim = state.gan.generator.input();
     let batch = rec.indices.len() / steps.max(1);
     let mut real = vec![0.0; batch * crate::IMAGE_PIXELS];
     (0..steps)

@@ -1,121 +1,289 @@
 //! The parameters of the two networks, each held as one flat `f32` buffer so the optimiser
 //! runs over a single slice and the training step reads weights without copying.
 //!
-//! Weights use PyTorch's `nn.Linear` layout, `[out, in]` row-major, so a checkpoint loads
-//! straight into `nn.Sequential(nn.Linear, nn.ReLU, nn.Linear, ...)` under the same names.
+//! A network is a perceptron of any depth: `input -> hidden layers -> output`, the same
+//! nonlinearity after every hidden layer and its own at the output. Weights use PyTorch's
+//! `nn.Linear` layout, `[out, in]` row-major, and checkpoint names follow
+//! `nn.Sequential(Linear, Act, Linear, Act, ..., Linear)`: layer `l`'s tensors are
+//! `{2l}.weight` and `{2l}.bias` (the tutorial's `0.*` and `2.*`).
 
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
 
 use crate::config::ModelConfig;
-use crate::IMAGE_PIXELS;
 
-/// A two-layer perceptron `input -> hidden (ReLU) -> output`, the shape of both networks.
+/// The nonlinearity after each hidden layer.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Activation {
+    /// `max(x, 0)`, the tutorial's.
+    #[default]
+    Relu,
+    /// `x` for `x > 0`, `slope * x` otherwise.
+    LeakyRelu(f32),
+    Tanh,
+}
+
+impl Activation {
+    /// `act(x)`. ReLU keeps NaN (`f32::max` would turn it into 0 and hide a diverged network).
+    #[inline(always)]
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Activation::Relu => {
+                if x < 0.0 {
+                    0.0
+                } else {
+                    x
+                }
+            }
+            Activation::LeakyRelu(slope) => {
+                if x < 0.0 {
+                    slope * x
+                } else {
+                    x
+                }
+            }
+            Activation::Tanh => x.tanh(),
+        }
+    }
+
+    /// `act'` at the input that gave the output `y` (every activation here is monotonic, so
+    /// the output decides it).
+    #[inline(always)]
+    pub fn derivative_at_output(self, y: f32) -> f32 {
+        match self {
+            Activation::Relu => {
+                if y > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::LeakyRelu(slope) => {
+                if y > 0.0 {
+                    1.0
+                } else {
+                    slope
+                }
+            }
+            Activation::Tanh => 1.0 - y * y,
+        }
+    }
+
+    /// As written in checkpoint metadata and specs: `relu`, `leaky_relu:0.2`, `tanh`.
+    pub fn name(self) -> String {
+        match self {
+            Activation::Relu => "relu".into(),
+            Activation::LeakyRelu(s) => format!("leaky_relu:{s}"),
+            Activation::Tanh => "tanh".into(),
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Activation> {
+        match s.split_once(':') {
+            None if s == "relu" => Some(Activation::Relu),
+            None if s == "tanh" => Some(Activation::Tanh),
+            Some(("leaky_relu", slope)) => slope.parse().ok().map(Activation::LeakyRelu),
+            _ => None,
+        }
+    }
+}
+
+/// What a network's last layer puts out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Output {
+    /// Raw values: D's logits (its loss applies the sigmoid).
+    #[default]
+    Identity,
+    /// Pixels in [0, 1], the tutorial's generator.
+    Sigmoid,
+    /// Pixels in [-1, 1]; images are mapped back to [0, 1] for pictures and metrics.
+    Tanh,
+}
+
+impl Output {
+    pub fn name(self) -> &'static str {
+        match self {
+            Output::Identity => "identity",
+            Output::Sigmoid => "sigmoid",
+            Output::Tanh => "tanh",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Output> {
+        [Output::Identity, Output::Sigmoid, Output::Tanh]
+            .into_iter()
+            .find(|o| o.name() == s)
+    }
+}
+
+/// A perceptron: `sizes = [input, hidden..., output]`, flat parameters in layer order
+/// (`w0 [sizes[1], sizes[0]]`, `b0`, `w1`, `b1`, ...).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mlp {
-    pub input: usize,
-    pub hidden: usize,
-    pub output: usize,
-    /// `w1 [hidden, input]`, `b1 [hidden]`, `w2 [output, hidden]`, `b2 [output]`, in that order.
+    pub sizes: Vec<usize>,
+    pub hidden_act: Activation,
+    pub output: Output,
     pub params: Vec<f32>,
 }
 
 /// One named tensor of an [`Mlp`]: its name suffix in a checkpoint, shape and place in the buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamSlot {
-    pub name: &'static str,
+    pub name: String,
     pub shape: Vec<usize>,
     pub range: std::ops::Range<usize>,
 }
 
 impl Mlp {
-    /// Weights from N(0, std), biases zero, drawn in layout order (w1 then w2).
-    pub fn init(input: usize, hidden: usize, output: usize, std: f32, rng: &mut impl Rng) -> Mlp {
-        let mut mlp = Mlp::zeros(input, hidden, output);
+    /// Weights from N(0, std), biases zero, drawn in layout order (layer 0's weights first).
+    pub fn init(
+        sizes: &[usize],
+        hidden_act: Activation,
+        output: Output,
+        std: f32,
+        rng: &mut impl Rng,
+    ) -> Mlp {
+        let mut mlp = Mlp::zeros(sizes, hidden_act, output);
         let normal = Normal::new(0.0f32, std).expect("init_std is finite and >= 0");
-        let [w1, _, w2, _] = layout(mlp.dims());
-        for range in [w1, w2] {
-            for p in &mut mlp.params[range] {
+        for (w, _) in layout(sizes) {
+            for p in &mut mlp.params[w] {
                 *p = normal.sample(rng);
             }
         }
         mlp
     }
 
-    pub fn zeros(input: usize, hidden: usize, output: usize) -> Mlp {
-        let len = layout((input, hidden, output))[3].end;
+    pub fn zeros(sizes: &[usize], hidden_act: Activation, output: Output) -> Mlp {
+        assert!(sizes.len() >= 2, "a network has an input and an output");
+        let len = layer_ranges(sizes, sizes.len() - 2).1.end;
         Mlp {
-            input,
-            hidden,
+            sizes: sizes.to_vec(),
+            hidden_act,
             output,
             params: vec![0.0; len],
         }
     }
 
-    /// The four tensors in buffer order, named like PyTorch's `nn.Sequential` of
-    /// `Linear(0), ReLU(1), Linear(2)`.
-    pub fn slots(&self) -> [ParamSlot; 4] {
-        let (i, h, o) = self.dims();
-        let [w1, b1, w2, b2] = layout(self.dims());
-        let slot = |name, shape, range| ParamSlot { name, shape, range };
-        [
-            slot("0.weight", vec![h, i], w1),
-            slot("0.bias", vec![h], b1),
-            slot("2.weight", vec![o, h], w2),
-            slot("2.bias", vec![o], b2),
-        ]
+    pub fn input(&self) -> usize {
+        self.sizes[0]
     }
 
-    pub fn w1(&self) -> &[f32] {
-        self.part(0)
+    pub fn output_size(&self) -> usize {
+        self.sizes[self.sizes.len() - 1]
     }
 
-    pub fn b1(&self) -> &[f32] {
-        self.part(1)
+    /// Linear layers (hidden layers plus the output layer).
+    pub fn layers(&self) -> usize {
+        self.sizes.len() - 1
     }
 
-    pub fn w2(&self) -> &[f32] {
-        self.part(2)
+    /// Layer `l`'s weights, `[sizes[l + 1], sizes[l]]` row-major.
+    pub fn weight(&self, l: usize) -> &[f32] {
+        &self.params[layer_ranges(&self.sizes, l).0]
     }
 
-    pub fn b2(&self) -> &[f32] {
-        self.part(3)
+    /// Layer `l`'s biases.
+    pub fn bias(&self, l: usize) -> &[f32] {
+        &self.params[layer_ranges(&self.sizes, l).1]
     }
 
-    /// Part `k` of the buffer in layout order (0 = w1, ..., 3 = b2).
-    fn part(&self, k: usize) -> &[f32] {
-        let ranges = layout(self.dims());
-        &self.params[ranges[k].clone()]
-    }
-
-    pub(crate) fn dims(&self) -> Dims {
-        (self.input, self.hidden, self.output)
+    /// The tensors in buffer order, named like PyTorch's `nn.Sequential`.
+    pub fn slots(&self) -> Vec<ParamSlot> {
+        layout(&self.sizes)
+            .into_iter()
+            .enumerate()
+            .flat_map(|(l, (w, b))| {
+                let (i, o) = (self.sizes[l], self.sizes[l + 1]);
+                [
+                    ParamSlot {
+                        name: format!("{}.weight", 2 * l),
+                        shape: vec![o, i],
+                        range: w,
+                    },
+                    ParamSlot {
+                        name: format!("{}.bias", 2 * l),
+                        shape: vec![o],
+                        range: b,
+                    },
+                ]
+            })
+            .collect()
     }
 }
 
-/// The layer sizes of an [`Mlp`]: (input, hidden, output).
-pub(crate) type Dims = (usize, usize, usize);
-
-/// Where w1, b1, w2 and b2 lie in the flat buffer of an MLP of `dims`: the one place that
-/// knows the layout.
-fn layout((i, h, o): Dims) -> [std::ops::Range<usize>; 4] {
-    let w1 = 0..h * i;
-    let b1 = w1.end..w1.end + h;
-    let w2 = b1.end..b1.end + o * h;
-    let b2 = w2.end..w2.end + o;
-    [w1, b1, w2, b2]
+/// Where layer `l`'s weights and biases lie in the flat buffer of an MLP of `sizes` (computed,
+/// not allocated: the training step asks for it many times a step).
+fn layer_ranges(sizes: &[usize], l: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+    let start: usize = sizes[..l + 1]
+        .windows(2)
+        .map(|io| io[0] * io[1] + io[1])
+        .sum();
+    let w = start..start + sizes[l] * sizes[l + 1];
+    let b = w.end..w.end + sizes[l + 1];
+    (w, b)
 }
 
-/// Splits a flat buffer laid out like an MLP of `dims` into its parts (w1, b1, w2, b2).
-pub(crate) fn split_mut(dims: Dims, buf: &mut [f32]) -> [&mut [f32]; 4] {
-    let [w1, b1, w2, _] = layout(dims).map(|r| r.len());
-    let (pw1, rest) = buf.split_at_mut(w1);
-    let (pb1, rest) = rest.split_at_mut(b1);
-    let (pw2, pb2) = rest.split_at_mut(w2);
-    [pw1, pb1, pw2, pb2]
+/// Where each layer's weights and biases lie in the flat buffer of an MLP of `sizes`.
+pub(crate) fn layout(sizes: &[usize]) -> Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+    (0..sizes.len() - 1)
+        .map(|l| layer_ranges(sizes, l))
+        .collect()
 }
 
-/// The generator `noise -> hidden -> 784 (sigmoid)` and discriminator `784 -> hidden -> 1`.
+/// A flat buffer laid out like an MLP of `sizes`, split into each layer's
+/// `(weights, biases)`, from either end, without allocating.
+pub(crate) struct Layers<'a, 's> {
+    sizes: &'s [usize],
+    rest: &'a mut [f32],
+}
+
+/// The layers of `buf`, laid out like an MLP of `sizes`.
+pub(crate) fn split_layers_mut<'a, 's>(sizes: &'s [usize], buf: &'a mut [f32]) -> Layers<'a, 's> {
+    Layers { sizes, rest: buf }
+}
+
+impl<'a> Iterator for Layers<'a, '_> {
+    type Item = (&'a mut [f32], &'a mut [f32]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.sizes.len() < 2 {
+            return None;
+        }
+        let (i, o) = (self.sizes[0], self.sizes[1]);
+        let rest = std::mem::take(&mut self.rest);
+        let (w, rest) = rest.split_at_mut(i * o);
+        let (b, rest) = rest.split_at_mut(o);
+        self.rest = rest;
+        self.sizes = &self.sizes[1..];
+        Some((w, b))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.sizes.len().saturating_sub(1);
+        (n, Some(n))
+    }
+}
+
+impl DoubleEndedIterator for Layers<'_, '_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let n = self.sizes.len();
+        if n < 2 {
+            return None;
+        }
+        let (i, o) = (self.sizes[n - 2], self.sizes[n - 1]);
+        let rest = std::mem::take(&mut self.rest);
+        let at = rest.len() - (i * o + o);
+        let (rest, layer) = rest.split_at_mut(at);
+        let (w, b) = layer.split_at_mut(i * o);
+        self.rest = rest;
+        self.sizes = &self.sizes[..n - 1];
+        Some((w, b))
+    }
+}
+
+impl ExactSizeIterator for Layers<'_, '_> {}
+
+/// The generator (`noise -> ... -> 784`) and discriminator (`784 -> ... -> 1` logit).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gan {
     pub generator: Mlp,
@@ -123,10 +291,12 @@ pub struct Gan {
 }
 
 impl Gan {
-    /// The tutorial's initialisation; `rng` should be the run's [`crate::Stream::Init`] stream.
+    /// Initial weights; `rng` should be the run's [`crate::Stream::Init`] stream. Generator
+    /// first, as the tutorial creates its variables.
     pub fn init(cfg: &ModelConfig, rng: &mut impl Rng) -> Gan {
-        let generator = Mlp::init(cfg.noise_dim, cfg.hidden, IMAGE_PIXELS, cfg.init_std, rng);
-        let discriminator = Mlp::init(IMAGE_PIXELS, cfg.hidden, 1, cfg.init_std, rng);
+        let (g, d) = (cfg.generator_sizes(), cfg.discriminator_sizes());
+        let generator = Mlp::init(&g, cfg.g_act, cfg.g_output, cfg.init_std, rng);
+        let discriminator = Mlp::init(&d, cfg.d_act, Output::Identity, cfg.init_std, rng);
         Gan {
             generator,
             discriminator,
@@ -135,8 +305,106 @@ impl Gan {
 
     pub fn zeros(cfg: &ModelConfig) -> Gan {
         Gan {
-            generator: Mlp::zeros(cfg.noise_dim, cfg.hidden, IMAGE_PIXELS),
-            discriminator: Mlp::zeros(IMAGE_PIXELS, cfg.hidden, 1),
+            generator: Mlp::zeros(&cfg.generator_sizes(), cfg.g_act, cfg.g_output),
+            discriminator: Mlp::zeros(&cfg.discriminator_sizes(), cfg.d_act, Output::Identity),
+        }
+    }
+}
+
+/// The images of a generator's output in [0, 1], whatever its output range.
+pub fn to_unit_range(output: Output, pixels: &mut [f32]) {
+    if output == Output::Tanh {
+        for p in pixels {
+            *p = 0.5 * (*p + 1.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tutorials_layout_and_names_are_kept() {
+        let m = Mlp::zeros(&[128, 256, 784], Activation::Relu, Output::Sigmoid);
+        let names: Vec<(String, Vec<usize>)> =
+            m.slots().into_iter().map(|s| (s.name, s.shape)).collect();
+        assert_eq!(
+            names,
+            [
+                ("0.weight".to_string(), vec![256, 128]),
+                ("0.bias".into(), vec![256]),
+                ("2.weight".into(), vec![784, 256]),
+                ("2.bias".into(), vec![784]),
+            ]
+        );
+        assert_eq!(m.params.len(), 128 * 256 + 256 + 256 * 784 + 784);
+        let deep = Mlp::zeros(&[10, 4, 3, 1], Activation::Tanh, Output::Identity);
+        assert_eq!(deep.layers(), 3);
+        assert_eq!(deep.slots()[4].name, "4.weight");
+        assert_eq!(deep.weight(1).len(), 12);
+        assert_eq!(deep.bias(2).len(), 1);
+        let flat = Mlp::zeros(&[10, 1], Activation::Relu, Output::Identity);
+        assert_eq!(flat.params.len(), 11);
+    }
+
+    #[test]
+    fn layers_split_from_either_end() {
+        let sizes = [3, 2, 4, 1];
+        let mut buf: Vec<f32> = (0..Mlp::zeros(&sizes, Activation::Relu, Output::Identity)
+            .params
+            .len())
+            .map(|i| i as f32)
+            .collect();
+        let want: Vec<(Vec<f32>, Vec<f32>)> = layout(&sizes)
+            .into_iter()
+            .map(|(w, b)| (buf[w].to_vec(), buf[b].to_vec()))
+            .collect();
+        let fwd: Vec<(Vec<f32>, Vec<f32>)> = split_layers_mut(&sizes, &mut buf)
+            .map(|(w, b)| (w.to_vec(), b.to_vec()))
+            .collect();
+        assert_eq!(fwd, want);
+        let mut back: Vec<(Vec<f32>, Vec<f32>)> = split_layers_mut(&sizes, &mut buf)
+            .rev()
+            .map(|(w, b)| (w.to_vec(), b.to_vec()))
+            .collect();
+        back.reverse();
+        assert_eq!(back, want);
+        let mut it = split_layers_mut(&sizes, &mut buf);
+        assert_eq!(it.len(), 3);
+        let last = it.next_back().unwrap();
+        assert_eq!(last.0.len(), 4);
+        assert_eq!(it.len(), 2);
+    }
+
+    #[test]
+    fn activation_names_round_trip() {
+        for a in [
+            Activation::Relu,
+            Activation::Tanh,
+            Activation::LeakyRelu(0.2),
+        ] {
+            assert_eq!(Activation::from_name(&a.name()), Some(a));
+        }
+        assert_eq!(Activation::from_name("sigmoid"), None);
+        for o in [Output::Identity, Output::Sigmoid, Output::Tanh] {
+            assert_eq!(Output::from_name(o.name()), Some(o));
+        }
+    }
+
+    #[test]
+    fn derivatives_match_finite_differences() {
+        for a in [
+            Activation::Relu,
+            Activation::LeakyRelu(0.2),
+            Activation::Tanh,
+        ] {
+            for x in [-2.0f32, -0.3, 0.4, 1.7] {
+                let h = 1e-3;
+                let fd = (a.apply(x + h) as f64 - a.apply(x - h) as f64) / (2.0 * h as f64);
+                let got = a.derivative_at_output(a.apply(x)) as f64;
+                assert!((fd - got).abs() < 1e-3, "{a:?} at {x}: {got} vs {fd}");
+            }
         }
     }
 }

@@ -6,7 +6,6 @@ use dfdx::prelude::*;
 
 use crate::config::GeneratorLoss;
 use crate::dfdx_mlp::Net;
-use crate::generate::generate;
 use crate::params::Mlp;
 use crate::trainer::{StepStats, TrainerState};
 
@@ -22,8 +21,8 @@ pub struct LossAndGrad {
 pub fn discriminator_step(d: &Mlp, real: &[f32], fake: &[f32]) -> LossAndGrad {
     let dev = Cpu::default();
     let net = Net::new(&dev, d);
-    let b = real.len() / d.input;
-    let inp = dev.tensor_from_vec([real, fake].concat(), (2 * b, d.input));
+    let b = real.len() / d.input();
+    let inp = dev.tensor_from_vec([real, fake].concat(), (2 * b, d.input()));
     let logits = net.logits(inp.leaky_traced());
     let targets = dev.tensor_from_vec([vec![1.0; b], vec![0.0; b]].concat(), (2 * b, 1));
     // BCE averages over all 2B rows; the tutorial's loss is the sum of the two B-row means.
@@ -41,9 +40,9 @@ pub fn generator_step(g: &Mlp, d: &Mlp, z: &[f32], loss: GeneratorLoss) -> LossA
     let dev = Cpu::default();
     let gen = Net::new(&dev, g);
     let disc = Net::new(&dev, d);
-    let b = z.len() / g.input;
-    let z = dev.tensor_from_vec(z.to_vec(), (b, g.input));
-    let fake = gen.logits(z.leaky_traced()).sigmoid();
+    let b = z.len() / g.input();
+    let z = dev.tensor_from_vec(z.to_vec(), (b, g.input()));
+    let fake = gen.forward(z.leaky_traced());
     let logits = disc.logits(fake);
     let (loss, sign) = match loss {
         GeneratorLoss::NonSaturating => {
@@ -80,7 +79,7 @@ pub fn train_step(
     loss: GeneratorLoss,
 ) -> StepStats {
     let gan = &mut state.gan;
-    let fake = generate(&gan.generator, z);
+    let fake = raw_output(&gan.generator, z);
     let d = discriminator_step(&gan.discriminator, real, &fake);
     let (d_real, d_fake) = (
         mean_output(&gan.discriminator, real),
@@ -98,11 +97,20 @@ pub fn train_step(
     }
 }
 
+/// G's output for noise `z` as D sees it (a tanh generator's in [-1, 1], not mapped to
+/// pictures' [0, 1] as `generate` does).
+pub fn raw_output(g: &Mlp, z: &[f32]) -> Vec<f32> {
+    let dev = Cpu::default();
+    let rows = z.len() / g.input();
+    let t = dev.tensor_from_vec(z.to_vec(), (rows, g.input()));
+    Net::new(&dev, g).forward(t).as_vec()
+}
+
 /// Mean of `sigmoid(d(x))` over the rows of `x`.
 fn mean_output(d: &Mlp, x: &[f32]) -> f32 {
     let dev = Cpu::default();
-    let rows = x.len() / d.input;
-    let t = dev.tensor_from_vec(x.to_vec(), (rows, d.input));
+    let rows = x.len() / d.input();
+    let t = dev.tensor_from_vec(x.to_vec(), (rows, d.input()));
     let p = Net::new(&dev, d).logits(t).sigmoid().as_vec();
     (p.iter().map(|&v| v as f64).sum::<f64>() / rows as f64) as f32
 }

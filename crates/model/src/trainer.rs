@@ -1,4 +1,5 @@
-//! One training step of the tutorial, computed by hand-derived gradients on flat buffers.
+//! One training step of the tutorial (and of its family: any depth, any of the activations),
+//! computed by hand-derived gradients on flat buffers, layer by layer.
 //!
 //! The step is the tutorial's: draw one noise batch `z`, update D on `(x, G(z))`, then update
 //! G with the same `z` against the updated D. Work the tutorial's graph does but does not
@@ -15,7 +16,7 @@ use rand_distr::StandardNormal;
 use crate::adam::{self, Adam};
 use crate::config::{GeneratorLoss, TrainConfig};
 use crate::kernels::{self, matmul, sigmoid, softplus, Split, View};
-use crate::params::{split_mut, Gan, Mlp};
+use crate::params::{split_layers_mut, Activation, Gan, Mlp, Output};
 use crate::rng::{stream, Stream};
 use crate::IMAGE_PIXELS;
 
@@ -71,13 +72,39 @@ impl TrainerState {
     /// Whether these weights are the networks `cfg` describes, so that a checkpoint is never
     /// continued under a spec whose model it does not match.
     pub fn check_fits(&self, cfg: &TrainConfig) -> Result<(), String> {
-        let (g, d) = (&self.gan.generator, &self.gan.discriminator);
-        let want = (cfg.model.noise_dim, cfg.model.hidden);
-        if (g.input, g.hidden) != want || d.hidden != cfg.model.hidden {
+        let have = crate::config::ModelConfig::of(&self.gan);
+        let want = &cfg.model;
+        let shape = |m: &crate::config::ModelConfig| {
+            format!(
+                "noise_dim {}, G hidden {:?} ({}, {} output), D hidden {:?} ({})",
+                m.noise_dim,
+                m.g_hidden,
+                m.g_act.name(),
+                m.g_output.name(),
+                m.d_hidden,
+                m.d_act.name()
+            )
+        };
+        let same = (
+            have.noise_dim,
+            &have.g_hidden,
+            &have.d_hidden,
+            have.g_act,
+            have.d_act,
+            have.g_output,
+        ) == (
+            want.noise_dim,
+            &want.g_hidden,
+            &want.d_hidden,
+            want.g_act,
+            want.d_act,
+            want.g_output,
+        );
+        if !same {
             return Err(format!(
-                "it holds a model with noise_dim {} and hidden {} (D hidden {}), but the spec says \
-                 model.noise_dim {} and model.hidden {}",
-                g.input, g.hidden, d.hidden, want.0, want.1
+                "it holds a model with {}, but the spec says {}",
+                shape(&have),
+                shape(want)
             ));
         }
         Ok(())
@@ -87,40 +114,44 @@ impl TrainerState {
 struct Workspace {
     /// `B x noise_dim`
     z: Vec<f32>,
-    /// G's hidden layer after ReLU, `B x H`.
-    h1: Vec<f32>,
+    /// G's hidden layers after their activation, `B x width` each.
+    g_out: Vec<Vec<f32>>,
     /// D's input: `B` real rows, then `B` rows of G's output (G writes straight into them).
     inp: Vec<f32>,
-    /// D's hidden layer after ReLU, `2B x H` (the first `B` rows serve G's step).
-    k1: Vec<f32>,
+    /// D's hidden layers after their activation, `2B x width` each (the first `B` rows serve
+    /// G's step).
+    d_out: Vec<Vec<f32>>,
     logits: Vec<f32>,
     /// Gradient of the loss with respect to the logits.
     dl: Vec<f32>,
-    /// Gradient with respect to D's hidden pre-activation.
-    dc1: Vec<f32>,
+    /// Gradient with respect to each of D's hidden pre-activations, `2B x width`.
+    d_grad: Vec<Vec<f32>>,
     grad_d: Vec<f32>,
     grad_g: Vec<f32>,
     /// Gradient with respect to G's output, then its pre-activation, `B x 784`.
     dfake: Vec<f32>,
-    /// Gradient with respect to G's hidden layer, then its pre-activation, `B x H`.
-    dh1: Vec<f32>,
+    /// Gradient with respect to each of G's hidden layers, then their pre-activations.
+    g_grad: Vec<Vec<f32>>,
 }
 
 impl Workspace {
     fn new(cfg: &TrainConfig, gan: &Gan) -> Workspace {
-        let (b, h) = (cfg.batch_size, cfg.model.hidden);
+        let b = cfg.batch_size;
+        let rows = |widths: &[usize], r: usize| widths.iter().map(|w| vec![0.0; r * w]).collect();
+        let (g, d) = (&gan.generator.sizes, &gan.discriminator.sizes);
+        let (g_hidden, d_hidden) = (&g[1..g.len() - 1], &d[1..d.len() - 1]);
         Workspace {
-            z: vec![0.0; b * cfg.model.noise_dim],
-            h1: vec![0.0; b * h],
+            z: vec![0.0; b * g[0]],
+            g_out: rows(g_hidden, b),
             inp: vec![0.0; 2 * b * IMAGE_PIXELS],
-            k1: vec![0.0; 2 * b * h],
+            d_out: rows(d_hidden, 2 * b),
             logits: vec![0.0; 2 * b],
             dl: vec![0.0; 2 * b],
-            dc1: vec![0.0; 2 * b * h],
+            d_grad: rows(d_hidden, 2 * b),
             grad_d: vec![0.0; gan.discriminator.params.len()],
             grad_g: vec![0.0; gan.generator.params.len()],
             dfake: vec![0.0; b * IMAGE_PIXELS],
-            dh1: vec![0.0; b * h],
+            g_grad: rows(g_hidden, b),
         }
     }
 }
@@ -150,11 +181,12 @@ impl Trainer {
     /// Continues from a saved state; `seed` must be the run's seed, and the state must fit
     /// `cfg` (see [`TrainerState::check_fits`]).
     pub fn restore(cfg: TrainConfig, seed: u64, state: TrainerState) -> Trainer {
+        let adam = cfg.adam;
         let mut t = Trainer::from_parts(cfg, state.gan, seed);
         t.adam_g = state.adam_g;
         t.adam_d = state.adam_d;
-        t.adam_g.cfg = cfg.adam;
-        t.adam_d.cfg = cfg.adam;
+        t.adam_g.cfg = adam;
+        t.adam_d.cfg = adam;
         t.noise.set_word_pos(state.noise_pos);
         t.steps_done = state.steps_done;
         t
@@ -232,38 +264,46 @@ impl Trainer {
         let b = self.cfg.batch_size;
         let x = IMAGE_PIXELS;
         let ws = &mut self.ws;
-        let g = &self.gan.generator;
-        let h = g.hidden;
+        let d = &self.gan.discriminator;
+        let hidden = d.layers() - 1;
         {
             // G's forward pass (writing its output as the fake half of D's input) runs beside
-            // the real batch's gather and D's forward pass on it, which do not depend on G: two
+            // the real batch's gather and D's first layer on it, which do not depend on G: two
             // independent chains keep both cores busy without cutting any product.
-            let d = &self.gan.discriminator;
+            let g = &self.gan.generator;
             let noise = &mut self.noise;
-            let (z, h1) = (&mut ws.z, &mut ws.h1);
+            let (z, g_out) = (&mut ws.z, &mut ws.g_out);
             let (real, fake) = ws.inp.split_at_mut(b * x);
-            let (k_real, k_fake) = ws.k1.split_at_mut(b * h);
+            let mut first = ws.d_out.first_mut().map(|k| k.split_at_mut(b * d.sizes[1]));
             rayon::join(
                 || {
                     for v in z.iter_mut() {
                         *v = noise.sample(StandardNormal);
                     }
-                    hidden_layer(h1, z, g, Split::None);
-                    matmul(
-                        fake,
-                        View::rows(h1, b, h),
-                        View::transposed(g.w2(), x, h),
-                        Split::None,
-                    );
-                    kernels::bias_sigmoid(fake, g.b2());
+                    generator_forward(g, z, g_out, fake);
                 },
                 || {
                     fill_real(real);
-                    hidden_layer(k_real, real, d, Split::None);
+                    if g.output == Output::Tanh {
+                        // A tanh generator draws on [-1, 1]: so do the real images it faces.
+                        for v in real.iter_mut() {
+                            *v = 2.0 * *v - 1.0;
+                        }
+                    }
+                    if let Some((k_real, _)) = first.as_mut() {
+                        layer_forward(k_real, real, d, 0, Split::None);
+                    }
                 },
             );
-            hidden_layer(k_fake, fake, d, Split::Cols(2));
-            kernels::rows_dot(&mut ws.logits, &ws.k1, d.w2(), d.b2()[0]);
+            if let Some((_, k_fake)) = first {
+                layer_forward(k_fake, fake, d, 0, Split::Cols(2));
+            }
+            for l in 1..hidden {
+                let (before, after) = ws.d_out.split_at_mut(l);
+                layer_forward(&mut after[0], &before[l - 1], d, l, Split::Cols(2));
+            }
+            let last = ws.d_out.last().unwrap_or(&ws.inp);
+            kernels::rows_dot(&mut ws.logits, last, d.weight(hidden), d.bias(hidden)[0]);
         }
 
         let (mut loss_real, mut loss_fake, mut d_real, mut d_fake) =
@@ -284,34 +324,67 @@ impl Trainer {
         let d_loss = (-(loss_real + loss_fake) / b as f64) as f32;
         check_finite(step, "d_loss", d_loss)?;
 
-        let d = &mut self.gan.discriminator;
-        let dims = d.dims();
-        let [gw1, gb1, gw2, gb2] = split_mut(dims, &mut ws.grad_d);
-        gw2.fill(0.0);
-        for (row, &gl) in ws.k1.chunks_exact(h).zip(&ws.dl) {
-            for (o, &a) in gw2.iter_mut().zip(row) {
-                *o += gl * a;
+        // Gradients at every hidden layer first (each needs the weights above it before their
+        // update), then the weight gradients, each updated by Adam at once.
+        let d = &self.gan.discriminator;
+        let sizes = &d.sizes[..];
+        {
+            let last = ws.d_out.last().unwrap_or(&ws.inp);
+            let (gw, gb) = split_layers_mut(sizes, &mut ws.grad_d)
+                .next_back()
+                .expect("an output layer");
+            gw.fill(0.0);
+            for (row, &gl) in last.chunks_exact(sizes[hidden]).zip(&ws.dl) {
+                for (o, &a) in gw.iter_mut().zip(row) {
+                    *o += gl * a;
+                }
+            }
+            gb[0] = ws.dl.iter().sum();
+        }
+        if hidden > 0 {
+            hidden_grad(
+                &ws.d_out[hidden - 1],
+                &ws.dl,
+                d.weight(hidden),
+                &mut ws.d_grad[hidden - 1],
+                d.hidden_act,
+            );
+            for l in (1..hidden).rev() {
+                back_through(&mut ws.d_grad, &ws.d_out, d, l, 2 * b);
+            }
+            for ((_, gb), dg) in split_layers_mut(sizes, &mut ws.grad_d).zip(&ws.d_grad) {
+                kernels::column_sums(gb, dg);
             }
         }
-        gb2[0] = ws.dl.iter().sum();
-        hidden_grad(&ws.k1, &ws.dl, d.w2(), &mut ws.dc1);
-        kernels::column_sums(gb1, &ws.dc1);
 
-        // D's weight gradient (no gradient for its input: neither the real images nor G's
-        // output need one), cut into blocks of rows, each updated by Adam as soon as its
-        // gradient is computed, while it is still in cache.
+        // D's weight gradients (no gradient for its input: neither the real images nor G's
+        // output need one). The first layer's, the largest, is cut into blocks of rows, each
+        // updated by Adam as soon as it is computed, while it is still in cache.
         let k = self.adam_d.begin();
-        let [pw1, pb1, pw2, pb2] = split_mut(dims, &mut d.params);
-        let [mw1, mb1, mw2, mb2] = split_mut(dims, &mut self.adam_d.m);
-        let [vw1, vb1, vw2, vb2] = split_mut(dims, &mut self.adam_d.v);
-        let (dc1, inp) = (&ws.dc1, &ws.inp);
-        adam::apply_in_blocks(&k, W1_ROW_BLOCK * x, [pw1, gw1, mw1, vw1], |i, g| {
-            let lhs = View::transposed(dc1, 2 * b, h);
-            kernels::matmul_rows(g, lhs, View::rows(inp, 2 * b, x), i * W1_ROW_BLOCK);
-        });
-        adam::apply(&k, pb1, gb1, mb1, vb1);
-        adam::apply(&k, pw2, gw2, mw2, vw2);
-        adam::apply(&k, pb2, gb2, mb2, vb2);
+        let Mlp { sizes, params, .. } = &mut self.gan.discriminator;
+        let sizes = &sizes[..];
+        let (d_grad, d_out, inp) = (&ws.d_grad, &ws.d_out, &ws.inp);
+        let layers = split_layers_mut(sizes, params)
+            .zip(split_layers_mut(sizes, &mut ws.grad_d))
+            .zip(
+                split_layers_mut(sizes, &mut self.adam_d.m)
+                    .zip(split_layers_mut(sizes, &mut self.adam_d.v)),
+            );
+        for (l, (((pw, pb), (gw, gb)), ((mw, mb), (vw, vb)))) in layers.enumerate() {
+            if l == hidden {
+                // The output layer: its gradient was formed above.
+                adam::apply(&k, pw, gw, mw, vw);
+                adam::apply(&k, pb, gb, mb, vb);
+                continue;
+            }
+            let (width, below) = (sizes[l + 1], sizes[l]);
+            let input = if l == 0 { &inp[..] } else { &d_out[l - 1][..] };
+            adam::apply_in_blocks(&k, W1_ROW_BLOCK * below, [pw, gw, mw, vw], |i, g| {
+                let lhs = View::transposed(&d_grad[l], 2 * b, width);
+                kernels::matmul_rows(g, lhs, View::rows(input, 2 * b, below), i * W1_ROW_BLOCK);
+            });
+            adam::apply(&k, pb, gb, mb, vb);
+        }
         Ok((
             d_loss,
             (d_real / b as f64) as f32,
@@ -325,13 +398,30 @@ impl Trainer {
         let x = IMAGE_PIXELS;
         let ws = &mut self.ws;
         let d = &self.gan.discriminator;
-        let h = d.hidden;
+        let d_hidden = d.layers() - 1;
         let fake = &ws.inp[b * x..];
-        let rows = b * h;
-        // G did not change since the D step, so its output and hidden layer are reused.
-        let k1 = &mut ws.k1[..rows];
-        hidden_layer(k1, fake, d, Split::Cols(2));
-        kernels::rows_dot(&mut ws.logits[..b], k1, d.w2(), d.b2()[0]);
+        // G did not change since the D step, so its output and hidden layers are reused; D's
+        // layers are run again on the fake rows only, into the first B rows of its buffers.
+        for l in 0..d_hidden {
+            let rows = b * d.sizes[l + 1];
+            let (before, after) = ws.d_out.split_at_mut(l);
+            let input = if l == 0 {
+                fake
+            } else {
+                &before[l - 1][..b * d.sizes[l]]
+            };
+            layer_forward(&mut after[0][..rows], input, d, l, Split::Cols(2));
+        }
+        let last = match ws.d_out.last() {
+            Some(k) => &k[..b * d.sizes[d_hidden]],
+            None => fake,
+        };
+        kernels::rows_dot(
+            &mut ws.logits[..b],
+            last,
+            d.weight(d_hidden),
+            d.bias(d_hidden)[0],
+        );
         let inv_b = 1.0 / b as f32;
         let mut objective = 0.0f64;
         for (&l, dl) in ws.logits[..b].iter().zip(&mut ws.dl[..b]) {
@@ -349,68 +439,134 @@ impl Trainer {
         }
         let g_loss = (objective / b as f64) as f32;
         check_finite(step, "g_loss", g_loss)?;
+
         // Back through D to G's output only: D's weight gradients are not needed here.
-        hidden_grad(&ws.k1[..rows], &ws.dl[..b], d.w2(), &mut ws.dc1[..rows]);
-        matmul(
-            &mut ws.dfake,
-            View::rows(&ws.dc1[..rows], b, h),
-            View::rows(d.w1(), h, x),
-            Split::Cols(2),
-        );
-        for (dy, &y) in ws.dfake.iter_mut().zip(fake) {
-            *dy *= y * (1.0 - y);
+        let w_out = d.weight(d_hidden);
+        if d_hidden == 0 {
+            for (row, &g) in ws.dfake.chunks_exact_mut(x).zip(&ws.dl[..b]) {
+                for (o, &w) in row.iter_mut().zip(w_out) {
+                    *o = g * w;
+                }
+            }
+        } else {
+            let top = d_hidden - 1;
+            let rows = b * d.sizes[d_hidden];
+            hidden_grad(
+                &ws.d_out[top][..rows],
+                &ws.dl[..b],
+                w_out,
+                &mut ws.d_grad[top][..rows],
+                d.hidden_act,
+            );
+            for l in (1..d_hidden).rev() {
+                back_through(&mut ws.d_grad, &ws.d_out, d, l, b);
+            }
+            matmul(
+                &mut ws.dfake,
+                View::rows(&ws.d_grad[0][..b * d.sizes[1]], b, d.sizes[1]),
+                View::rows(d.weight(0), d.sizes[1], x),
+                Split::Cols(2),
+            );
+        }
+        let g = &self.gan.generator;
+        match g.output {
+            Output::Sigmoid => {
+                for (dy, &y) in ws.dfake.iter_mut().zip(fake) {
+                    *dy *= y * (1.0 - y);
+                }
+            }
+            Output::Tanh => {
+                for (dy, &y) in ws.dfake.iter_mut().zip(fake) {
+                    *dy *= 1.0 - y * y;
+                }
+            }
+            Output::Identity => {}
         }
 
-        // The gradient at G's hidden layer needs G's output weights before their update.
-        let g = &mut self.gan.generator;
-        let dims = g.dims();
-        let zd = g.input;
-        matmul(
-            &mut ws.dh1,
-            View::rows(&ws.dfake, b, x),
-            View::rows(g.w2(), x, h),
-            Split::Cols(2),
-        );
+        // The gradient at G's last hidden layer needs G's output weights before their update.
+        let g_hidden = g.layers() - 1;
+        if g_hidden > 0 {
+            matmul(
+                &mut ws.g_grad[g_hidden - 1],
+                View::rows(&ws.dfake, b, x),
+                View::rows(g.weight(g_hidden), x, g.sizes[g_hidden]),
+                Split::Cols(2),
+            );
+        }
 
         let k = self.adam_g.begin();
-        let [gw1, gb1, gw2, gb2] = split_mut(dims, &mut ws.grad_g);
-        let [pw1, pb1, pw2, pb2] = split_mut(dims, &mut g.params);
-        let [mw1, mb1, mw2, mb2] = split_mut(dims, &mut self.adam_g.m);
-        let [vw1, vb1, vw2, vb2] = split_mut(dims, &mut self.adam_g.v);
-        let (dfake, h1, dh1, z) = (&ws.dfake, &ws.h1, &mut ws.dh1, &ws.z);
+        let Mlp {
+            sizes,
+            params,
+            hidden_act: act,
+            ..
+        } = &mut self.gan.generator;
+        let (sizes, act) = (&sizes[..], *act);
+        let mut grads = split_layers_mut(sizes, &mut ws.grad_g);
+        let mut params = split_layers_mut(sizes, params);
+        let mut ms = split_layers_mut(sizes, &mut self.adam_g.m);
+        let mut vs = split_layers_mut(sizes, &mut self.adam_g.v);
+        let (gw_out, gb_out) = grads.next_back().expect("an output layer");
+        let (pw_out, pb_out) = params.next_back().expect("an output layer");
+        let (mw_out, mb_out) = ms.next_back().expect("an output layer");
+        let (vw_out, vb_out) = vs.next_back().expect("an output layer");
+        let (dfake, g_out, g_grad, z) = (&ws.dfake, &ws.g_out, &mut ws.g_grad, &ws.z);
+        let below_out = sizes[g_hidden];
+        let top_input: &[f32] = g_out.last().unwrap_or(z);
         rayon::join(
             || {
                 // The output layer's weight gradient in blocks of rows, each updated at once.
-                adam::apply_in_blocks(&k, W2_ROW_BLOCK * h, [pw2, gw2, mw2, vw2], |i, g| {
-                    let lhs = View::transposed(dfake, b, x);
-                    kernels::matmul_rows(g, lhs, View::rows(h1, b, h), i * W2_ROW_BLOCK);
-                });
+                adam::apply_in_blocks(
+                    &k,
+                    W2_ROW_BLOCK * below_out,
+                    [pw_out, gw_out, mw_out, vw_out],
+                    |i, g| {
+                        let lhs = View::transposed(dfake, b, x);
+                        kernels::matmul_rows(
+                            g,
+                            lhs,
+                            View::rows(top_input, b, below_out),
+                            i * W2_ROW_BLOCK,
+                        );
+                    },
+                );
             },
             || {
-                kernels::column_sums(gb2, dfake);
-                adam::apply(&k, pb2, gb2, mb2, vb2);
-                for (dy, &y) in dh1.iter_mut().zip(h1) {
-                    if y <= 0.0 {
-                        *dy = 0.0;
+                kernels::column_sums(gb_out, dfake);
+                adam::apply(&k, pb_out, gb_out, mb_out, vb_out);
+                // Hidden layers from the top down: each layer's gradient reaches the layer
+                // below through its weights before they are updated.
+                let layers = params.zip(grads).zip(ms.zip(vs));
+                for (l, (((pw, pb), (gw, gb)), ((mw, mb), (vw, vb)))) in layers.enumerate().rev() {
+                    scale_by_derivative(&mut g_grad[l], &g_out[l], act);
+                    if l > 0 {
+                        let (below, here) = g_grad.split_at_mut(l);
+                        matmul(
+                            &mut below[l - 1],
+                            View::rows(&here[0], b, sizes[l + 1]),
+                            View::rows(pw, sizes[l + 1], sizes[l]),
+                            Split::None,
+                        );
                     }
+                    let input = if l == 0 { &z[..] } else { &g_out[l - 1][..] };
+                    matmul(
+                        gw,
+                        View::transposed(&g_grad[l], b, sizes[l + 1]),
+                        View::rows(input, b, sizes[l]),
+                        Split::None,
+                    );
+                    kernels::column_sums(gb, &g_grad[l]);
+                    adam::apply(&k, pw, gw, mw, vw);
+                    adam::apply(&k, pb, gb, mb, vb);
                 }
-                matmul(
-                    gw1,
-                    View::transposed(dh1, b, h),
-                    View::rows(z, b, zd),
-                    Split::None,
-                );
-                kernels::column_sums(gb1, dh1);
-                adam::apply(&k, pw1, gw1, mw1, vw1);
-                adam::apply(&k, pb1, gb1, mb1, vb1);
             },
         );
         Ok(g_loss)
     }
 }
 
-/// Rows of D's first weight matrix per block of its gradient (fixed: results never depend
-/// on the thread count).
+/// Rows of a hidden layer's weight gradient per block (fixed: results never depend on the
+/// thread count).
 const W1_ROW_BLOCK: usize = 64;
 /// Rows of G's output weight matrix per block of its gradient.
 const W2_ROW_BLOCK: usize = 200;
@@ -423,20 +579,82 @@ fn check_finite(step: u64, what: &'static str, value: f32) -> Result<(), TrainEr
     }
 }
 
-/// `out = relu(input · w1ᵀ + b1)`: `mlp`'s hidden layer for the rows of `input`.
-fn hidden_layer(out: &mut [f32], input: &[f32], mlp: &Mlp, split: Split) {
-    let (i, h) = (mlp.input, mlp.hidden);
-    let w1 = View::transposed(mlp.w1(), h, i);
-    matmul(out, View::rows(input, input.len() / i, i), w1, split);
-    kernels::bias_relu(out, mlp.b1());
+/// `out = act(input · W_lᵀ + b_l)`: layer `l` of `mlp` (a hidden one) for the rows of `input`.
+fn layer_forward(out: &mut [f32], input: &[f32], mlp: &Mlp, l: usize, split: Split) {
+    let (i, h) = (mlp.sizes[l], mlp.sizes[l + 1]);
+    let w = View::transposed(mlp.weight(l), h, i);
+    matmul(out, View::rows(input, input.len() / i, i), w, split);
+    kernels::bias_activation(out, mlp.bias(l), mlp.hidden_act);
 }
 
-/// Gradient at D's hidden pre-activation: `dl[r] * w2` where the ReLU was active.
-fn hidden_grad(k1: &[f32], dl: &[f32], w2: &[f32], dc1: &mut [f32]) {
-    let h = w2.len();
-    for ((row, out), &g) in k1.chunks_exact(h).zip(dc1.chunks_exact_mut(h)).zip(dl) {
-        for ((o, &a), &w) in out.iter_mut().zip(row).zip(w2) {
-            *o = if a > 0.0 { g * w } else { 0.0 };
+/// G's forward pass for noise `z`: its hidden layers into `hidden`, its output into `out`.
+fn generator_forward(g: &Mlp, z: &[f32], hidden: &mut [Vec<f32>], out: &mut [f32]) {
+    for l in 0..hidden.len() {
+        let (before, after) = hidden.split_at_mut(l);
+        let input = if l == 0 { z } else { &before[l - 1][..] };
+        layer_forward(&mut after[0], input, g, l, Split::None);
+    }
+    let top = g.layers() - 1;
+    let (i, o) = (g.sizes[top], g.sizes[top + 1]);
+    let input = hidden.last().map_or(z, |h| &h[..]);
+    matmul(
+        out,
+        View::rows(input, input.len() / i, i),
+        View::transposed(g.weight(top), o, i),
+        Split::None,
+    );
+    kernels::bias_output(out, g.bias(top), g.output);
+}
+
+/// Gradient at the last hidden layer's pre-activation of a one-unit output layer with
+/// weights `w`: `dl[r] * w ⊙ act'`.
+fn hidden_grad(k: &[f32], dl: &[f32], w: &[f32], out: &mut [f32], act: Activation) {
+    let h = w.len();
+    for ((row, o), &g) in k.chunks_exact(h).zip(out.chunks_exact_mut(h)).zip(dl) {
+        match act {
+            Activation::Relu => {
+                for ((o, &a), &w) in o.iter_mut().zip(row).zip(w) {
+                    *o = if a > 0.0 { g * w } else { 0.0 };
+                }
+            }
+            other => {
+                for ((o, &a), &w) in o.iter_mut().zip(row).zip(w) {
+                    *o = g * w * other.derivative_at_output(a);
+                }
+            }
+        }
+    }
+}
+
+/// The gradient at hidden layer `l - 1`'s pre-activation from layer `l`'s, through `W_l`,
+/// for the first `rows` rows of the buffers.
+fn back_through(grad: &mut [Vec<f32>], out: &[Vec<f32>], mlp: &Mlp, l: usize, rows: usize) {
+    let (above, below) = (mlp.sizes[l + 1], mlp.sizes[l]);
+    let (lower, upper) = grad.split_at_mut(l);
+    let dst = &mut lower[l - 1][..rows * below];
+    matmul(
+        dst,
+        View::rows(&upper[0][..rows * above], rows, above),
+        View::rows(mlp.weight(l), above, below),
+        Split::Cols(2),
+    );
+    scale_by_derivative(dst, &out[l - 1][..rows * below], mlp.hidden_act);
+}
+
+/// `grad ⊙= act'` at the layer's outputs.
+fn scale_by_derivative(grad: &mut [f32], out: &[f32], act: Activation) {
+    match act {
+        Activation::Relu => {
+            for (g, &y) in grad.iter_mut().zip(out) {
+                if y <= 0.0 {
+                    *g = 0.0;
+                }
+            }
+        }
+        other => {
+            for (g, &y) in grad.iter_mut().zip(out) {
+                *g *= other.derivative_at_output(y);
+            }
         }
     }
 }
@@ -450,8 +668,10 @@ mod tests {
         let cfg = TrainConfig {
             model: ModelConfig {
                 noise_dim: 8,
-                hidden: 16,
+                g_hidden: vec![16],
+                d_hidden: vec![16],
                 init_std: 0.1,
+                ..ModelConfig::default()
             },
             batch_size: 5,
             ..TrainConfig::tutorial()

@@ -7,7 +7,7 @@ use gan_model::{stream, Stream, TrainConfig, Trainer};
 fn train(steps: usize, seed: u64) -> Vec<gan_model::StepStats> {
     let (train, _) = load_training(&fixture_dir()).expect("fixture loads");
     let cfg = TrainConfig::tutorial();
-    let mut trainer = Trainer::new(cfg, seed);
+    let mut trainer = Trainer::new(cfg.clone(), seed);
     let mut batches =
         Batcher::new(train.len(), cfg.batch_size, stream(seed, Stream::Data)).unwrap();
     (0..steps)

@@ -7,8 +7,8 @@ use gan_model::checkpoint::{decode_gan, decode_generator, decode_state, encode_g
 use gan_model::generate::generate;
 use gan_model::{lockstep, reference};
 use gan_model::{
-    stream, AdamConfig, Gan, GeneratorLoss, ModelConfig, Stream, TrainConfig, TrainError, Trainer,
-    IMAGE_PIXELS,
+    stream, Activation, AdamConfig, Gan, GeneratorLoss, ModelConfig, Output, Stream, TrainConfig,
+    TrainError, Trainer, IMAGE_PIXELS,
 };
 use rand::Rng;
 use rand_distr::StandardNormal;
@@ -17,8 +17,10 @@ fn config(noise_dim: usize, hidden: usize, batch: usize, g_loss: GeneratorLoss) 
     TrainConfig {
         model: ModelConfig {
             noise_dim,
-            hidden,
+            g_hidden: vec![hidden],
+            d_hidden: vec![hidden],
             init_std: 0.05,
+            ..ModelConfig::default()
         },
         batch_size: batch,
         g_loss,
@@ -54,17 +56,25 @@ fn assert_close(got: &[f32], want: &[f32], what: &str) {
 fn init_matches_the_tutorial() {
     let gan = Gan::init(&ModelConfig::default(), &mut stream(1, Stream::Init));
     let g = &gan.generator;
-    assert_eq!((g.input, g.hidden, g.output), (128, 256, 784));
+    assert_eq!(g.sizes, [128, 256, 784]);
+    assert_eq!(
+        (g.hidden_act, g.output),
+        (Activation::Relu, Output::Sigmoid)
+    );
     let d = &gan.discriminator;
-    assert_eq!((d.input, d.hidden, d.output), (784, 256, 1));
-    for w in [g.w1(), g.w2(), d.w1(), d.w2()] {
+    assert_eq!(d.sizes, [784, 256, 1]);
+    assert_eq!(
+        (d.hidden_act, d.output),
+        (Activation::Relu, Output::Identity)
+    );
+    for w in [g.weight(0), g.weight(1), d.weight(0), d.weight(1)] {
         let n = w.len() as f64;
         let mean = w.iter().map(|&v| v as f64).sum::<f64>() / n;
         let std = (w.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
         assert!(mean.abs() < 0.01 * 4.0 / n.sqrt() + 1e-4, "mean {mean}");
         assert!((std - 0.01).abs() < 0.01 * 0.1, "std {std}");
     }
-    for b in [g.b1(), g.b2(), d.b1(), d.b2()] {
+    for b in [g.bias(0), g.bias(1), d.bias(0), d.bias(1)] {
         assert!(b.iter().all(|&v| v == 0.0));
     }
     assert_ne!(
@@ -78,7 +88,7 @@ fn gradients_match_dfdx_autograd() {
     for g_loss in [GeneratorLoss::NonSaturating, GeneratorLoss::Minimax] {
         let cfg = config(12, 24, 6, g_loss);
         let seed = 5;
-        let mut t = Trainer::new(cfg, seed);
+        let mut t = Trainer::new(cfg.clone(), seed);
         fill_real(&mut t, 1);
         let real = t.real_batch_mut().to_vec();
         let before = t.gan().clone();
@@ -123,7 +133,7 @@ fn constant_d(c: f32, g_loss: GeneratorLoss) -> Trainer {
     let mut gan = Gan::init(&cfg.model, &mut stream(0, Stream::Init));
     gan.discriminator.params.fill(0.0);
     *gan.discriminator.params.last_mut().unwrap() = c;
-    let mut t = Trainer::from_parts(cfg, gan, 0);
+    let mut t = Trainer::from_parts(cfg.clone(), gan, 0);
     fill_real(&mut t, 0);
     t
 }
@@ -174,7 +184,7 @@ fn a_non_finite_loss_stops_training_with_the_step() {
     t.step().unwrap();
     let mut state = t.state();
     state.gan.discriminator.params[0] = f32::NAN;
-    let mut broken = Trainer::restore(*t.config(), 0, state);
+    let mut broken = Trainer::restore(t.config().clone(), 0, state);
     fill_real(&mut broken, 0);
     match broken.step() {
         Err(TrainError::NonFinite { step, what, .. }) => {
@@ -187,8 +197,8 @@ fn a_non_finite_loss_stops_training_with_the_step() {
 }
 
 /// Losses of `steps` steps and the final weights.
-fn run(cfg: TrainConfig, seed: u64, steps: usize) -> (Vec<[u32; 4]>, Gan) {
-    let mut t = Trainer::new(cfg, seed);
+fn run(cfg: &TrainConfig, seed: u64, steps: usize) -> (Vec<[u32; 4]>, Gan) {
+    let mut t = Trainer::new(cfg.clone(), seed);
     let mut rows = Vec::new();
     for i in 0..steps {
         fill_real(&mut t, i);
@@ -209,13 +219,13 @@ fn results_are_bit_identical_across_runs_and_thread_counts() {
             .num_threads(threads)
             .build()
             .unwrap()
-            .install(|| run(cfg, 42, 15))
+            .install(|| run(&cfg, 42, 15))
     };
     let one = in_pool(1);
     assert_eq!(one, in_pool(1), "same seed, same thread count");
     assert_eq!(one, in_pool(2), "2 threads");
     assert_eq!(one, in_pool(5), "5 threads");
-    assert_ne!(one.0, run(cfg, 43, 15).0, "another seed differs");
+    assert_ne!(one.0, run(&cfg, 43, 15).0, "another seed differs");
 }
 
 #[test]
@@ -240,7 +250,7 @@ fn generation_is_identical_across_thread_counts() {
 #[test]
 fn checkpoints_round_trip_and_training_continues_identically() {
     let cfg = config(16, 32, 10, GeneratorLoss::NonSaturating);
-    let mut t = Trainer::new(cfg, 8);
+    let mut t = Trainer::new(cfg.clone(), 8);
     for i in 0..7 {
         fill_real(&mut t, i);
         t.step().unwrap();
@@ -255,7 +265,7 @@ fn checkpoints_round_trip_and_training_continues_identically() {
     assert_eq!(meta["data_order"], "whatever the caller needs");
     assert_eq!(decode_gan(&encode_gan(t.gan())).unwrap(), *t.gan());
 
-    let mut resumed = Trainer::restore(cfg, 8, state);
+    let mut resumed = Trainer::restore(cfg.clone(), 8, state);
     for i in 7..12 {
         fill_real(&mut t, i);
         fill_real(&mut resumed, i);
@@ -301,8 +311,8 @@ fn filling_the_batch_inside_the_step_changes_nothing() {
         batch_size: 16,
         ..TrainConfig::tutorial()
     };
-    let mut a = Trainer::new(cfg, 21);
-    let mut b = Trainer::new(cfg, 21);
+    let mut a = Trainer::new(cfg.clone(), 21);
+    let mut b = Trainer::new(cfg.clone(), 21);
     for i in 0..4 {
         fill_real(&mut a, i);
         let sa = a.step().unwrap();
@@ -350,7 +360,7 @@ fn the_whole_step_in_dfdx_autograd_tracks_the_fast_step() {
     // of the fast step over its first steps (the bound of tests/tf_oracle.rs).
     let (train, _) = gan_data::load_training(&gan_data::fixture_dir()).unwrap();
     let cfg = TrainConfig::tutorial();
-    let mut t = Trainer::new(cfg, 9);
+    let mut t = Trainer::new(cfg.clone(), 9);
     let mut batches =
         gan_data::Batcher::new(train.len(), cfg.batch_size, stream(9, Stream::Data)).unwrap();
     let rec = lockstep::record(
@@ -401,4 +411,25 @@ fn the_whole_step_in_dfdx_autograd_tracks_the_fast_step() {
             (diff / norm).sqrt()
         );
     }
+}
+
+#[test]
+fn weights_encode_to_the_same_bytes_every_time() {
+    // Several metadata keys (a non-default architecture): safetensors' hash-ordered metadata
+    // must not make the bytes depend on the process or the call.
+    let cfg = ModelConfig {
+        g_hidden: vec![16, 8],
+        d_hidden: vec![8],
+        g_act: Activation::LeakyRelu(0.2),
+        g_output: Output::Tanh,
+        ..ModelConfig::default()
+    };
+    let gan = Gan::init(&cfg, &mut stream(2, Stream::Init));
+    let first = encode_gan(&gan);
+    for _ in 0..20 {
+        assert_eq!(encode_gan(&gan), first);
+    }
+    let back = decode_gan(&first).unwrap();
+    assert_eq!(back, gan, "architecture and weights read back");
+    assert_eq!(decode_generator(&first).unwrap(), gan.generator);
 }

@@ -58,7 +58,7 @@ fn read_fixture(name: &str) -> (String, Vec<Vec<String>>) {
 fn project_run(seed: u64) -> (Recording, Gan) {
     let (train, _) = load_training(&fixture_dir()).expect("fixture loads");
     let cfg = TrainConfig::tutorial();
-    let mut trainer = Trainer::new(cfg, seed);
+    let mut trainer = Trainer::new(cfg.clone(), seed);
     let mut batches =
         Batcher::new(train.len(), cfg.batch_size, stream(seed, Stream::Data)).unwrap();
     let mut after_first = None;

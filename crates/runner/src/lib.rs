@@ -21,9 +21,9 @@ use std::time::SystemTime;
 
 use anyhow::{bail, Context};
 use gan_data::{load_training, MnistFile, Split};
-use gan_model::{AdamConfig, GeneratorLoss, ModelConfig, TrainConfig};
+use gan_model::{Activation, AdamConfig, GeneratorLoss, ModelConfig, Output, TrainConfig};
 use gan_rundir::{rfc3339, sha256_hex, write_atomic, RunDir, RunInfo, Status};
-use gan_spec::{GLoss, Spec, DEFAULT_DATA_DIR};
+use gan_spec::{ActivationSpec, GLoss, GOutput, Spec, DEFAULT_DATA_DIR};
 
 pub use console::{epoch_line, tutorial_number};
 pub use sweep::Shard;
@@ -76,7 +76,14 @@ pub fn train_config(spec: &Spec) -> TrainConfig {
     TrainConfig {
         model: ModelConfig {
             noise_dim: spec.model.noise_dim,
-            hidden: spec.model.hidden,
+            g_hidden: spec.model.g_widths(),
+            d_hidden: spec.model.d_widths(),
+            g_act: activation(spec.model.g_activation, spec.model.leaky_slope),
+            d_act: activation(spec.model.d_activation, spec.model.leaky_slope),
+            g_output: match spec.model.g_output {
+                GOutput::Sigmoid => Output::Sigmoid,
+                GOutput::Tanh => Output::Tanh,
+            },
             init_std: spec.model.init_std as f32,
         },
         batch_size: spec.train.batch_size,
@@ -90,6 +97,14 @@ pub fn train_config(spec: &Spec) -> TrainConfig {
             beta2: spec.train.beta2 as f32,
             eps: spec.train.eps as f32,
         },
+    }
+}
+
+fn activation(a: ActivationSpec, slope: f64) -> Activation {
+    match a {
+        ActivationSpec::Relu => Activation::Relu,
+        ActivationSpec::LeakyRelu => Activation::LeakyRelu(slope as f32),
+        ActivationSpec::Tanh => Activation::Tanh,
     }
 }
 

@@ -23,17 +23,26 @@ struct Part {
 
 /// The estimate's parts: upper estimates, each within a small factor of what is allocated.
 fn parts(spec: &Spec) -> Vec<Part> {
-    let (z, h, x) = (
-        spec.model.noise_dim as u128,
-        spec.model.hidden as u128,
-        IMAGE_PIXELS as u128,
-    );
+    let model = &spec.model;
+    let (z, x) = (model.noise_dim as u128, IMAGE_PIXELS as u128);
+    let g = [&[model.noise_dim][..], &model.g_widths(), &[IMAGE_PIXELS]].concat();
+    let d = [&[IMAGE_PIXELS][..], &model.d_widths(), &[1]].concat();
+    let count = |sizes: &[usize]| -> u128 {
+        sizes
+            .windows(2)
+            .map(|io| io[0] as u128 * io[1] as u128 + io[1] as u128)
+            .sum()
+    };
+    let widths =
+        |sizes: &[usize]| -> u128 { sizes[1..sizes.len() - 1].iter().map(|&w| w as u128).sum() };
+    // The widest layer, for generation's intermediate values.
+    let h = g.iter().chain(&d).map(|&w| w as u128).max().unwrap_or(0);
     let b = spec.train.batch_size as u128;
     let f = 4u128; // bytes per f32
-    let params = (z * h + h + h * x + x) + (x * h + h + h + 1);
+    let params = count(&g) + count(&d);
     // Weights, gradients and both Adam moments, plus a checkpoint's copies while it is encoded.
     let networks = params * f * (4 + 6);
-    let workspace = b * (z + 6 * h + 3 * x + 4) * f;
+    let workspace = b * (z + 2 * widths(&g) + 4 * widths(&d) + 3 * x + 4) * f;
     let data = TRAINING_FILE_IMAGES * x * 2;
     let count = spec.samples.count as u128;
     let pictures = count * ((x + z + h) * f + x * PICTURE_BYTES_PER_PIXEL);
@@ -45,7 +54,7 @@ fn parts(spec: &Spec) -> Vec<Part> {
     vec![
         Part {
             what: "the two networks with their gradients, Adam state and checkpoint copies",
-            keys: "model.hidden, model.noise_dim",
+            keys: "model.hidden (or model.g_hidden, model.d_hidden), model.noise_dim",
             bytes: networks,
         },
         Part {

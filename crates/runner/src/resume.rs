@@ -141,7 +141,9 @@ fn checked_spec(dir: &RunDir, info: &gan_rundir::RunInfo, force: bool) -> anyhow
             })
             .ok()
             .flatten();
-        if !force && now.as_ref().map(Spec::to_yaml) != Some(text.clone()) {
+        // By content: a spec.yaml written before keys were added still matches.
+        let own = gan_spec::normalized_yaml(&text);
+        if !force && (now.as_ref().map(Spec::to_yaml) != own || own.is_none()) {
             bail!(
                 "{source} changed since the run started (it no longer gives this run's spec.yaml); \
                  --force resumes with the run's own spec.yaml"

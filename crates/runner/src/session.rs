@@ -78,7 +78,7 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
     let mut carried = 0.0;
     let (mut trainer, mut batches, first_epoch, mut first_step, mut losses) = match s.start.take() {
         None => (
-            Trainer::new(cfg, spec.seed),
+            Trainer::new(cfg.clone(), spec.seed),
             Batcher::new(
                 s.train.len(),
                 cfg.batch_size,
@@ -98,7 +98,7 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
                 r.trainer.steps_done as usize,
             )?;
             (
-                Trainer::restore(cfg, spec.seed, r.trainer),
+                Trainer::restore(cfg.clone(), spec.seed, r.trainer),
                 Batcher::restore(
                     s.train.len(),
                     cfg.batch_size,

@@ -290,6 +290,8 @@ struct SpecChanges {
 
 impl SpecChanges {
     fn add(&mut self, point: &str, old_yaml: &str, new_yaml: &str) {
+        // By content: keys added to the spec since the sweep started are not changes.
+        let old_yaml = &gan_spec::normalized_yaml(old_yaml).unwrap_or_else(|| old_yaml.to_string());
         if old_yaml == new_yaml {
             return;
         }

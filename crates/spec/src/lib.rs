@@ -12,7 +12,8 @@ mod load;
 use serde::{Deserialize, Serialize};
 
 pub use load::{
-    apply_override, expand_sweep, flatten, load_spec, parse_spec, SpecError, SweepPoint,
+    apply_override, expand_sweep, flatten, load_spec, normalized_yaml, parse_spec, SpecError,
+    SweepPoint,
 };
 
 /// A full experiment description. Serialised back (`to_yaml`) it is the resolved spec a
@@ -49,9 +50,55 @@ pub struct DataSpec {
 #[serde(deny_unknown_fields, default)]
 pub struct ModelSpec {
     pub noise_dim: usize,
+    /// Width of the one hidden layer of each network, unless `g_hidden` / `d_hidden` say more.
     pub hidden: usize,
+    /// G's hidden layer widths, input side first (`[]`: none); `null` means `[hidden]`.
+    pub g_hidden: Option<Vec<usize>>,
+    /// D's hidden layer widths; `null` means `[hidden]`.
+    pub d_hidden: Option<Vec<usize>>,
+    pub g_activation: ActivationSpec,
+    pub d_activation: ActivationSpec,
+    /// The slope of `leaky_relu` for negative inputs.
+    #[serde(deserialize_with = "float")]
+    pub leaky_slope: f64,
+    pub g_output: GOutput,
     #[serde(deserialize_with = "float")]
     pub init_std: f64,
+}
+
+impl ModelSpec {
+    /// G's hidden widths as trained.
+    pub fn g_widths(&self) -> Vec<usize> {
+        self.g_hidden.clone().unwrap_or_else(|| vec![self.hidden])
+    }
+
+    /// D's hidden widths as trained.
+    pub fn d_widths(&self) -> Vec<usize> {
+        self.d_hidden.clone().unwrap_or_else(|| vec![self.hidden])
+    }
+}
+
+/// A hidden-layer nonlinearity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivationSpec {
+    /// The tutorial's.
+    #[default]
+    Relu,
+    /// With `model.leaky_slope` for negative inputs.
+    LeakyRelu,
+    Tanh,
+}
+
+/// G's output nonlinearity, which fixes the pixel range it trains on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GOutput {
+    /// Pixels in [0, 1] (the tutorial).
+    #[default]
+    Sigmoid,
+    /// Pixels in [-1, 1]: real images are scaled to it, pictures and metrics map it back.
+    Tanh,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +189,12 @@ impl Default for ModelSpec {
         ModelSpec {
             noise_dim: 128,
             hidden: 256,
+            g_hidden: None,
+            d_hidden: None,
+            g_activation: ActivationSpec::Relu,
+            d_activation: ActivationSpec::Relu,
+            leaky_slope: 0.2,
+            g_output: GOutput::Sigmoid,
             init_std: 0.01,
         }
     }
@@ -235,7 +288,37 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc {
         key: "model.hidden",
         default: "256",
-        meaning: "hidden units of G and D",
+        meaning: "hidden units of G's and D's one hidden layer (unless g_hidden / d_hidden)",
+    },
+    KeyDoc {
+        key: "model.g_hidden",
+        default: "null",
+        meaning: "G's hidden layer widths, e.g. [512, 512] ([] for none; null: [model.hidden])",
+    },
+    KeyDoc {
+        key: "model.d_hidden",
+        default: "null",
+        meaning: "D's hidden layer widths (null: [model.hidden])",
+    },
+    KeyDoc {
+        key: "model.g_activation",
+        default: "relu",
+        meaning: "G's hidden nonlinearity: relu (tutorial), leaky_relu or tanh",
+    },
+    KeyDoc {
+        key: "model.d_activation",
+        default: "relu",
+        meaning: "D's hidden nonlinearity: relu (tutorial), leaky_relu or tanh",
+    },
+    KeyDoc {
+        key: "model.leaky_slope",
+        default: "0.2",
+        meaning: "leaky_relu's slope for negative inputs",
+    },
+    KeyDoc {
+        key: "model.g_output",
+        default: "sigmoid",
+        meaning: "G's output: sigmoid on [0, 1] pixels (tutorial) or tanh on [-1, 1]",
     },
     KeyDoc {
         key: "model.init_std",

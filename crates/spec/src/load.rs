@@ -40,6 +40,13 @@ pub fn load_spec(path: &Path, overrides: &[String]) -> Result<Spec, SpecError> {
     parse_spec(&text, &path.display().to_string(), &stem, overrides)
 }
 
+/// A resolved spec's YAML as this version writes it: keys added since `yaml` was written
+/// appear with their defaults, so specs from older runs compare with today's by content.
+/// `None` if it does not parse.
+pub fn normalized_yaml(yaml: &str) -> Option<String> {
+    serde_yaml::from_str::<Spec>(yaml).ok().map(|s| s.to_yaml())
+}
+
 /// Parses spec text; `origin` names it in errors and `default_name` is used when it has no `name`.
 pub fn parse_spec(
     text: &str,
@@ -178,8 +185,11 @@ pub fn expand_sweep(spec: &Spec, origin: &str) -> Result<Vec<SweepPoint>, SpecEr
     Ok(points)
 }
 
+/// Keys whose values are lists (a sweep over them lists lists).
+const LIST_KEYS: [&str; 2] = ["model.g_hidden", "model.d_hidden"];
+
 /// The sweep's keys are known spec keys (not `name`), each with a non-empty list of distinct
-/// plain values.
+/// plain values (lists of numbers for list keys).
 fn check_sweep(sweep: &Mapping, origin: &dyn Fn(&str) -> String) -> Result<(), SpecError> {
     if sweep.is_empty() {
         return Err(SpecError::Invalid {
@@ -209,10 +219,22 @@ fn check_sweep(sweep: &Mapping, origin: &dyn Fn(&str) -> String) -> Result<(), S
                 ),
             });
         };
-        if values.iter().any(|x| x.is_mapping() || x.is_sequence()) {
+        let list_key = LIST_KEYS.contains(&key.as_str());
+        let plain = |x: &Value| !x.is_mapping() && !x.is_sequence();
+        let ok = |x: &Value| match x.as_sequence() {
+            Some(items) => list_key && items.iter().all(plain),
+            None => plain(x),
+        };
+        if !values.iter().all(ok) {
             return Err(SpecError::Invalid {
                 origin: origin(&key),
-                message: format!("sweep.{key} must list plain values, not lists or sections"),
+                message: if list_key {
+                    format!(
+                        "sweep.{key} must list lists of numbers, e.g. `{key}: [[256], [512, 512]]`"
+                    )
+                } else {
+                    format!("sweep.{key} must list plain values, not lists or sections")
+                },
             });
         }
         let mut seen = std::collections::HashSet::new();
@@ -343,11 +365,19 @@ fn key_text(k: &Value) -> String {
     }
 }
 
+/// A value as written in YAML on one line (lists in flow style: `[512, 512]`), for point
+/// names, overrides and key listings.
 fn yaml_text(v: &Value) -> String {
-    serde_yaml::to_string(v)
-        .unwrap_or_default()
-        .trim()
-        .to_string()
+    match v.as_sequence() {
+        Some(items) => format!(
+            "[{}]",
+            items.iter().map(yaml_text).collect::<Vec<_>>().join(", ")
+        ),
+        None => serde_yaml::to_string(v)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    }
 }
 
 /// ", did you mean `x`?" for the known key closest to `key`, plus where the key list is.
@@ -494,6 +524,29 @@ fn validate(s: &Spec) -> Result<(), String> {
                 }
             ));
         }
+    }
+    for (key, widths) in [
+        ("model.g_hidden", &s.model.g_hidden),
+        ("model.d_hidden", &s.model.d_hidden),
+    ] {
+        if let Some(w) = widths {
+            if w.contains(&0) {
+                return Err(format!("{key} widths must be at least 1 (got {w:?})"));
+            }
+            if w.len() > 16 {
+                return Err(format!(
+                    "{key} has {} layers; at most 16 are supported",
+                    w.len()
+                ));
+            }
+        }
+    }
+    let slope = s.model.leaky_slope as f32;
+    if !(slope.is_finite() && (0.0..1.0).contains(&slope)) {
+        return Err(format!(
+            "model.leaky_slope must be in [0, 1) (got {})",
+            show(s.model.leaky_slope)
+        ));
     }
     let std = s.model.init_std as f32;
     if !(std.is_finite() && std >= 0.0) {

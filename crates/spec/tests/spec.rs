@@ -237,3 +237,48 @@ fn bad_sweeps_are_rejected_before_anything_runs() {
         assert!(err.starts_with("exp.yaml"), "{err}");
     }
 }
+
+#[test]
+fn the_model_family_keys() {
+    let s = parse("", &[]).unwrap();
+    assert_eq!(
+        (s.model.g_widths(), s.model.d_widths()),
+        (vec![256], vec![256])
+    );
+    let s = parse(
+        "model:\n  hidden: 64\n  g_hidden: [512, 512]\n  d_activation: leaky_relu\n  g_output: tanh\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        (s.model.g_widths(), s.model.d_widths()),
+        (vec![512, 512], vec![64])
+    );
+    assert_eq!(s.model.d_activation, gan_spec::ActivationSpec::LeakyRelu);
+    assert_eq!(s.model.g_output, gan_spec::GOutput::Tanh);
+    let s = parse("", &["model.d_hidden=[]"]).unwrap();
+    assert!(s.model.d_widths().is_empty(), "no hidden layer at all");
+    for (text, want) in [
+        (
+            "model:\n  g_hidden: [0]\n",
+            "model.g_hidden widths must be at least 1",
+        ),
+        (
+            "model:\n  leaky_slope: 1.5\n",
+            "model.leaky_slope must be in [0, 1)",
+        ),
+        ("model:\n  g_activation: swish\n", "unknown variant `swish`"),
+        ("model:\n  g_output: relu\n", "unknown variant `relu`"),
+    ] {
+        let e = parse(text, &[]).unwrap_err();
+        assert!(e.contains(want), "{text:?}: {e}");
+    }
+    // A sweep over layer lists, one point per list.
+    let s = parse("sweep:\n  model.g_hidden: [[256], [512, 512]]\n", &[]).unwrap();
+    let points = gan_spec::expand_sweep(&s, "exp.yaml").unwrap();
+    assert_eq!(points.len(), 2);
+    assert_eq!(points[1].spec.model.g_widths(), vec![512, 512]);
+    assert_eq!(points[1].name, "model.g_hidden=[512,_512]");
+    let e = parse("sweep:\n  seed: [[1, 2]]\n", &[]).unwrap_err();
+    assert!(e.contains("plain values"), "{e}");
+}
