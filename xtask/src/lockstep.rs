@@ -172,7 +172,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Engine::Fast => rec.stats.clone(),
         Engine::Dfdx => replay_reference(
             &rec,
-            cfg.g_loss,
+            &cfg,
             &mut |indices, real| train.images.gather_f32(indices, real),
             &mut |state| dump(&state.gan, state.steps_done),
         ),

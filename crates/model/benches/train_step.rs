@@ -50,9 +50,21 @@ fn step(c: &mut Criterion) {
             },
             |(real, z)| {
                 let fake = generate(&gan.generator, &z);
-                let d = reference::discriminator_step(&gan.discriminator, &real, &fake);
-                let g =
-                    reference::generator_step(&gan.generator, &gan.discriminator, &z, cfg.g_loss);
+                let objective = reference::Objective::of(&cfg);
+                let d = reference::discriminator_step(
+                    &gan.discriminator,
+                    &real,
+                    &fake,
+                    objective,
+                    None,
+                );
+                let g = reference::generator_step(
+                    &gan.generator,
+                    &gan.discriminator,
+                    &z,
+                    cfg.loss,
+                    None,
+                );
                 (d.objective, g.objective)
             },
             BatchSize::SmallInput,

@@ -148,6 +148,10 @@ pub fn encode_state(state: &TrainerState, extra: &BTreeMap<String, String>) -> V
     metadata.insert(FORMAT_KEY.into(), STATE_FORMAT.into());
     metadata.insert("steps_done".into(), state.steps_done.to_string());
     metadata.insert("noise_pos".into(), state.noise_pos.to_string());
+    if state.dropout_pos > 0 {
+        // Only runs with dropout draw from this stream; others' checkpoints stay as they were.
+        metadata.insert("dropout_pos".into(), state.dropout_pos.to_string());
+    }
     metadata.insert("adam.generator.step".into(), state.adam_g.t.to_string());
     metadata.insert("adam.discriminator.step".into(), state.adam_d.t.to_string());
     serialize(&entries, metadata)
@@ -264,6 +268,10 @@ pub fn decode_state(
     let adam_g = adams.pop().expect("two optimisers");
     let state = TrainerState {
         noise_pos: number("noise_pos")?,
+        dropout_pos: match metadata.get("dropout_pos") {
+            None => 0,
+            Some(_) => number("dropout_pos")?,
+        },
         steps_done: number("steps_done")? as u64,
         gan,
         adam_g,

@@ -20,6 +20,10 @@ pub struct ModelConfig {
     pub g_output: Output,
     /// Standard deviation of the normal weight initialisation; biases start at zero (tutorial: 0.01).
     pub init_std: f32,
+    /// Probability that each of D's hidden units is dropped in a training pass (tutorial: 0,
+    /// none). Kept units are scaled by `1 / (1 - p)` (inverted dropout), so D needs no
+    /// rescaling outside training.
+    pub d_dropout: f32,
 }
 
 impl Default for ModelConfig {
@@ -32,6 +36,7 @@ impl Default for ModelConfig {
             d_act: Activation::Relu,
             g_output: Output::Sigmoid,
             init_std: 0.01,
+            d_dropout: 0.0,
         }
     }
 }
@@ -58,18 +63,34 @@ impl ModelConfig {
             d_act: d.hidden_act,
             g_output: g.output,
             init_std: ModelConfig::default().init_std,
+            d_dropout: ModelConfig::default().d_dropout,
         }
     }
 }
 
-/// Which objective the generator follows.
+/// The pair of objectives D and G follow. `l` is D's raw output (its logit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum GeneratorLoss {
-    /// The tutorial's choice: maximise `mean(log D(G(z)))`.
+pub enum Loss {
+    /// The tutorial's: D minimises the cross-entropy of `sigmoid(l)` against real/fake, G
+    /// maximises `mean(log D(G(z)))`.
     #[default]
     NonSaturating,
-    /// The GAN paper's original form: minimise `mean(log(1 - D(G(z))))`.
+    /// The GAN paper's original form: D as above, G minimises `mean(log(1 - D(G(z))))`.
     Minimax,
+    /// LSGAN (Mao et al. 2017, targets 0 and 1): D minimises
+    /// `0.5 mean((l_real - 1)^2) + 0.5 mean(l_fake^2)`, G minimises `0.5 mean((l_fake - 1)^2)`.
+    LeastSquares,
+    /// The hinge loss (Lim and Ye 2017; SAGAN): D minimises
+    /// `mean(relu(1 - l_real)) + mean(relu(1 + l_fake))`, G minimises `-mean(l_fake)`.
+    Hinge,
+}
+
+impl Loss {
+    /// Whether D's output is read as a probability `sigmoid(l)` (cross-entropy losses), so the
+    /// reported `d_real` / `d_fake` are probabilities; otherwise they are mean raw scores `l`.
+    pub fn is_cross_entropy(self) -> bool {
+        matches!(self, Loss::NonSaturating | Loss::Minimax)
+    }
 }
 
 /// Adam with TensorFlow 1's update rule (`tf.train.AdamOptimizer`).
@@ -94,12 +115,36 @@ impl Default for AdamConfig {
 }
 
 /// Everything one training step needs to know.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
     pub model: ModelConfig,
     pub batch_size: usize,
-    pub g_loss: GeneratorLoss,
+    pub loss: Loss,
+    /// Adam for both networks; `lr_g` / `lr_d` override its learning rate for one of them.
     pub adam: AdamConfig,
+    pub lr_g: Option<f32>,
+    pub lr_d: Option<f32>,
+    /// D updates per step, each on its own real batch and noise (Algorithm 1 of the GAN
+    /// paper); G's update follows with the noise of the last (tutorial: 1).
+    pub d_steps: usize,
+    /// D's target for real images in the cross-entropy and least-squares losses: `1 - s` for
+    /// one-sided label smoothing `s` (Salimans et al. 2016; tutorial: 1).
+    pub real_target: f32,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            model: ModelConfig::default(),
+            batch_size: 0,
+            loss: Loss::default(),
+            adam: AdamConfig::default(),
+            lr_g: None,
+            lr_d: None,
+            d_steps: 1,
+            real_target: 1.0,
+        }
+    }
 }
 
 impl TrainConfig {
@@ -108,6 +153,22 @@ impl TrainConfig {
         TrainConfig {
             batch_size: 100,
             ..Default::default()
+        }
+    }
+
+    /// G's optimiser.
+    pub fn adam_g(&self) -> AdamConfig {
+        AdamConfig {
+            lr: self.lr_g.unwrap_or(self.adam.lr),
+            ..self.adam
+        }
+    }
+
+    /// D's optimiser.
+    pub fn adam_d(&self) -> AdamConfig {
+        AdamConfig {
+            lr: self.lr_d.unwrap_or(self.adam.lr),
+            ..self.adam
         }
     }
 }

@@ -40,7 +40,18 @@ impl Net {
         &self,
         x: Tensor<(usize, usize), f32, Cpu, T>,
     ) -> Tensor<(usize, usize), f32, Cpu, T> {
+        self.logits_masked(x, None)
+    }
+
+    /// [`Net::logits`] with each hidden layer's output multiplied by a fixed dropout mask
+    /// (`rows x width`, 0 or `1 / keep`), as training with dropout computes it.
+    pub(crate) fn logits_masked<T: Tape<f32, Cpu> + Merge<NoneTape>>(
+        &self,
+        x: Tensor<(usize, usize), f32, Cpu, T>,
+        masks: Option<&[Vec<f32>]>,
+    ) -> Tensor<(usize, usize), f32, Cpu, T> {
         let rows = x.shape().0;
+        let dev = x.device().clone();
         let mut x = x;
         for (l, (w, b)) in self.layers.iter().enumerate() {
             let out = self.sizes[l + 1];
@@ -52,6 +63,10 @@ impl Net {
                     Activation::LeakyRelu(slope) => x.prelu(slope),
                     Activation::Tanh => x.tanh(),
                 };
+                if let Some(masks) = masks {
+                    let m = dev.tensor_from_vec(masks[l][..rows * out].to_vec(), (rows, out));
+                    x = x * m;
+                }
             }
         }
         x

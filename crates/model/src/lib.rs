@@ -24,7 +24,7 @@ pub mod reference;
 mod rng;
 mod trainer;
 
-pub use config::{AdamConfig, GeneratorLoss, ModelConfig, TrainConfig};
+pub use config::{AdamConfig, Loss, ModelConfig, TrainConfig};
 pub use params::{to_unit_range, Activation, Gan, Mlp, Output, ParamSlot};
 pub use rng::{stream, Stream};
 pub use trainer::{StepStats, TrainError, Trainer, TrainerState};

@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::config::GeneratorLoss;
+use crate::config::TrainConfig;
 use crate::reference;
 use crate::trainer::{StepStats, TrainError, Trainer, TrainerState};
 
@@ -84,7 +84,7 @@ pub fn record(
 /// step's indices into the buffer it is given; `after_step` sees the state after every step.
 pub fn replay_reference(
     rec: &Recording,
-    loss: GeneratorLoss,
+    cfg: &TrainConfig,
     gather: &mut dyn FnMut(&[u32], &mut [f32]),
     after_step: &mut dyn FnMut(&TrainerState),
 ) -> Vec<StepStats> {
@@ -97,7 +97,7 @@ pub fn replay_reference(
         .map(|s| {
             gather(&rec.indices[s * batch..(s + 1) * batch], &mut real);
             let z = &rec.noise[s * batch * noise_dim..(s + 1) * batch * noise_dim];
-            let stats = reference::train_step(&mut state, &real, z, loss);
+            let stats = reference::train_step(&mut state, &[(&real, z)], cfg);
             after_step(&state);
             stats
         })

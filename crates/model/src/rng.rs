@@ -19,6 +19,8 @@ pub enum Stream {
     Samples = 3,
     /// Noise for evaluation samples.
     Eval = 4,
+    /// D's dropout masks.
+    Dropout = 5,
 }
 
 /// The stream `which` of `seed`, at its start.

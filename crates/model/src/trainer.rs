@@ -9,28 +9,33 @@
 //! is allocated once. `crate::reference` holds the same step in plain dfdx autograd, which
 //! the tests use to check these gradients.
 
-use rand::Rng;
+use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
 use crate::adam::{self, Adam};
-use crate::config::{GeneratorLoss, TrainConfig};
+use crate::config::{Loss, TrainConfig};
 use crate::kernels::{self, matmul, sigmoid, softplus, Split, View};
 use crate::params::{split_layers_mut, Activation, Gan, Mlp, Output};
 use crate::rng::{stream, Stream};
 use crate::IMAGE_PIXELS;
 
-/// What one step reports, in the tutorial's sign convention (objectives being maximised).
+/// What one step reports, in the tutorial's sign convention (objectives being maximised, so
+/// each is minus the loss minimised). With several D updates per step, D's figures are their
+/// means.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepStats {
-    /// `mean(log D(x)) + mean(log(1 - D(G(z))))`, before D's update (the tutorial's `loss_D`).
+    /// D's objective before its update: `mean(log D(x)) + mean(log(1 - D(G(z))))` for the
+    /// cross-entropy losses (the tutorial's `loss_D`), minus D's LSGAN or hinge loss otherwise.
     pub d_loss: f32,
     /// The objective G maximises, before G's update: `mean(log D(G(z)))` for the
-    /// non-saturating loss (the tutorial's `loss_G`), `-mean(log(1 - D(G(z))))` for minimax.
+    /// non-saturating loss (the tutorial's `loss_G`), `-mean(log(1 - D(G(z))))` for minimax,
+    /// minus G's LSGAN or hinge loss otherwise.
     pub g_loss: f32,
-    /// Mean of D(x) over the real batch.
+    /// Mean of D(x) over the real batch: `sigmoid(l)` for the cross-entropy losses, the raw
+    /// score `l` for least squares and hinge.
     pub d_real: f32,
-    /// Mean of D(G(z)) over the fake batch.
+    /// The same over the fake batch.
     pub d_fake: f32,
 }
 
@@ -53,6 +58,8 @@ pub struct Trainer {
     adam_g: Adam,
     adam_d: Adam,
     noise: ChaCha8Rng,
+    /// Draws D's dropout masks (untouched without dropout).
+    dropout: ChaCha8Rng,
     steps_done: u64,
     ws: Workspace,
 }
@@ -65,6 +72,8 @@ pub struct TrainerState {
     pub adam_d: Adam,
     /// Word position of the noise stream.
     pub noise_pos: u128,
+    /// Word position of the dropout stream (0 without dropout).
+    pub dropout_pos: u128,
     pub steps_done: u64,
 }
 
@@ -132,6 +141,11 @@ struct Workspace {
     dfake: Vec<f32>,
     /// Gradient with respect to each of G's hidden layers, then their pre-activations.
     g_grad: Vec<Vec<f32>>,
+    /// D's dropout masks in its own update, `2B x width` per hidden layer: 0 for a dropped
+    /// unit, `1 / keep` for a kept one (empty without dropout).
+    d_masks: Vec<Vec<f32>>,
+    /// D's dropout masks in G's update (a fresh draw), `B x width` per hidden layer.
+    g_masks: Vec<Vec<f32>>,
 }
 
 impl Workspace {
@@ -152,6 +166,16 @@ impl Workspace {
             grad_g: vec![0.0; gan.generator.params.len()],
             dfake: vec![0.0; b * IMAGE_PIXELS],
             g_grad: rows(g_hidden, b),
+            d_masks: if cfg.model.d_dropout > 0.0 {
+                rows(d_hidden, 2 * b)
+            } else {
+                Vec::new()
+            },
+            g_masks: if cfg.model.d_dropout > 0.0 {
+                rows(d_hidden, b)
+            } else {
+                Vec::new()
+            },
         }
     }
 }
@@ -166,11 +190,17 @@ impl Trainer {
     /// Starts training from given weights (fresh optimiser state).
     pub fn from_parts(cfg: TrainConfig, gan: Gan, seed: u64) -> Trainer {
         assert!(cfg.batch_size > 0, "batch size must be positive");
+        assert!(cfg.d_steps > 0, "at least one D update per step");
+        assert!(
+            (0.0..1.0).contains(&cfg.model.d_dropout),
+            "dropout probability in [0, 1)"
+        );
         let ws = Workspace::new(&cfg, &gan);
         Trainer {
-            adam_g: Adam::new(cfg.adam, gan.generator.params.len()),
-            adam_d: Adam::new(cfg.adam, gan.discriminator.params.len()),
+            adam_g: Adam::new(cfg.adam_g(), gan.generator.params.len()),
+            adam_d: Adam::new(cfg.adam_d(), gan.discriminator.params.len()),
             noise: stream(seed, Stream::Noise),
+            dropout: stream(seed, Stream::Dropout),
             steps_done: 0,
             ws,
             cfg,
@@ -181,13 +211,14 @@ impl Trainer {
     /// Continues from a saved state; `seed` must be the run's seed, and the state must fit
     /// `cfg` (see [`TrainerState::check_fits`]).
     pub fn restore(cfg: TrainConfig, seed: u64, state: TrainerState) -> Trainer {
-        let adam = cfg.adam;
+        let (adam_g, adam_d) = (cfg.adam_g(), cfg.adam_d());
         let mut t = Trainer::from_parts(cfg, state.gan, seed);
         t.adam_g = state.adam_g;
         t.adam_d = state.adam_d;
-        t.adam_g.cfg = adam;
-        t.adam_d.cfg = adam;
+        t.adam_g.cfg = adam_g;
+        t.adam_d.cfg = adam_d;
         t.noise.set_word_pos(state.noise_pos);
+        t.dropout.set_word_pos(state.dropout_pos);
         t.steps_done = state.steps_done;
         t
     }
@@ -198,6 +229,7 @@ impl Trainer {
             adam_g: self.adam_g.clone(),
             adam_d: self.adam_d.clone(),
             noise_pos: self.noise.get_word_pos(),
+            dropout_pos: self.dropout.get_word_pos(),
             steps_done: self.steps_done,
         }
     }
@@ -224,16 +256,27 @@ impl Trainer {
         self.step_with(&mut |_| {})
     }
 
-    /// One step whose real batch `fill_real` writes (`batch_size x 784`, [0, 1]) into the
-    /// input buffer. The gather runs on one core while the other draws the noise and runs G,
-    /// so its memory latency is hidden. (A trait object, not a generic, so the step is always
-    /// the optimised copy compiled in this crate.)
+    /// One step whose real batches `fill_real` writes (`batch_size x 784`, [0, 1]) into the
+    /// input buffer, once before each D update. The gather runs on one core while the other
+    /// draws the noise and runs G, so its memory latency is hidden. (A trait object, not a
+    /// generic, so the step is always the optimised copy compiled in this crate.)
     pub fn step_with(
         &mut self,
         fill_real: &mut (dyn FnMut(&mut [f32]) + Send),
     ) -> Result<StepStats, TrainError> {
         let step = self.steps_done + 1;
-        let (d_loss, d_real, d_fake) = self.d_step(step, fill_real)?;
+        let (mut d_loss, mut d_real, mut d_fake) = self.d_step(step, fill_real)?;
+        if self.cfg.d_steps > 1 {
+            let mut sums = [d_loss as f64, d_real as f64, d_fake as f64];
+            for _ in 1..self.cfg.d_steps {
+                let more = self.d_step(step, fill_real)?;
+                for (s, v) in sums.iter_mut().zip([more.0, more.1, more.2]) {
+                    *s += v as f64;
+                }
+            }
+            let k = self.cfg.d_steps as f64;
+            [d_loss, d_real, d_fake] = sums.map(|s| (s / k) as f32);
+        }
         let g_loss = self.g_step(step)?;
         self.steps_done = step;
         Ok(StepStats {
@@ -253,6 +296,19 @@ impl Trainer {
     /// `(generator, discriminator)`. For tests and diagnostics.
     pub fn last_gradients(&self) -> (&[f32], &[f32]) {
         (&self.ws.grad_g, &self.ws.grad_d)
+    }
+
+    /// D's input in the last D update: `batch_size` real rows, then as many of G's output, as
+    /// D saw them (a tanh generator's real images scaled to [-1, 1]).
+    pub fn last_d_input(&self) -> &[f32] {
+        &self.ws.inp
+    }
+
+    /// D's dropout masks of the last step, one per hidden layer (0 for a dropped unit,
+    /// `1 / keep` for a kept one): `(in the last D update, 2B rows; in G's update, B rows)`.
+    /// Empty without dropout.
+    pub fn last_dropout_masks(&self) -> (&[Vec<f32>], &[Vec<f32>]) {
+        (&self.ws.d_masks, &self.ws.g_masks)
     }
 
     /// Draws z, runs G forward into D's input and updates D. Returns (d_loss, d_real, d_fake).
@@ -275,6 +331,8 @@ impl Trainer {
             let (z, g_out) = (&mut ws.z, &mut ws.g_out);
             let (real, fake) = ws.inp.split_at_mut(b * x);
             let mut first = ws.d_out.first_mut().map(|k| k.split_at_mut(b * d.sizes[1]));
+            let (masks, dropout) = (&mut ws.d_masks, &mut self.dropout);
+            let drop_p = self.cfg.model.d_dropout;
             rayon::join(
                 || {
                     for v in z.iter_mut() {
@@ -290,6 +348,9 @@ impl Trainer {
                             *v = 2.0 * *v - 1.0;
                         }
                     }
+                    for mask in masks.iter_mut() {
+                        draw_mask(mask, dropout, drop_p);
+                    }
                     if let Some((k_real, _)) = first.as_mut() {
                         layer_forward(k_real, real, d, 0, Split::None);
                     }
@@ -298,9 +359,15 @@ impl Trainer {
             if let Some((_, k_fake)) = first {
                 layer_forward(k_fake, fake, d, 0, Split::Cols(2));
             }
+            if let Some(mask) = ws.d_masks.first() {
+                apply_mask(&mut ws.d_out[0], mask);
+            }
             for l in 1..hidden {
                 let (before, after) = ws.d_out.split_at_mut(l);
                 layer_forward(&mut after[0], &before[l - 1], d, l, Split::Cols(2));
+                if let Some(mask) = ws.d_masks.get(l) {
+                    apply_mask(&mut after[0], mask);
+                }
             }
             let last = ws.d_out.last().unwrap_or(&ws.inp);
             kernels::rows_dot(&mut ws.logits, last, d.weight(hidden), d.bias(hidden)[0]);
@@ -309,16 +376,51 @@ impl Trainer {
         let (mut loss_real, mut loss_fake, mut d_real, mut d_fake) =
             (0.0f64, 0.0f64, 0.0f64, 0.0f64);
         let inv_b = 1.0 / b as f32;
-        for (i, (&l, dl)) in ws.logits.iter().zip(&mut ws.dl).enumerate() {
-            let p = sigmoid(l);
-            if i < b {
-                loss_real += softplus(-l) as f64;
-                d_real += p as f64;
-                *dl = (p - 1.0) * inv_b;
-            } else {
-                loss_fake += softplus(l) as f64;
-                d_fake += p as f64;
-                *dl = p * inv_b;
+        let (real_logits, fake_logits) = ws.logits.split_at(b);
+        let (dl_real, dl_fake) = ws.dl.split_at_mut(b);
+        // D's loss per row and its gradient with respect to the logit, real rows then fake.
+        let t = self.cfg.real_target;
+        match self.cfg.loss {
+            Loss::NonSaturating | Loss::Minimax => {
+                // Cross-entropy against target t (1 unless smoothed): with t = 1 the second
+                // term is exactly zero, so the tutorial's values are unchanged bit for bit.
+                let (t_real, t_fake) = (t as f64, 1.0 - t as f64);
+                for (&l, dl) in real_logits.iter().zip(dl_real) {
+                    let p = sigmoid(l);
+                    loss_real += t_real * softplus(-l) as f64 + t_fake * softplus(l) as f64;
+                    d_real += p as f64;
+                    *dl = (p - t) * inv_b;
+                }
+                for (&l, dl) in fake_logits.iter().zip(dl_fake) {
+                    let p = sigmoid(l);
+                    loss_fake += softplus(l) as f64;
+                    d_fake += p as f64;
+                    *dl = p * inv_b;
+                }
+            }
+            Loss::LeastSquares => {
+                for (&l, dl) in real_logits.iter().zip(dl_real) {
+                    loss_real += 0.5 * ((l - t) as f64).powi(2);
+                    d_real += l as f64;
+                    *dl = (l - t) * inv_b;
+                }
+                for (&l, dl) in fake_logits.iter().zip(dl_fake) {
+                    loss_fake += 0.5 * (l as f64).powi(2);
+                    d_fake += l as f64;
+                    *dl = l * inv_b;
+                }
+            }
+            Loss::Hinge => {
+                for (&l, dl) in real_logits.iter().zip(dl_real) {
+                    loss_real += (1.0 - l as f64).max(0.0);
+                    d_real += l as f64;
+                    *dl = if l < 1.0 { -inv_b } else { 0.0 };
+                }
+                for (&l, dl) in fake_logits.iter().zip(dl_fake) {
+                    loss_fake += (1.0 + l as f64).max(0.0);
+                    d_fake += l as f64;
+                    *dl = if l > -1.0 { inv_b } else { 0.0 };
+                }
             }
         }
         let d_loss = (-(loss_real + loss_fake) / b as f64) as f32;
@@ -341,6 +443,7 @@ impl Trainer {
             }
             gb[0] = ws.dl.iter().sum();
         }
+        let keep = 1.0 - self.cfg.model.d_dropout;
         if hidden > 0 {
             hidden_grad(
                 &ws.d_out[hidden - 1],
@@ -348,9 +451,11 @@ impl Trainer {
                 d.weight(hidden),
                 &mut ws.d_grad[hidden - 1],
                 d.hidden_act,
+                ws.d_masks.get(hidden - 1).map(|m| (&m[..], keep)),
             );
             for l in (1..hidden).rev() {
-                back_through(&mut ws.d_grad, &ws.d_out, d, l, 2 * b);
+                let mask = ws.d_masks.get(l - 1).map(|m| (&m[..], keep));
+                back_through(&mut ws.d_grad, &ws.d_out, d, l, 2 * b, mask);
             }
             for ((_, gb), dg) in split_layers_mut(sizes, &mut ws.grad_d).zip(&ws.d_grad) {
                 kernels::column_sums(gb, dg);
@@ -400,6 +505,9 @@ impl Trainer {
         let d = &self.gan.discriminator;
         let d_hidden = d.layers() - 1;
         let fake = &ws.inp[b * x..];
+        for mask in ws.g_masks.iter_mut() {
+            draw_mask(mask, &mut self.dropout, self.cfg.model.d_dropout);
+        }
         // G did not change since the D step, so its output and hidden layers are reused; D's
         // layers are run again on the fake rows only, into the first B rows of its buffers.
         for l in 0..d_hidden {
@@ -411,6 +519,9 @@ impl Trainer {
                 &before[l - 1][..b * d.sizes[l]]
             };
             layer_forward(&mut after[0][..rows], input, d, l, Split::Cols(2));
+            if let Some(mask) = ws.g_masks.get(l) {
+                apply_mask(&mut after[0][..rows], mask);
+            }
         }
         let last = match ws.d_out.last() {
             Some(k) => &k[..b * d.sizes[d_hidden]],
@@ -425,15 +536,22 @@ impl Trainer {
         let inv_b = 1.0 / b as f32;
         let mut objective = 0.0f64;
         for (&l, dl) in ws.logits[..b].iter().zip(&mut ws.dl[..b]) {
-            let p = sigmoid(l);
-            match self.cfg.g_loss {
-                GeneratorLoss::NonSaturating => {
+            match self.cfg.loss {
+                Loss::NonSaturating => {
                     objective -= softplus(-l) as f64;
-                    *dl = (p - 1.0) * inv_b;
+                    *dl = (sigmoid(l) - 1.0) * inv_b;
                 }
-                GeneratorLoss::Minimax => {
+                Loss::Minimax => {
                     objective += softplus(l) as f64;
-                    *dl = -p * inv_b;
+                    *dl = -sigmoid(l) * inv_b;
+                }
+                Loss::LeastSquares => {
+                    objective -= 0.5 * ((l - 1.0) as f64).powi(2);
+                    *dl = (l - 1.0) * inv_b;
+                }
+                Loss::Hinge => {
+                    objective += l as f64;
+                    *dl = -inv_b;
                 }
             }
         }
@@ -451,15 +569,18 @@ impl Trainer {
         } else {
             let top = d_hidden - 1;
             let rows = b * d.sizes[d_hidden];
+            let keep = 1.0 - self.cfg.model.d_dropout;
             hidden_grad(
                 &ws.d_out[top][..rows],
                 &ws.dl[..b],
                 w_out,
                 &mut ws.d_grad[top][..rows],
                 d.hidden_act,
+                ws.g_masks.get(top).map(|m| (&m[..], keep)),
             );
             for l in (1..d_hidden).rev() {
-                back_through(&mut ws.d_grad, &ws.d_out, d, l, b);
+                let mask = ws.g_masks.get(l - 1).map(|m| (&m[..], keep));
+                back_through(&mut ws.d_grad, &ws.d_out, d, l, b, mask);
             }
             matmul(
                 &mut ws.dfake,
@@ -538,7 +659,7 @@ impl Trainer {
                 // below through its weights before they are updated.
                 let layers = params.zip(grads).zip(ms.zip(vs));
                 for (l, (((pw, pb), (gw, gb)), ((mw, mb), (vw, vb)))) in layers.enumerate().rev() {
-                    scale_by_derivative(&mut g_grad[l], &g_out[l], act);
+                    scale_by_derivative(&mut g_grad[l], &g_out[l], act, None);
                     if l > 0 {
                         let (below, here) = g_grad.split_at_mut(l);
                         matmul(
@@ -606,10 +727,41 @@ fn generator_forward(g: &Mlp, z: &[f32], hidden: &mut [Vec<f32>], out: &mut [f32
     kernels::bias_output(out, g.bias(top), g.output);
 }
 
+/// Dropout masks of a layer's rows and the keep probability they were drawn with.
+type Mask<'a> = Option<(&'a [f32], f32)>;
+
+/// Fills `mask` with 0 (probability `p`) or `1 / (1 - p)`, from `rng`.
+fn draw_mask(mask: &mut [f32], rng: &mut ChaCha8Rng, p: f32) {
+    let threshold = (p as f64 * 4_294_967_296.0) as u64;
+    let kept = 1.0 / (1.0 - p);
+    for m in mask.iter_mut() {
+        *m = if (rng.next_u32() as u64) < threshold {
+            0.0
+        } else {
+            kept
+        };
+    }
+}
+
+/// `out ⊙= mask` for the rows `out` holds.
+fn apply_mask(out: &mut [f32], mask: &[f32]) {
+    for (y, &m) in out.iter_mut().zip(mask) {
+        *y *= m;
+    }
+}
+
 /// Gradient at the last hidden layer's pre-activation of a one-unit output layer with
-/// weights `w`: `dl[r] * w ⊙ act'`.
-fn hidden_grad(k: &[f32], dl: &[f32], w: &[f32], out: &mut [f32], act: Activation) {
+/// weights `w`: `dl[r] * w ⊙ act'` (and the layer's dropout mask).
+fn hidden_grad(k: &[f32], dl: &[f32], w: &[f32], out: &mut [f32], act: Activation, mask: Mask) {
     let h = w.len();
+    if mask.is_some() {
+        for (o, &g) in out.chunks_exact_mut(h).zip(dl) {
+            for (o, &w) in o.iter_mut().zip(w) {
+                *o = g * w;
+            }
+        }
+        return scale_by_derivative(&mut out[..dl.len() * h], k, act, mask);
+    }
     for ((row, o), &g) in k.chunks_exact(h).zip(out.chunks_exact_mut(h)).zip(dl) {
         match act {
             Activation::Relu => {
@@ -627,8 +779,15 @@ fn hidden_grad(k: &[f32], dl: &[f32], w: &[f32], out: &mut [f32], act: Activatio
 }
 
 /// The gradient at hidden layer `l - 1`'s pre-activation from layer `l`'s, through `W_l`,
-/// for the first `rows` rows of the buffers.
-fn back_through(grad: &mut [Vec<f32>], out: &[Vec<f32>], mlp: &Mlp, l: usize, rows: usize) {
+/// for the first `rows` rows of the buffers (`mask`: layer `l - 1`'s dropout).
+fn back_through(
+    grad: &mut [Vec<f32>],
+    out: &[Vec<f32>],
+    mlp: &Mlp,
+    l: usize,
+    rows: usize,
+    mask: Mask,
+) {
     let (above, below) = (mlp.sizes[l + 1], mlp.sizes[l]);
     let (lower, upper) = grad.split_at_mut(l);
     let dst = &mut lower[l - 1][..rows * below];
@@ -638,11 +797,18 @@ fn back_through(grad: &mut [Vec<f32>], out: &[Vec<f32>], mlp: &Mlp, l: usize, ro
         View::rows(mlp.weight(l), above, below),
         Split::Cols(2),
     );
-    scale_by_derivative(dst, &out[l - 1][..rows * below], mlp.hidden_act);
+    scale_by_derivative(dst, &out[l - 1][..rows * below], mlp.hidden_act, mask);
 }
 
-/// `grad ⊙= act'` at the layer's outputs.
-fn scale_by_derivative(grad: &mut [f32], out: &[f32], act: Activation) {
+/// `grad ⊙= act'` at the layer's outputs; with dropout also `⊙= mask`, where `out` holds the
+/// masked outputs (a kept unit's `y / keep`, so `act'` is taken at `out * keep`).
+fn scale_by_derivative(grad: &mut [f32], out: &[f32], act: Activation, mask: Mask) {
+    if let Some((mask, keep)) = mask {
+        for ((g, &y), &m) in grad.iter_mut().zip(out).zip(mask) {
+            *g *= m * act.derivative_at_output(y * keep);
+        }
+        return;
+    }
     match act {
         Activation::Relu => {
             for (g, &y) in grad.iter_mut().zip(out) {

@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use gan_model::{Activation, ModelConfig, Output, TrainConfig, Trainer};
+use gan_model::{Activation, Loss, ModelConfig, Output, TrainConfig, Trainer};
 
 struct Watching;
 
@@ -84,9 +84,12 @@ fn steps_allocate_nothing_of_their_own() {
             g_act: Activation::LeakyRelu(0.2),
             d_act: Activation::Tanh,
             g_output: Output::Tanh,
+            d_dropout: 0.3,
             ..ModelConfig::default()
         },
         batch_size: 32,
+        loss: Loss::Hinge,
+        d_steps: 2,
         ..TrainConfig::tutorial()
     };
     for threads in [1, 2] {

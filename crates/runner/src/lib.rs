@@ -21,9 +21,9 @@ use std::time::SystemTime;
 
 use anyhow::{bail, Context};
 use gan_data::{load_training, MnistFile, Split};
-use gan_model::{Activation, AdamConfig, GeneratorLoss, ModelConfig, Output, TrainConfig};
+use gan_model::{Activation, AdamConfig, Loss, ModelConfig, Output, TrainConfig};
 use gan_rundir::{rfc3339, sha256_hex, write_atomic, RunDir, RunInfo, Status};
-use gan_spec::{ActivationSpec, GLoss, GOutput, Spec, DEFAULT_DATA_DIR};
+use gan_spec::{ActivationSpec, GOutput, LossSpec, Spec, DEFAULT_DATA_DIR};
 
 pub use console::{epoch_line, tutorial_number};
 pub use sweep::Shard;
@@ -85,12 +85,19 @@ pub fn train_config(spec: &Spec) -> TrainConfig {
                 GOutput::Tanh => Output::Tanh,
             },
             init_std: spec.model.init_std as f32,
+            d_dropout: spec.model.d_dropout as f32,
         },
         batch_size: spec.train.batch_size,
-        g_loss: match spec.train.g_loss {
-            GLoss::NonSaturating => GeneratorLoss::NonSaturating,
-            GLoss::Minimax => GeneratorLoss::Minimax,
+        loss: match spec.train.loss {
+            LossSpec::NonSaturating => Loss::NonSaturating,
+            LossSpec::Minimax => Loss::Minimax,
+            LossSpec::LeastSquares => Loss::LeastSquares,
+            LossSpec::Hinge => Loss::Hinge,
         },
+        lr_g: spec.train.lr_g.map(|v| v as f32),
+        lr_d: spec.train.lr_d.map(|v| v as f32),
+        d_steps: spec.train.d_steps,
+        real_target: (1.0 - spec.train.label_smoothing) as f32,
         adam: AdamConfig {
             lr: spec.train.lr as f32,
             beta1: spec.train.beta1 as f32,

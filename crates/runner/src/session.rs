@@ -111,7 +111,9 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
             )
         }
     };
-    let steps_per_epoch = batches.steps_per_epoch();
+    // An epoch is a pass over the training images; with several D updates per step each
+    // takes its own batch, so a pass holds fewer steps.
+    let steps_per_epoch = (batches.steps_per_epoch() / cfg.d_steps).max(1);
     // The TensorBoard log, rewritten from the run's files up to where training starts (so a
     // resumed run's log holds what an uninterrupted one's does, no step twice).
     let mut tb = RunLog::rebuild(s.dir, Some((trainer.steps_done(), first_epoch)))
@@ -161,8 +163,10 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
                 return Ok(Status::Interrupted);
             }
             let images = &s.train.images;
-            let indices = batches.next_batch();
-            let stats = match trainer.step_with(&mut |real| images.gather_f32(indices, real)) {
+            let batches = &mut batches;
+            let stats = match trainer
+                .step_with(&mut |real| images.gather_f32(batches.next_batch(), real))
+            {
                 Ok(st) => st,
                 Err(e) => {
                     losses.flush()?;

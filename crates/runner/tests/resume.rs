@@ -654,11 +654,12 @@ fn an_interrupt_after_the_last_step_skips_evaluation_but_keeps_the_run() {
 
 #[test]
 fn a_deeper_model_trains_resumes_exactly_and_samples() {
-    // Two hidden layers each, LeakyReLU, a tanh generator: interrupted mid-epoch through the
-    // library and resumed, the run is byte-identical to an uninterrupted one.
+    // Two hidden layers each, LeakyReLU, a tanh generator, dropout in D, the least-squares
+    // loss with two D updates a step and G's own learning rate: interrupted mid-epoch
+    // through the library and resumed, the run is byte-identical to an uninterrupted one.
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let body = "model:\n  g_hidden: [64, 128]\n  d_hidden: [128, 64]\n  g_activation: leaky_relu\n  d_activation: leaky_relu\n  g_output: tanh\ntrain:\n  epochs: 3\n  batch_size: 50\nsamples:\n  count: 4\n  every: 1\ncheckpoint:\n  keep: 2\n";
+    let body = "model:\n  g_hidden: [64, 128]\n  d_hidden: [128, 64]\n  g_activation: leaky_relu\n  d_activation: leaky_relu\n  g_output: tanh\n  d_dropout: 0.3\ntrain:\n  epochs: 3\n  batch_size: 50\n  loss: least_squares\n  d_steps: 2\n  lr_g: 0.001\nsamples:\n  count: 4\n  every: 1\ncheckpoint:\n  keep: 2\n";
     let spec = fixture_spec_file(t, "deep", "name: deep\nseed: 4\n", body);
     ok(&runner(
         &[spec.to_str().unwrap(), "--run-dir", "whole", "--quiet"],

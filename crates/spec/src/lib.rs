@@ -64,6 +64,9 @@ pub struct ModelSpec {
     pub g_output: GOutput,
     #[serde(deserialize_with = "float")]
     pub init_std: f64,
+    /// Probability of dropping each of D's hidden units in training (0: no dropout).
+    #[serde(deserialize_with = "float")]
+    pub d_dropout: f64,
 }
 
 impl ModelSpec {
@@ -101,13 +104,18 @@ pub enum GOutput {
     Tanh,
 }
 
+/// The GAN's pair of losses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum GLoss {
-    /// The tutorial's: G maximises `mean(log D(G(z)))`.
+pub enum LossSpec {
+    /// The tutorial's: cross-entropy for D, G maximises `mean(log D(G(z)))`.
     NonSaturating,
     /// The paper's original: G minimises `mean(log(1 - D(G(z))))`.
     Minimax,
+    /// LSGAN (Mao et al. 2017).
+    LeastSquares,
+    /// The hinge loss (Lim and Ye 2017).
+    Hinge,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,7 +131,20 @@ pub struct TrainSpec {
     pub beta2: f64,
     #[serde(deserialize_with = "float")]
     pub eps: f64,
-    pub g_loss: GLoss,
+    /// `g_loss` is its name from before the other losses existed.
+    #[serde(alias = "g_loss")]
+    pub loss: LossSpec,
+    /// G's learning rate when it differs from `lr`.
+    #[serde(deserialize_with = "optional_float")]
+    pub lr_g: Option<f64>,
+    /// D's learning rate when it differs from `lr`.
+    #[serde(deserialize_with = "optional_float")]
+    pub lr_d: Option<f64>,
+    /// D updates per step, each on its own batch and noise.
+    pub d_steps: usize,
+    /// One-sided label smoothing: D's target for real images is `1 - label_smoothing`.
+    #[serde(deserialize_with = "float")]
+    pub label_smoothing: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,6 +217,7 @@ impl Default for ModelSpec {
             leaky_slope: 0.2,
             g_output: GOutput::Sigmoid,
             init_std: 0.01,
+            d_dropout: 0.0,
         }
     }
 }
@@ -209,7 +231,11 @@ impl Default for TrainSpec {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
-            g_loss: GLoss::NonSaturating,
+            loss: LossSpec::NonSaturating,
+            lr_g: None,
+            lr_d: None,
+            d_steps: 1,
+            label_smoothing: 0.0,
         }
     }
 }
@@ -249,6 +275,13 @@ fn float<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
             ))),
         },
     }
+}
+
+/// [`float`] for a key that may also be `null`.
+fn optional_float<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrapped(#[serde(deserialize_with = "float")] f64);
+    Ok(Option::<Wrapped>::deserialize(d)?.map(|w| w.0))
 }
 
 /// One documented key: dotted path, default as written in YAML, meaning.
@@ -326,6 +359,11 @@ pub const KEYS: &[KeyDoc] = &[
         meaning: "std of the N(0, std) weight init (biases 0)",
     },
     KeyDoc {
+        key: "model.d_dropout",
+        default: "0.0",
+        meaning: "probability of dropping each of D's hidden units in training (0: none)",
+    },
+    KeyDoc {
         key: "train.epochs",
         default: "100",
         meaning: "passes over the training images",
@@ -338,7 +376,17 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc {
         key: "train.lr",
         default: "0.0002",
-        meaning: "Adam learning rate of both networks",
+        meaning: "Adam learning rate of both networks (unless lr_g / lr_d)",
+    },
+    KeyDoc {
+        key: "train.lr_g",
+        default: "null",
+        meaning: "G's learning rate, when it differs from train.lr",
+    },
+    KeyDoc {
+        key: "train.lr_d",
+        default: "null",
+        meaning: "D's learning rate, when it differs from train.lr",
     },
     KeyDoc {
         key: "train.beta1",
@@ -356,9 +404,19 @@ pub const KEYS: &[KeyDoc] = &[
         meaning: "Adam epsilon (TensorFlow's default)",
     },
     KeyDoc {
-        key: "train.g_loss",
+        key: "train.loss",
         default: "non_saturating",
-        meaning: "non_saturating (tutorial) or minimax (the paper's original)",
+        meaning: "non_saturating (tutorial), minimax, least_squares or hinge (also: train.g_loss)",
+    },
+    KeyDoc {
+        key: "train.d_steps",
+        default: "1",
+        meaning: "D updates per G update, each on its own batch and noise",
+    },
+    KeyDoc {
+        key: "train.label_smoothing",
+        default: "0.0",
+        meaning: "one-sided label smoothing: D's target for real images is 1 - this",
     },
     KeyDoc {
         key: "samples.count",

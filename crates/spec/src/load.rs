@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_yaml::{Mapping, Value};
 
-use crate::{Spec, KEYS};
+use crate::{LossSpec, Spec, KEYS};
 
 /// A spec problem, always naming the file (with line) or the `--set` argument.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +71,7 @@ pub fn parse_spec(
             message: "a spec is a mapping of keys such as `seed: 1` and `train:`".into(),
         });
     }
+    rename_old_keys(&mut value, text, origin)?;
     check_keys(&value, &schema(), "", &|key| {
         let line = line_of(text, key)
             .map(|l| format!(" line {l}"))
@@ -200,6 +201,7 @@ fn check_sweep(sweep: &Mapping, origin: &dyn Fn(&str) -> String) -> Result<(), S
     }
     for (k, v) in sweep {
         let key = k.as_str().unwrap_or_default().to_string();
+        let key = current_name(&key).to_string();
         if key == "name" || !KEYS.iter().any(|d| d.key == key) {
             return Err(SpecError::UnknownKey {
                 origin: origin(&key),
@@ -260,7 +262,7 @@ pub fn apply_override(value: &mut Value, arg: &str) -> Result<(), SpecError> {
             message: "expected KEY=VALUE, for example --set train.epochs=1".into(),
         });
     };
-    let key = key.trim();
+    let key = current_name(key.trim());
     if !KEYS.iter().any(|k| k.key == key) {
         return Err(SpecError::UnknownKey {
             origin,
@@ -291,6 +293,42 @@ pub fn apply_override(value: &mut Value, arg: &str) -> Result<(), SpecError> {
         message: format!("the section holding `{key}` is not a mapping"),
     })?;
     map.insert(Value::String(parts[parts.len() - 1].to_string()), new);
+    Ok(())
+}
+
+/// Keys that were renamed, old name first: specs written before keep working.
+const RENAMED: [(&str, &str); 1] = [("train.g_loss", "train.loss")];
+
+/// A key's current name.
+fn current_name(key: &str) -> &str {
+    RENAMED
+        .iter()
+        .find(|(old, _)| *old == key)
+        .map_or(key, |(_, new)| new)
+}
+
+/// Moves renamed keys of a spec file to their current names (both at once is an error).
+fn rename_old_keys(value: &mut Value, text: &str, origin: &str) -> Result<(), SpecError> {
+    for (old, new) in RENAMED {
+        let (section, old_leaf) = old.split_once('.').expect("dotted");
+        let new_leaf = new.split_once('.').expect("dotted").1;
+        let Some(map) = value.get_mut(section).and_then(Value::as_mapping_mut) else {
+            continue;
+        };
+        let Some(v) = map.remove(old_leaf) else {
+            continue;
+        };
+        if map.contains_key(new_leaf) {
+            let line = line_of(text, old)
+                .map(|l| format!(" line {l}"))
+                .unwrap_or_default();
+            return Err(SpecError::Invalid {
+                origin: format!("{origin}{line}"),
+                message: format!("`{old}` is the older name of `{new}`; give only `{new}`"),
+            });
+        }
+        map.insert(Value::String(new_leaf.into()), v);
+    }
     Ok(())
 }
 
@@ -470,6 +508,7 @@ fn validate(s: &Spec) -> Result<(), String> {
         ("model.hidden", s.model.hidden),
         ("train.epochs", s.train.epochs),
         ("train.batch_size", s.train.batch_size),
+        ("train.d_steps", s.train.d_steps),
         ("samples.every", s.samples.every),
         ("checkpoint.keep", s.checkpoint.keep),
     ];
@@ -492,7 +531,9 @@ fn validate(s: &Spec) -> Result<(), String> {
     }
     // Training runs in single precision: each float key is checked as the f32 it becomes
     // (1e-300 is a positive f64 but 0 in f32, 0.99999999 is 1).
-    let positive = [("train.lr", s.train.lr), ("train.eps", s.train.eps)];
+    let mut positive = vec![("train.lr", s.train.lr), ("train.eps", s.train.eps)];
+    positive.extend(s.train.lr_g.map(|v| ("train.lr_g", v)));
+    positive.extend(s.train.lr_d.map(|v| ("train.lr_d", v)));
     for (key, v) in positive {
         let single = v as f32;
         if !(single.is_finite() && single > 0.0) {
@@ -511,6 +552,8 @@ fn validate(s: &Spec) -> Result<(), String> {
     for (key, v) in [
         ("train.beta1", s.train.beta1),
         ("train.beta2", s.train.beta2),
+        ("model.d_dropout", s.model.d_dropout),
+        ("train.label_smoothing", s.train.label_smoothing),
     ] {
         let single = v as f32;
         if !(0.0..1.0).contains(&single) {
@@ -546,6 +589,20 @@ fn validate(s: &Spec) -> Result<(), String> {
         return Err(format!(
             "model.leaky_slope must be in [0, 1) (got {})",
             show(s.model.leaky_slope)
+        ));
+    }
+    if s.train.loss == LossSpec::Hinge && s.train.label_smoothing != 0.0 {
+        return Err(format!(
+            "train.label_smoothing applies to the cross-entropy and least-squares losses; the \
+             hinge loss has no targets to smooth (got {}): set it to 0 or choose another \
+             train.loss",
+            show(s.train.label_smoothing)
+        ));
+    }
+    if s.train.d_steps > 100 {
+        return Err(format!(
+            "train.d_steps must be at most 100 (got {})",
+            s.train.d_steps
         ));
     }
     let std = s.model.init_std as f32;

@@ -1,6 +1,6 @@
 //! Spec loading: defaults, every kind of user mistake, overrides, round trips.
 
-use gan_spec::{parse_spec, GLoss, Spec, KEYS};
+use gan_spec::{parse_spec, LossSpec, Spec, KEYS};
 
 fn parse(text: &str, overrides: &[&str]) -> Result<Spec, String> {
     let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
@@ -23,7 +23,7 @@ fn an_empty_spec_is_the_tutorial() {
         (s.train.beta1, s.train.beta2, s.train.eps),
         (0.9, 0.999, 1e-8)
     );
-    assert_eq!(s.train.g_loss, GLoss::NonSaturating);
+    assert_eq!(s.train.loss, LossSpec::NonSaturating);
     assert_eq!((s.samples.count, s.samples.every), (10, 10));
     assert_eq!(s.data.limit, None);
     let epochs: Vec<usize> = (0..200).filter(|&e| s.is_sample_epoch(e)).collect();
@@ -126,8 +126,8 @@ fn overrides_are_applied_and_type_checked() {
     )
     .unwrap();
     assert_eq!(
-        (s.train.epochs, s.seed, s.data.limit, s.train.g_loss),
-        (2, 7, Some(500), GLoss::Minimax)
+        (s.train.epochs, s.seed, s.data.limit, s.train.loss),
+        (2, 7, Some(500), LossSpec::Minimax)
     );
     let s = parse("data:\n  limit: 10\n", &["data.limit=null"]).unwrap();
     assert_eq!(s.data.limit, None);
@@ -281,4 +281,58 @@ fn the_model_family_keys() {
     assert_eq!(points[1].name, "model.g_hidden=[512,_512]");
     let e = parse("sweep:\n  seed: [[1, 2]]\n", &[]).unwrap_err();
     assert!(e.contains("plain values"), "{e}");
+}
+
+#[test]
+fn the_loss_and_training_keys() {
+    let s = parse(
+        "model:\n  d_dropout: 0.3\ntrain:\n  loss: hinge\n  d_steps: 2\n  lr_d: 4.0e-4\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            s.model.d_dropout,
+            s.train.loss,
+            s.train.d_steps,
+            s.train.lr_d,
+            s.train.lr_g
+        ),
+        (0.3, LossSpec::Hinge, 2, Some(4.0e-4), None)
+    );
+    // The older name keeps working, in files, --set and sweeps.
+    let s = parse("train:\n  g_loss: minimax\n", &[]).unwrap();
+    assert_eq!(s.train.loss, LossSpec::Minimax);
+    let s = parse("", &["train.g_loss=least_squares"]).unwrap();
+    assert_eq!(s.train.loss, LossSpec::LeastSquares);
+    let s = parse("sweep:\n  train.g_loss: [minimax, hinge]\n", &[]).unwrap();
+    let points = gan_spec::expand_sweep(&s, "exp.yaml").unwrap();
+    assert_eq!(points[1].spec.train.loss, LossSpec::Hinge);
+    for (text, want) in [
+        (
+            "train:\n  g_loss: minimax\n  loss: hinge\n",
+            "exp.yaml line 2: `train.g_loss` is the older name of `train.loss`",
+        ),
+        (
+            "train:\n  loss: hinge\n  label_smoothing: 0.1\n",
+            "the hinge loss has no targets to smooth",
+        ),
+        ("train:\n  d_steps: 0\n", "train.d_steps must be at least 1"),
+        (
+            "train:\n  lr_g: -1\n",
+            "train.lr_g must be a positive finite number",
+        ),
+        (
+            "model:\n  d_dropout: 1.0\n",
+            "model.d_dropout must be in [0, 1)",
+        ),
+        (
+            "train:\n  label_smoothing: -0.1\n",
+            "train.label_smoothing must be in [0, 1)",
+        ),
+        ("train:\n  loss: wasserstein\n", "least_squares"),
+    ] {
+        let e = parse(text, &[]).unwrap_err();
+        assert!(e.contains(want), "{text:?}: {e}");
+    }
 }
