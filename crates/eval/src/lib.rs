@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use gan_data::{load_test, load_training, Split, IMAGE_PIXELS};
-use gan_model::generate::{generate, sample_noise};
+use gan_model::generate::{balanced_labels, generate, generator_input, sample_noise};
 use gan_model::{stream, Mlp, Stream};
 use gan_rundir::{
     ClassifierInfo, Coverage, Metrics, Parzen, RunDir, SampleMetrics, METRICS_FORMAT,
@@ -121,12 +121,14 @@ pub fn parzen(samples: &[f32], data: &EvalData) -> Parzen {
     }
 }
 
-/// All metrics of images `samples` (`n x 784`, in [0, 1]).
+/// All metrics of images `samples` (`n x 784`, in [0, 1]); with `requested` (the digits a
+/// conditional generator was asked for, one per image) also how often the classifier agrees.
 pub fn evaluate_images(
     samples: &[f32],
     data: &EvalData,
     classifier: &Classifier,
     with_parzen: bool,
+    requested: Option<&[u8]>,
 ) -> SampleMetrics {
     let n = samples.len() / IMAGE_PIXELS;
     let (features, probs) = classifier.features_and_probs(samples);
@@ -153,13 +155,30 @@ pub fn evaluate_images(
         },
         precision,
         recall,
+        label_accuracy: requested.map(|labels| {
+            let agree = probs
+                .chunks_exact(10)
+                .zip(labels)
+                .filter(|(p, &l)| classifier::argmax(p) == l as usize)
+                .count();
+            agree as f64 / n as f64
+        }),
     }
 }
 
-/// `n` images from `generator` with noise from `seed`'s evaluation stream.
+/// `n` images from `generator` with noise from `seed`'s evaluation stream; a conditional
+/// generator is asked for [`requested_labels`].
 pub fn generated_images(generator: &Mlp, n: usize, seed: u64) -> Vec<f32> {
-    let z = sample_noise(n, generator.input(), &mut stream(seed, Stream::Eval));
-    generate(generator, &z)
+    let z = sample_noise(n, generator.plain_inputs(), &mut stream(seed, Stream::Eval));
+    let classes = generator.label_inputs;
+    let input = generator_input(&z, &balanced_labels(n, classes), classes);
+    generate(generator, &input)
+}
+
+/// The digits [`generated_images`] asks a conditional generator for (every digit equally
+/// often, in turn); `None` for an unconditional one.
+pub fn requested_labels(generator: &Mlp, n: usize) -> Option<Vec<u8>> {
+    (generator.label_inputs > 0).then(|| balanced_labels(n, generator.label_inputs))
 }
 
 /// Evaluates a run's `model.safetensors` and writes `metrics.json` into the run.
@@ -202,7 +221,8 @@ pub fn evaluate_generator(
             images[i]
         )));
     }
-    let generated = evaluate_images(&images, data, classifier, true);
+    let requested = requested_labels(generator, samples);
+    let generated = evaluate_images(&images, data, classifier, true, requested.as_deref());
     Ok(Metrics {
         format: METRICS_FORMAT.into(),
         samples,
@@ -250,7 +270,7 @@ pub fn references(
     let noise: Vec<f32> = (0..real.len()).map(|_| rng.gen::<f32>()).collect();
     References {
         samples: real.len() / IMAGE_PIXELS,
-        real_train: evaluate_images(&real, data, classifier, true),
+        real_train: evaluate_images(&real, data, classifier, true, None),
         noise_parzen: parzen(&noise, data),
         classifier: classifier.info(),
     }

@@ -64,7 +64,7 @@ fn metrics_are_deterministic_and_references_give_a_scale() {
             .num_threads(t)
             .build()
             .unwrap()
-            .install(|| evaluate_images(&images, &eval_data, &classifier, true))
+            .install(|| evaluate_images(&images, &eval_data, &classifier, true, None))
     };
     let a = in_pool(1);
     assert_eq!(
@@ -95,6 +95,38 @@ fn metrics_are_deterministic_and_references_give_a_scale() {
         real.recall
     );
     assert_eq!(a.coverage.histogram.iter().sum::<u64>(), 300);
+    assert_eq!(
+        a.label_accuracy, None,
+        "an unconditional generator has no labels"
+    );
+    // Label accuracy against the digits asked for: with real test images and their own
+    // labels it is the classifier's test accuracy, measured independently.
+    let test_split = gan_data::load_test(&data).unwrap();
+    let pixels = test_split.images.to_f32();
+    let with_labels = evaluate_images(
+        &pixels,
+        &eval_data,
+        &classifier,
+        false,
+        Some(&test_split.labels),
+    );
+    let accuracy = classifier.accuracy(&test_split);
+    assert!(
+        (with_labels.label_accuracy.unwrap() - accuracy).abs() < 1e-12,
+        "{:?} vs {accuracy}",
+        with_labels.label_accuracy
+    );
+    // A conditional generator is asked for each digit in turn, and says which.
+    let cond = Gan::init(
+        &ModelConfig {
+            classes: 10,
+            ..ModelConfig::default()
+        },
+        &mut stream(1, Stream::Init),
+    );
+    let asked = gan_eval::requested_labels(&cond.generator, 25).unwrap();
+    assert_eq!(asked[..12], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]);
+    assert_eq!(generated_images(&cond.generator, 25, 4).len(), 25 * 784);
     // The width is the one the validation images like best (not merely one of the ten),
     // and the test log-likelihood is the Parzen density with that width, computed here
     // naively in f64 as an independent check.

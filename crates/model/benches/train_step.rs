@@ -29,7 +29,7 @@ fn step(c: &mut Criterion) {
                     let indices = batches.next_batch();
                     let images = &train.images;
                     trainer
-                        .step_with(&mut |real| images.gather_f32(indices, real))
+                        .step_with(&mut |real, _| images.gather_f32(indices, real))
                         .expect("finite losses")
                 })
             })

@@ -62,7 +62,7 @@ fn main() {
             let indices = batches.next_batch();
             let images = &train.images;
             trainer
-                .step_with(&mut |real| images.gather_f32(indices, real))
+                .step_with(&mut |real, _| images.gather_f32(indices, real))
                 .expect("training step");
             times.push(t0.elapsed().as_secs_f64() * 1e3);
         }

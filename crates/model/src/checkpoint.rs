@@ -121,6 +121,9 @@ fn architecture(gan: &Gan) -> BTreeMap<String, String> {
     ] {
         m.insert(format!("{net}.activation"), mlp.hidden_act.name());
         m.insert(format!("{net}.output"), mlp.output.name().to_string());
+        if mlp.label_inputs > 0 {
+            m.insert(format!("{net}.label_inputs"), mlp.label_inputs.to_string());
+        }
     }
     m
 }
@@ -164,14 +167,15 @@ pub fn decode_gan(bytes: &[u8]) -> Result<Gan, CheckpointError> {
     let generator = read_mlp(&st, &meta, "generator", Output::Sigmoid)?;
     let discriminator = read_mlp(&st, &meta, "discriminator", Output::Identity)?;
     if generator.output_size() != IMAGE_PIXELS
-        || discriminator.sizes != [&[IMAGE_PIXELS][..], &discriminator.sizes[1..]].concat()
+        || discriminator.plain_inputs() != IMAGE_PIXELS
         || discriminator.output_size() != 1
+        || discriminator.label_inputs != generator.label_inputs
     {
         return Err(CheckpointError::Shape {
             name: "generator / discriminator".into(),
             found: vec![
                 generator.output_size(),
-                discriminator.input(),
+                discriminator.plain_inputs(),
                 discriminator.output_size(),
             ],
             expected: vec![IMAGE_PIXELS, IMAGE_PIXELS, 1],
@@ -228,7 +232,16 @@ fn read_mlp(
         Some(o) => Output::from_name(o)
             .ok_or_else(|| CheckpointError::Metadata(format!("{prefix}.output")))?,
     };
+    let label_inputs = match key("label_inputs") {
+        None => 0,
+        Some(n) => n
+            .parse()
+            .ok()
+            .filter(|&n: &usize| n < sizes[0])
+            .ok_or_else(|| CheckpointError::Metadata(format!("{prefix}.label_inputs")))?,
+    };
     let mut mlp = Mlp::zeros(&sizes, hidden_act, output);
+    mlp.label_inputs = label_inputs;
     load_into(&Cpu::default(), st, prefix, &mlp.slots(), &mut mlp.params)?;
     Ok(mlp)
 }

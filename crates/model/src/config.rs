@@ -24,6 +24,9 @@ pub struct ModelConfig {
     /// none). Kept units are scaled by `1 / (1 - p)` (inverted dropout), so D needs no
     /// rescaling outside training.
     pub d_dropout: f32,
+    /// A conditional GAN's classes (0: unconditional, the tutorial). Both networks get the
+    /// label as a one-hot vector after their usual input (Mirza and Osindero 2014).
+    pub classes: usize,
 }
 
 impl Default for ModelConfig {
@@ -37,26 +40,33 @@ impl Default for ModelConfig {
             g_output: Output::Sigmoid,
             init_std: 0.01,
             d_dropout: 0.0,
+            classes: 0,
         }
     }
 }
 
 impl ModelConfig {
-    /// `[noise_dim, g_hidden..., 784]`
+    /// `[noise_dim + classes, g_hidden..., 784]`
     pub fn generator_sizes(&self) -> Vec<usize> {
-        [&[self.noise_dim][..], &self.g_hidden, &[IMAGE_PIXELS]].concat()
+        [
+            &[self.noise_dim + self.classes][..],
+            &self.g_hidden,
+            &[IMAGE_PIXELS],
+        ]
+        .concat()
     }
 
-    /// `[784, d_hidden..., 1]`
+    /// `[784 + classes, d_hidden..., 1]`
     pub fn discriminator_sizes(&self) -> Vec<usize> {
-        [&[IMAGE_PIXELS][..], &self.d_hidden, &[1]].concat()
+        [&[IMAGE_PIXELS + self.classes][..], &self.d_hidden, &[1]].concat()
     }
 
     /// The model of a pair of networks (for checkpoints read without their spec).
     pub fn of(gan: &crate::Gan) -> ModelConfig {
         let (g, d) = (&gan.generator, &gan.discriminator);
         ModelConfig {
-            noise_dim: g.input(),
+            noise_dim: g.plain_inputs(),
+            classes: g.label_inputs,
             g_hidden: g.sizes[1..g.sizes.len() - 1].to_vec(),
             d_hidden: d.sizes[1..d.sizes.len() - 1].to_vec(),
             g_act: g.hidden_act,

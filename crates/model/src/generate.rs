@@ -1,15 +1,11 @@
 //! Images from a generator, computed with dfdx's tensor operations.
 
-use std::path::Path;
-
 use dfdx::prelude::*;
 use rand::Rng;
 use rand_distr::StandardNormal;
 
-use crate::checkpoint::{load_gan, CheckpointError};
 use crate::dfdx_mlp::Net;
 use crate::params::{to_unit_range, Mlp};
-use crate::rng::{stream, Stream};
 
 /// Rows pushed through the network at once, so memory stays bounded for large `n`.
 const CHUNK_ROWS: usize = 1000;
@@ -21,8 +17,32 @@ pub fn sample_noise(n: usize, noise_dim: usize, rng: &mut impl Rng) -> Vec<f32> 
         .collect()
 }
 
-/// The generator's images (`rows x 784`, in [0, 1]) for noise `z` (`rows x noise_dim`); a
-/// tanh generator's [-1, 1] pixels are mapped to [0, 1].
+/// `n` labels asking for every one of `classes` equally often: 0, 1, ..., classes - 1, 0, ...
+pub fn balanced_labels(n: usize, classes: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % classes.max(1)) as u8).collect()
+}
+
+/// G's input rows: each noise row (`noise.len() / labels.len()` long) followed, for a
+/// conditional generator (`classes > 0`), by its label one-hot. Without classes, the noise.
+pub fn generator_input(noise: &[f32], labels: &[u8], classes: usize) -> Vec<f32> {
+    if classes == 0 {
+        return noise.to_vec();
+    }
+    let width = noise.len() / labels.len().max(1);
+    noise
+        .chunks_exact(width)
+        .zip(labels)
+        .flat_map(|(z, &label)| {
+            let mut hot = vec![0.0; classes];
+            hot[label as usize] = 1.0;
+            [z, &hot[..]].concat()
+        })
+        .collect()
+}
+
+/// The generator's images (`rows x 784`, in [0, 1]) for its input rows `z` (`rows x
+/// noise_dim`, plus a conditional generator's one-hot label: [`generator_input`]); a tanh
+/// generator's [-1, 1] pixels are mapped to [0, 1].
 pub fn generate(generator: &Mlp, z: &[f32]) -> Vec<f32> {
     let dev = Cpu::default();
     let (i, o) = (generator.input(), generator.output_size());
@@ -35,16 +55,4 @@ pub fn generate(generator: &Mlp, z: &[f32]) -> Vec<f32> {
     }
     to_unit_range(generator.output, &mut out);
     out
-}
-
-/// `n` images from the generator saved in `weights` (a `.safetensors` file), with noise from
-/// `seed`'s evaluation stream: the same file, `n` and `seed` always give the same images.
-pub fn generate_from_file(
-    weights: &Path,
-    n: usize,
-    seed: u64,
-) -> Result<Vec<f32>, CheckpointError> {
-    let gan = load_gan(weights)?;
-    let z = sample_noise(n, gan.generator.input(), &mut stream(seed, Stream::Eval));
-    Ok(generate(&gan.generator, &z))
 }

@@ -30,6 +30,22 @@ impl<'a> View<'a> {
         }
     }
 
+    /// The first `cols` columns of a row-major matrix whose rows are `row_stride` long.
+    pub fn strided(data: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> View<'a> {
+        assert!(cols <= row_stride, "columns beyond the row");
+        assert!(
+            rows == 0 || data.len() >= (rows - 1) * row_stride + cols,
+            "view out of bounds"
+        );
+        View {
+            data,
+            rows,
+            cols,
+            rs: row_stride as isize,
+            cs: 1,
+        }
+    }
+
     /// The transpose of a row-major `rows x cols` matrix (so `cols x rows`), without copying.
     pub fn transposed(data: &'a [f32], rows: usize, cols: usize) -> View<'a> {
         assert!(data.len() >= rows * cols, "view out of bounds");

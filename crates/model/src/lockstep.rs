@@ -70,7 +70,7 @@ pub fn record(
     };
     for _ in 0..steps {
         let mut indices = Vec::new();
-        let stats = trainer.step_with(&mut |real| indices = next_batch(real))?;
+        let stats = trainer.step_with(&mut |real, _| indices = next_batch(real))?;
         rec.indices.extend(indices);
         rec.noise.extend_from_slice(trainer.last_noise());
         rec.stats.push(stats);

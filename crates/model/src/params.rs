@@ -124,6 +124,8 @@ pub struct Mlp {
     pub hidden_act: Activation,
     pub output: Output,
     pub params: Vec<f32>,
+    /// How many of the last inputs are a one-hot class label (a conditional GAN's; 0: none).
+    pub label_inputs: usize,
 }
 
 /// One named tensor of an [`Mlp`]: its name suffix in a checkpoint, shape and place in the buffer.
@@ -161,11 +163,17 @@ impl Mlp {
             hidden_act,
             output,
             params: vec![0.0; len],
+            label_inputs: 0,
         }
     }
 
     pub fn input(&self) -> usize {
         self.sizes[0]
+    }
+
+    /// Inputs that are not the label: a generator's noise length, a discriminator's pixels.
+    pub fn plain_inputs(&self) -> usize {
+        self.sizes[0] - self.label_inputs
     }
 
     pub fn output_size(&self) -> usize {
@@ -301,6 +309,7 @@ impl Gan {
             generator,
             discriminator,
         }
+        .with_classes(cfg.classes)
     }
 
     pub fn zeros(cfg: &ModelConfig) -> Gan {
@@ -308,6 +317,19 @@ impl Gan {
             generator: Mlp::zeros(&cfg.generator_sizes(), cfg.g_act, cfg.g_output),
             discriminator: Mlp::zeros(&cfg.discriminator_sizes(), cfg.d_act, Output::Identity),
         }
+        .with_classes(cfg.classes)
+    }
+
+    /// Marks the last `classes` inputs of both networks as the one-hot label.
+    fn with_classes(mut self, classes: usize) -> Gan {
+        self.generator.label_inputs = classes;
+        self.discriminator.label_inputs = classes;
+        self
+    }
+
+    /// Classes of a conditional GAN (0: unconditional).
+    pub fn classes(&self) -> usize {
+        self.generator.label_inputs
     }
 }
 

@@ -86,8 +86,16 @@ pub fn generator_step(
     let gen = Net::new(&dev, g);
     let disc = Net::new(&dev, d);
     let b = z.len() / g.input();
-    let z = dev.tensor_from_vec(z.to_vec(), (b, g.input()));
-    let fake = gen.forward(z.leaky_traced());
+    let z_t = dev.tensor_from_vec(z.to_vec(), (b, g.input()));
+    let fake = gen.forward(z_t.leaky_traced());
+    // A conditional D sees each image beside the label G was asked for.
+    let fake = match g.label_inputs {
+        0 => fake,
+        classes => {
+            let labels = dev.tensor_from_vec(label_columns(g, z), (b, classes));
+            (fake, labels).concat_along(Axis::<1>)
+        }
+    };
     let logits: Column<_> = disc.logits_masked(fake, masks);
     let loss = match loss {
         // -mean(log D(G(z))) = BCE against "real".
@@ -128,7 +136,7 @@ pub fn train_step(
     let mut sums = [0.0f64; 3];
     let mut last_z: &[f32] = &[];
     for &(real, z) in d_batches {
-        let fake = raw_output(&gan.generator, z);
+        let fake = fake_rows(&gan.generator, z);
         let d = discriminator_step(&gan.discriminator, real, &fake, objective, None);
         let scores = [
             mean_output(&gan.discriminator, real, cfg.loss),
@@ -160,6 +168,30 @@ pub fn raw_output(g: &Mlp, z: &[f32]) -> Vec<f32> {
     let rows = z.len() / g.input();
     let t = dev.tensor_from_vec(z.to_vec(), (rows, g.input()));
     Net::new(&dev, g).forward(t).as_vec()
+}
+
+/// D's input rows for G's images on input rows `z`: the images, then (for a conditional GAN)
+/// the one-hot label each was drawn for, taken from `z`.
+pub fn fake_rows(g: &Mlp, z: &[f32]) -> Vec<f32> {
+    let images = raw_output(g, z);
+    if g.label_inputs == 0 {
+        return images;
+    }
+    let labels = label_columns(g, z);
+    let x = g.output_size();
+    images
+        .chunks_exact(x)
+        .zip(labels.chunks_exact(g.label_inputs))
+        .flat_map(|(img, label)| [img, label].concat())
+        .collect()
+}
+
+/// The one-hot label columns of G's input rows `z`.
+fn label_columns(g: &Mlp, z: &[f32]) -> Vec<f32> {
+    let (width, classes) = (g.input(), g.label_inputs);
+    z.chunks_exact(width)
+        .flat_map(|row| row[width - classes..].to_vec())
+        .collect()
 }
 
 /// Mean of D's output over the rows of `x`: `sigmoid(d(x))` for the cross-entropy losses,

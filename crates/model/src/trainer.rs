@@ -85,7 +85,12 @@ impl TrainerState {
         let want = &cfg.model;
         let shape = |m: &crate::config::ModelConfig| {
             format!(
-                "noise_dim {}, G hidden {:?} ({}, {} output), D hidden {:?} ({})",
+                "{}noise_dim {}, G hidden {:?} ({}, {} output), D hidden {:?} ({})",
+                if m.classes > 0 {
+                    format!("{} classes (conditional), ", m.classes)
+                } else {
+                    String::new()
+                },
                 m.noise_dim,
                 m.g_hidden,
                 m.g_act.name(),
@@ -95,6 +100,7 @@ impl TrainerState {
             )
         };
         let same = (
+            have.classes,
             have.noise_dim,
             &have.g_hidden,
             &have.d_hidden,
@@ -102,6 +108,7 @@ impl TrainerState {
             have.d_act,
             have.g_output,
         ) == (
+            want.classes,
             want.noise_dim,
             &want.g_hidden,
             &want.d_hidden,
@@ -146,6 +153,13 @@ struct Workspace {
     d_masks: Vec<Vec<f32>>,
     /// D's dropout masks in G's update (a fresh draw), `B x width` per hidden layer.
     g_masks: Vec<Vec<f32>>,
+    /// The real batch's labels (the data's; only a conditional GAN reads them).
+    labels: Vec<u8>,
+    /// A conditional GAN's: the labels G is asked for, the real batch's pixels and G's
+    /// output pixels before they are joined with labels into D's input (empty otherwise).
+    fake_labels: Vec<u8>,
+    real_px: Vec<f32>,
+    fake_px: Vec<f32>,
 }
 
 impl Workspace {
@@ -154,10 +168,11 @@ impl Workspace {
         let rows = |widths: &[usize], r: usize| widths.iter().map(|w| vec![0.0; r * w]).collect();
         let (g, d) = (&gan.generator.sizes, &gan.discriminator.sizes);
         let (g_hidden, d_hidden) = (&g[1..g.len() - 1], &d[1..d.len() - 1]);
+        let conditional = gan.classes() > 0;
         Workspace {
             z: vec![0.0; b * g[0]],
             g_out: rows(g_hidden, b),
-            inp: vec![0.0; 2 * b * IMAGE_PIXELS],
+            inp: vec![0.0; 2 * b * d[0]],
             d_out: rows(d_hidden, 2 * b),
             logits: vec![0.0; 2 * b],
             dl: vec![0.0; 2 * b],
@@ -176,6 +191,10 @@ impl Workspace {
             } else {
                 Vec::new()
             },
+            labels: vec![0; b],
+            fake_labels: vec![0; if conditional { b } else { 0 }],
+            real_px: vec![0.0; if conditional { b * IMAGE_PIXELS } else { 0 }],
+            fake_px: vec![0.0; if conditional { b * IMAGE_PIXELS } else { 0 }],
         }
     }
 }
@@ -248,21 +267,30 @@ impl Trainer {
 
     /// The buffer the next step reads its real images from (`batch_size x 784`, [0, 1]).
     pub fn real_batch_mut(&mut self) -> &mut [f32] {
-        &mut self.ws.inp[..self.cfg.batch_size * IMAGE_PIXELS]
+        if self.gan.classes() > 0 {
+            &mut self.ws.real_px
+        } else {
+            &mut self.ws.inp[..self.cfg.batch_size * IMAGE_PIXELS]
+        }
     }
 
-    /// One step on the real batch in [`Trainer::real_batch_mut`].
+    /// The labels of the real batch in [`Trainer::real_batch_mut`] (read by a conditional GAN).
+    pub fn real_labels_mut(&mut self) -> &mut [u8] {
+        &mut self.ws.labels
+    }
+
+    /// One step on the real batch in [`Trainer::real_batch_mut`] and its labels.
     pub fn step(&mut self) -> Result<StepStats, TrainError> {
-        self.step_with(&mut |_| {})
+        self.step_with(&mut |_, _| {})
     }
 
-    /// One step whose real batches `fill_real` writes (`batch_size x 784`, [0, 1]) into the
-    /// input buffer, once before each D update. The gather runs on one core while the other
+    /// One step whose real batches `fill_real` writes (`batch_size x 784`, [0, 1], and the
+    /// `batch_size` labels) into the input buffers, once before each D update. The gather runs on one core while the other
     /// draws the noise and runs G, so its memory latency is hidden. (A trait object, not a
     /// generic, so the step is always the optimised copy compiled in this crate.)
     pub fn step_with(
         &mut self,
-        fill_real: &mut (dyn FnMut(&mut [f32]) + Send),
+        fill_real: &mut (dyn FnMut(&mut [f32], &mut [u8]) + Send),
     ) -> Result<StepStats, TrainError> {
         let step = self.steps_done + 1;
         let (mut d_loss, mut d_real, mut d_fake) = self.d_step(step, fill_real)?;
@@ -287,7 +315,8 @@ impl Trainer {
         })
     }
 
-    /// The noise batch of the last step (`batch_size x noise_dim`), for recording a run.
+    /// G's input in the last step (`batch_size x (noise_dim + classes)`: the noise, then a
+    /// conditional GAN's one-hot label), for recording a run.
     pub fn last_noise(&self) -> &[f32] {
         &self.ws.z
     }
@@ -315,38 +344,68 @@ impl Trainer {
     fn d_step(
         &mut self,
         step: u64,
-        fill_real: &mut (dyn FnMut(&mut [f32]) + Send),
+        fill_real: &mut (dyn FnMut(&mut [f32], &mut [u8]) + Send),
     ) -> Result<(f32, f32, f32), TrainError> {
         let b = self.cfg.batch_size;
-        let x = IMAGE_PIXELS;
         let ws = &mut self.ws;
         let d = &self.gan.discriminator;
+        let (d_in, classes) = (d.input(), d.label_inputs);
         let hidden = d.layers() - 1;
         {
             // G's forward pass (writing its output as the fake half of D's input) runs beside
             // the real batch's gather and D's first layer on it, which do not depend on G: two
-            // independent chains keep both cores busy without cutting any product.
+            // independent chains keep both cores busy without cutting any product. A
+            // conditional GAN's images go through their own buffers first, to be joined with
+            // their one-hot labels in D's input rows.
             let g = &self.gan.generator;
             let noise = &mut self.noise;
             let (z, g_out) = (&mut ws.z, &mut ws.g_out);
-            let (real, fake) = ws.inp.split_at_mut(b * x);
+            let (real, fake) = ws.inp.split_at_mut(b * d_in);
+            let (real_px, fake_px) = (&mut ws.real_px, &mut ws.fake_px);
+            let (labels, fake_labels) = (&mut ws.labels, &mut ws.fake_labels);
             let mut first = ws.d_out.first_mut().map(|k| k.split_at_mut(b * d.sizes[1]));
             let (masks, dropout) = (&mut ws.d_masks, &mut self.dropout);
             let drop_p = self.cfg.model.d_dropout;
             rayon::join(
                 || {
-                    for v in z.iter_mut() {
-                        *v = noise.sample(StandardNormal);
+                    if classes == 0 {
+                        for v in z.iter_mut() {
+                            *v = noise.sample(StandardNormal);
+                        }
+                        generator_forward(g, z, g_out, fake);
+                    } else {
+                        // Every row's noise, then every row's label, uniform over the classes.
+                        let width = g.input();
+                        for row in z.chunks_exact_mut(width) {
+                            for v in &mut row[..width - classes] {
+                                *v = noise.sample(StandardNormal);
+                            }
+                        }
+                        for label in fake_labels.iter_mut() {
+                            *label = noise.gen_range(0..classes) as u8;
+                        }
+                        for (row, &label) in z.chunks_exact_mut(width).zip(fake_labels.iter()) {
+                            one_hot(&mut row[width - classes..], label);
+                        }
+                        generator_forward(g, z, g_out, fake_px);
+                        join_labels(fake, fake_px, fake_labels, classes);
                     }
-                    generator_forward(g, z, g_out, fake);
                 },
                 || {
-                    fill_real(real);
+                    let pixels = if classes == 0 {
+                        &mut real[..]
+                    } else {
+                        &mut real_px[..]
+                    };
+                    fill_real(pixels, labels);
                     if g.output == Output::Tanh {
                         // A tanh generator draws on [-1, 1]: so do the real images it faces.
-                        for v in real.iter_mut() {
+                        for v in pixels.iter_mut() {
                             *v = 2.0 * *v - 1.0;
                         }
+                    }
+                    if classes > 0 {
+                        join_labels(real, real_px, labels, classes);
                     }
                     for mask in masks.iter_mut() {
                         draw_mask(mask, dropout, drop_p);
@@ -504,7 +563,14 @@ impl Trainer {
         let ws = &mut self.ws;
         let d = &self.gan.discriminator;
         let d_hidden = d.layers() - 1;
-        let fake = &ws.inp[b * x..];
+        let d_in = d.input();
+        // D's input rows for G's images, and the images alone (the same without labels).
+        let fake = &ws.inp[b * d_in..];
+        let fake_px = if d.label_inputs == 0 {
+            fake
+        } else {
+            &ws.fake_px[..]
+        };
         for mask in ws.g_masks.iter_mut() {
             draw_mask(mask, &mut self.dropout, self.cfg.model.d_dropout);
         }
@@ -582,22 +648,23 @@ impl Trainer {
                 let mask = ws.g_masks.get(l - 1).map(|m| (&m[..], keep));
                 back_through(&mut ws.d_grad, &ws.d_out, d, l, b, mask);
             }
+            // Only the pixel columns of D's first layer: the label needs no gradient.
             matmul(
                 &mut ws.dfake,
                 View::rows(&ws.d_grad[0][..b * d.sizes[1]], b, d.sizes[1]),
-                View::rows(d.weight(0), d.sizes[1], x),
+                View::strided(d.weight(0), d.sizes[1], x, d_in),
                 Split::Cols(2),
             );
         }
         let g = &self.gan.generator;
         match g.output {
             Output::Sigmoid => {
-                for (dy, &y) in ws.dfake.iter_mut().zip(fake) {
+                for (dy, &y) in ws.dfake.iter_mut().zip(fake_px) {
                     *dy *= y * (1.0 - y);
                 }
             }
             Output::Tanh => {
-                for (dy, &y) in ws.dfake.iter_mut().zip(fake) {
+                for (dy, &y) in ws.dfake.iter_mut().zip(fake_px) {
                     *dy *= 1.0 - y * y;
                 }
             }
@@ -727,6 +794,22 @@ fn generator_forward(g: &Mlp, z: &[f32], hidden: &mut [Vec<f32>], out: &mut [f32
     kernels::bias_output(out, g.bias(top), g.output);
 }
 
+/// `row = one-hot(label)`.
+fn one_hot(row: &mut [f32], label: u8) {
+    row.fill(0.0);
+    row[label as usize] = 1.0;
+}
+
+/// D's input rows (`784 + classes` wide) from images and their labels.
+fn join_labels(rows: &mut [f32], pixels: &[f32], labels: &[u8], classes: usize) {
+    let x = IMAGE_PIXELS;
+    let rows = rows.chunks_exact_mut(x + classes);
+    for ((row, px), &label) in rows.zip(pixels.chunks_exact(x)).zip(labels) {
+        row[..x].copy_from_slice(px);
+        one_hot(&mut row[x..], label);
+    }
+}
+
 /// Dropout masks of a layer's rows and the keep probability they were drawn with.
 type Mask<'a> = Option<(&'a [f32], f32)>;
 
@@ -853,7 +936,7 @@ mod tests {
     fn the_d_step_changes_only_d_and_the_g_step_only_g() {
         let mut t = small();
         let before = t.gan.clone();
-        t.d_step(1, &mut |_| {}).unwrap();
+        t.d_step(1, &mut |_, _| {}).unwrap();
         assert_eq!(t.gan.generator, before.generator);
         assert_ne!(t.gan.discriminator, before.discriminator);
         let after_d = t.gan.clone();

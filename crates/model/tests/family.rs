@@ -11,11 +11,14 @@ use gan_model::{
 use rand::Rng;
 use rand_distr::StandardNormal;
 
-/// Deterministic "images" in [0, 1] for step `salt`.
+/// Deterministic "images" in [0, 1] and labels for step `salt`.
 fn fill_real(t: &mut Trainer, salt: usize) {
     let mut rng = stream(salt as u64, Stream::Eval);
     for v in t.real_batch_mut().iter_mut() {
         *v = rng.gen::<f32>();
+    }
+    for l in t.real_labels_mut().iter_mut() {
+        *l = rng.gen_range(0..10);
     }
 }
 
@@ -90,8 +93,44 @@ fn check(name: &str, cfg: TrainConfig) {
     let stats = t.step().unwrap();
     // What D saw (a tanh generator's real images are mapped to [-1, 1] by the step).
     let b = cfg.batch_size;
-    let real = t.last_d_input()[..b * IMAGE_PIXELS].to_vec();
+    let classes = cfg.model.classes;
+    let d_in = IMAGE_PIXELS + classes;
+    let real = t.last_d_input()[..b * d_in].to_vec();
     let z = t.last_noise().to_vec();
+    if classes > 0 {
+        // D saw each real image beside its own label, and each fake beside the label G was
+        // given, as one-hot columns after the pixels.
+        let labels = t.real_labels_mut().to_vec();
+        for (row, &label) in real.chunks_exact(d_in).zip(&labels) {
+            let hot: Vec<f32> = (0..classes)
+                .map(|c| (c == label as usize) as u8 as f32)
+                .collect();
+            assert_eq!(row[IMAGE_PIXELS..], hot[..], "{name}: real label columns");
+        }
+        let fake_rows = &t.last_d_input()[b * d_in..];
+        let width = cfg.model.noise_dim + classes;
+        let mut counts = vec![0; classes];
+        for (row, zr) in fake_rows.chunks_exact(d_in).zip(z.chunks_exact(width)) {
+            assert_eq!(
+                row[IMAGE_PIXELS..],
+                zr[width - classes..],
+                "{name}: fake labels"
+            );
+            assert_eq!(
+                zr[width - classes..].iter().sum::<f32>(),
+                1.0,
+                "{name}: one-hot"
+            );
+            counts[zr[width - classes..]
+                .iter()
+                .position(|&v| v == 1.0)
+                .unwrap()] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| c > 0),
+            "{name}: G asked for every digit: {counts:?}"
+        );
+    }
     let (grad_g, grad_d) = (t.last_gradients().0.to_vec(), t.last_gradients().1.to_vec());
     let (d_masks, g_masks) = t.last_dropout_masks();
     let (d_masks, g_masks) = (d_masks.to_vec(), g_masks.to_vec());
@@ -121,7 +160,7 @@ fn check(name: &str, cfg: TrainConfig) {
 
     // D: gradients on the real batch and G(z) before the step, then one Adam update.
     let g0 = &before.gan.generator;
-    let fake = reference::raw_output(g0, &z);
+    let fake = reference::fake_rows(g0, &z);
     let d_ref = reference::discriminator_step(
         &before.gan.discriminator,
         &real,
@@ -343,7 +382,7 @@ fn several_d_updates_per_step_follow_algorithm_1() {
     for step in 0..4 {
         let mut reals = Vec::new();
         let got = t
-            .step_with(&mut |real| {
+            .step_with(&mut |real, _| {
                 let mut rng = stream(batch as u64, Stream::Eval);
                 for v in real.iter_mut() {
                     *v = rng.gen::<f32>();
@@ -384,4 +423,29 @@ fn several_d_updates_per_step_follow_algorithm_1() {
         let e = rel_max_diff(got, want);
         assert!(e < 1e-3, "{what}'s weights after 4 steps off by {e:.1e}");
     }
+}
+
+#[test]
+fn conditional_networks() {
+    // The label as one-hot inputs of both networks: G's first layer takes noise + 10, D's
+    // 784 + 10, with dropout and the tutorial's single layers as well as deeper ones.
+    let deep = ModelConfig {
+        classes: 10,
+        ..deep_leaky(0.3)
+    };
+    check("conditional deep", config(deep, Loss::NonSaturating));
+    let tutorial = ModelConfig {
+        classes: 10,
+        init_std: 0.05,
+        ..ModelConfig::default()
+    };
+    check("conditional tutorial", config(tutorial, Loss::LeastSquares));
+    let flat = ModelConfig {
+        classes: 10,
+        g_hidden: vec![],
+        d_hidden: vec![],
+        init_std: 0.05,
+        ..ModelConfig::default()
+    };
+    check("conditional, no hidden layers", config(flat, Loss::Hinge));
 }

@@ -329,25 +329,36 @@ fn checkpoint_names_are_pytorchs() {
 
 #[test]
 fn filling_the_batch_inside_the_step_changes_nothing() {
-    let cfg = TrainConfig {
+    let tutorial = TrainConfig {
         batch_size: 16,
         ..TrainConfig::tutorial()
     };
-    let mut a = Trainer::new(cfg.clone(), 21);
-    let mut b = Trainer::new(cfg.clone(), 21);
-    for i in 0..4 {
-        fill_real(&mut a, i);
-        let sa = a.step().unwrap();
-        let sb = b
-            .step_with(&mut |real| {
-                for (j, v) in real.iter_mut().enumerate() {
-                    *v = ((j * 7919 + i * 104_729) % 1000) as f32 / 999.0;
-                }
-            })
-            .unwrap();
-        assert_eq!(sa, sb);
+    let mut conditional = tutorial.clone();
+    conditional.model.classes = 10;
+    for cfg in [tutorial, conditional] {
+        let mut a = Trainer::new(cfg.clone(), 21);
+        let mut b = Trainer::new(cfg.clone(), 21);
+        let label = |j: usize, i: usize| ((j * 3 + i) % 10) as u8;
+        for i in 0..4 {
+            fill_real(&mut a, i);
+            for (j, l) in a.real_labels_mut().iter_mut().enumerate() {
+                *l = label(j, i);
+            }
+            let sa = a.step().unwrap();
+            let sb = b
+                .step_with(&mut |real, labels| {
+                    for (j, v) in real.iter_mut().enumerate() {
+                        *v = ((j * 7919 + i * 104_729) % 1000) as f32 / 999.0;
+                    }
+                    for (j, l) in labels.iter_mut().enumerate() {
+                        *l = label(j, i);
+                    }
+                })
+                .unwrap();
+            assert_eq!(sa, sb);
+        }
+        assert!(a.state() == b.state());
     }
-    assert_eq!(a.state(), b.state());
 }
 
 #[test]

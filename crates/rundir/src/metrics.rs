@@ -42,6 +42,10 @@ pub struct SampleMetrics {
     pub precision: f64,
     /// Fraction of test images inside the k=3 balls of the sample features.
     pub recall: f64,
+    /// A conditional generator's: the fraction of samples the classifier reads as the digit
+    /// that was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_accuracy: Option<f64>,
 }
 
 /// The classifier the numbers were measured with.

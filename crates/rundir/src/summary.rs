@@ -42,6 +42,8 @@ pub struct Headline {
     pub fid: Option<f64>,
     /// Digit classes holding at least 5% of the samples (of 10).
     pub coverage: Option<u64>,
+    /// A conditional run's share of samples showing the digit asked for.
+    pub label_accuracy: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -148,6 +150,7 @@ fn read_headline(dir: &RunDir) -> Option<Headline> {
         parzen_ll: m.generated.parzen.as_ref().map(|p| p.mean_ll),
         fid: Some(m.generated.fid),
         coverage: Some(m.generated.coverage.classes_over_5pct),
+        label_accuracy: m.generated.label_accuracy,
     })
 }
 

@@ -86,6 +86,7 @@ pub fn train_config(spec: &Spec) -> TrainConfig {
             },
             init_std: spec.model.init_std as f32,
             d_dropout: spec.model.d_dropout as f32,
+            classes: if spec.model.conditional { 10 } else { 0 },
         },
         batch_size: spec.train.batch_size,
         loss: match spec.train.loss {

@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime};
 use anyhow::Context;
 use gan_data::{Batcher, Split};
 use gan_model::checkpoint::encode_gan;
-use gan_model::generate::{generate, sample_noise};
+use gan_model::generate::{generate, generator_input, sample_noise};
 use gan_model::{stream, Stream, Trainer};
 use gan_plot::SampleGrid;
 use gan_rundir::{rfc3339, write_atomic, LossRow, LossWriter, RunDir, RunInfo, Status};
@@ -135,6 +135,25 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
         cfg.model.noise_dim,
         &mut stream(spec.seed, Stream::Samples),
     );
+    // A conditional GAN's picture has a row per digit, the same noise down each column.
+    let classes = cfg.model.classes;
+    let picture_input = if classes == 0 {
+        fixed_noise
+    } else {
+        let labels: Vec<u8> = (0..classes as u8)
+            .flat_map(|c| std::iter::repeat_n(c, spec.samples.count))
+            .collect();
+        let noise = fixed_noise.repeat(classes);
+        generator_input(&noise, &labels, classes)
+    };
+    let grid = SampleGrid {
+        per_row: if classes == 0 {
+            SampleGrid::default().per_row
+        } else {
+            spec.samples.count
+        },
+        ..SampleGrid::default()
+    };
     let total = (spec.train.epochs as u64).saturating_mul(steps_per_epoch as u64);
     let bar = console::progress(total, s.quiet || s.label.is_some());
     bar.set_position(trainer.steps_done());
@@ -162,11 +181,15 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
                 bar.abandon();
                 return Ok(Status::Interrupted);
             }
-            let images = &s.train.images;
+            let (images, labels) = (&s.train.images, &s.train.labels);
             let batches = &mut batches;
-            let stats = match trainer
-                .step_with(&mut |real| images.gather_f32(batches.next_batch(), real))
-            {
+            let stats = match trainer.step_with(&mut |real, real_labels| {
+                let indices = batches.next_batch();
+                images.gather_f32(indices, real);
+                for (l, &i) in real_labels.iter_mut().zip(indices) {
+                    *l = labels[i as usize];
+                }
+            }) {
                 Ok(st) => st,
                 Err(e) => {
                     losses.flush()?;
@@ -198,8 +221,8 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
         losses.flush()?;
         let mut picture = None;
         if spec.is_sample_epoch(epoch) {
-            let images = generate(&trainer.gan().generator, &fixed_noise);
-            let png = SampleGrid::default().encode_png(&images)?;
+            let images = generate(&trainer.gan().generator, &picture_input);
+            let png = grid.encode_png(&images)?;
             write_atomic(&s.dir.sample_path(epoch), &png)?;
             picture = Some(png);
         }

@@ -682,3 +682,53 @@ fn a_deeper_model_trains_resumes_exactly_and_samples() {
     let spec_text = std::fs::read_to_string(t.join("whole/spec.yaml")).unwrap();
     assert!(spec_text.contains("g_hidden:") && spec_text.contains("leaky_slope: 0.2"));
 }
+
+#[test]
+fn a_conditional_dropout_run_resumes_exactly_and_draws_a_row_per_digit() {
+    // The label goes into both networks; D drops units. Interrupted mid-epoch and resumed,
+    // the run is byte-identical to an uninterrupted one (losses, pictures, weights, log).
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let body = "model:\n  conditional: true\n  d_dropout: 0.2\n  g_output: tanh\ntrain:\n  epochs: 2\n  batch_size: 50\nsamples:\n  count: 3\n  every: 1\ncheckpoint:\n  keep: 2\n";
+    let spec = fixture_spec_file(t, "cond", "name: cond\nseed: 6\n", body);
+    ok(&runner(
+        &[spec.to_str().unwrap(), "--run-dir", "whole", "--quiet"],
+        t,
+    ));
+    assert_eq!(
+        run_interrupted_after(&spec, t, "int", 25),
+        Outcome::Interrupted(t.join("int"))
+    );
+    resume_in_process(t, "int");
+    assert_same_run(&t.join("whole"), &t.join("int"));
+    let gan = gan_model::checkpoint::load_gan(&t.join("whole/model.safetensors")).unwrap();
+    assert_eq!(gan.classes(), 10);
+    assert_eq!(gan.generator.sizes, [138, 256, 784]);
+    assert_eq!(gan.discriminator.sizes, [794, 256, 1]);
+    // The picture: ten rows (digits 0-9) of samples.count images, 28-pixel cells.
+    let size = |name: &str| {
+        // A PNG's width and height are the first fields of its header chunk.
+        let png = std::fs::read(t.join("whole/samples").join(name)).unwrap();
+        let field = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+        (field(16), field(20))
+    };
+    let (w, h) = size("000.png");
+    assert_eq!((w, h), size("001.png"));
+    assert!(h > 3 * w, "ten rows of three: {w} x {h}");
+
+    // Its checkpoint cannot continue under an unconditional spec: a clear refusal.
+    pretend_interrupted(&t.join("int"));
+    let own = std::fs::read_to_string(t.join("int/spec.yaml")).unwrap();
+    assert!(own.contains("conditional: true"), "{own}");
+    std::fs::write(
+        t.join("int/spec.yaml"),
+        own.replace("conditional: true", "conditional: false"),
+    )
+    .unwrap();
+    let out = runner(&["--resume", "int", "--force", "--quiet"], t);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("10 classes (conditional)"),
+        "{err}"
+    );
+}

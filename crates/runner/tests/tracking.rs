@@ -341,6 +341,84 @@ fn sample_writes_an_idx_file_any_tool_can_read() {
 }
 
 #[test]
+fn sample_asks_a_conditional_generator_for_every_digit_equally() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = make_run(tmp.path(), "c", 1, 1, None, Status::Completed);
+    let conditional = gan_model::ModelConfig {
+        classes: 10,
+        ..gan_model::ModelConfig::default()
+    };
+    let gan = gan_model::Gan::init(
+        &conditional,
+        &mut gan_model::stream(1, gan_model::Stream::Init),
+    );
+    std::fs::write(
+        run.join(gan_rundir::MODEL_FILE),
+        gan_model::checkpoint::encode_gan(&gan),
+    )
+    .unwrap();
+    let (images, labels) = (tmp.path().join("c.idx"), tmp.path().join("c-labels.idx"));
+    let (r, i, l) = (
+        run.to_str().unwrap(),
+        images.to_str().unwrap(),
+        labels.to_str().unwrap(),
+    );
+    let text = stdout_of(&run_gan(&[
+        "sample",
+        r,
+        "--count",
+        "40",
+        "--out",
+        i,
+        "--labels-out",
+        l,
+    ]));
+    assert!(text.contains("their digits written"), "{text}");
+    assert_eq!(
+        gan_data::read_idx(&images, 3).unwrap().dims,
+        vec![40, 28, 28]
+    );
+    let idx = gan_data::read_idx(&labels, 1).unwrap();
+    assert_eq!(idx.dims, vec![40]);
+    for digit in 0..10u8 {
+        assert_eq!(
+            idx.data.iter().filter(|&&d| d == digit).count(),
+            4,
+            "digit {digit}"
+        );
+    }
+
+    // An unconditional run has no digits to write: a clear refusal, nothing written.
+    let plain = make_run(tmp.path(), "u", 1, 1, None, Status::Completed);
+    let g = gan_model::Gan::init(
+        &gan_model::ModelConfig::default(),
+        &mut gan_model::stream(1, gan_model::Stream::Init),
+    );
+    std::fs::write(
+        plain.join(gan_rundir::MODEL_FILE),
+        gan_model::checkpoint::encode_gan(&g),
+    )
+    .unwrap();
+    let other = tmp.path().join("u-labels.idx");
+    let out = run_gan(&[
+        "sample",
+        plain.to_str().unwrap(),
+        "--count",
+        "5",
+        "--out",
+        tmp.path().join("u.idx").to_str().unwrap(),
+        "--labels-out",
+        other.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("unconditional"),
+        "{err}"
+    );
+    assert!(!other.exists());
+}
+
+#[test]
 fn cluster_scripts_fan_a_sweep_out_by_shard() {
     let tmp = tempfile::tempdir().unwrap();
     let spec = tmp.path().join("grid.yaml");

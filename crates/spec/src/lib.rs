@@ -67,6 +67,8 @@ pub struct ModelSpec {
     /// Probability of dropping each of D's hidden units in training (0: no dropout).
     #[serde(deserialize_with = "float")]
     pub d_dropout: f64,
+    /// A conditional GAN: the digit's label, one-hot, is an input of both networks.
+    pub conditional: bool,
 }
 
 impl ModelSpec {
@@ -218,6 +220,7 @@ impl Default for ModelSpec {
             g_output: GOutput::Sigmoid,
             init_std: 0.01,
             d_dropout: 0.0,
+            conditional: false,
         }
     }
 }
@@ -357,6 +360,12 @@ pub const KEYS: &[KeyDoc] = &[
         key: "model.init_std",
         default: "0.01",
         meaning: "std of the N(0, std) weight init (biases 0)",
+    },
+    KeyDoc {
+        key: "model.conditional",
+        default: "false",
+        meaning:
+            "a conditional GAN: the digit, one-hot, goes into G and D; pictures: a row per digit",
     },
     KeyDoc {
         key: "model.d_dropout",

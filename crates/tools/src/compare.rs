@@ -294,7 +294,7 @@ fn seed_groups(
         .filter(|members| distinct_seeds(members) >= 2)
         .map(|members| {
             let mut stats = BTreeMap::new();
-            let columns: [(&str, Statistic); 7] = [
+            let columns: [(&str, Statistic); 8] = [
                 ("final epoch d_loss", |s| s.last_epoch.map(|m| m.d_loss)),
                 ("final epoch g_loss", |s| s.last_epoch.map(|m| m.g_loss)),
                 ("final epoch D(x)", |s| s.last_epoch.map(|m| m.d_real)),
@@ -303,6 +303,9 @@ fn seed_groups(
                 ("fid", |s| s.headline.and_then(|h| h.fid)),
                 ("coverage", |s| {
                     s.headline.and_then(|h| h.coverage.map(|c| c as f64))
+                }),
+                ("label_accuracy", |s| {
+                    s.headline.and_then(|h| h.label_accuracy)
                 }),
             ];
             for (name, get) in columns {

@@ -68,6 +68,11 @@ pub struct SampleArgs {
     /// IDX file to write (MNIST's format: u8 pixels, count x 28 x 28); `.gz` gzips it
     #[arg(long)]
     out: PathBuf,
+    /// For a conditional run: also write the digit asked for of each image, as an IDX labels
+    /// file (MNIST's format, count bytes). The digits take turns 0, 1, ..., 9, 0, ..., so
+    /// each is drawn equally often (within one when --count is not a multiple of 10)
+    #[arg(long, value_name = "FILE")]
+    labels_out: Option<PathBuf>,
 }
 
 fn at_least_10(s: &str) -> Result<usize, String> {
@@ -201,7 +206,8 @@ pub fn eval(args: EvalArgs, paths: &crate::Paths) -> anyhow::Result<()> {
                 "coverage",
                 "kl_to_test",
                 "precision",
-                "recall"
+                "recall",
+                "label_acc"
             ],
             &rows,
             false
@@ -231,6 +237,9 @@ fn row(label: &str, m: &SampleMetrics, n: usize) -> Vec<String> {
         format!("{:.4}", m.coverage.kl_to_test),
         format!("{:.3}", m.precision),
         format!("{:.3}", m.recall),
+        m.label_accuracy
+            .map(|v| format!("{:.1}%", 100.0 * v))
+            .unwrap_or_else(|| "-".into()),
     ]
 }
 
@@ -268,6 +277,15 @@ pub fn sample(args: SampleArgs) -> anyhow::Result<()> {
     let run = RunDir::open(&args.run)?;
     let gan = gan_model::checkpoint::decode_gan(&run.read_model()?)
         .with_context(|| format!("reading {}", run.file(gan_rundir::MODEL_FILE).display()))?;
+    let labels = gan_eval::requested_labels(&gan.generator, args.count);
+    if let (Some(path), None) = (&args.labels_out, &labels) {
+        bail!(
+            "--labels-out {}: {} holds an unconditional generator, which is not asked for \
+             digits (model.conditional: true makes one that is)",
+            path.display(),
+            args.run.display()
+        );
+    }
     let images = gan_eval::generated_images(&gan.generator, args.count, args.seed);
     let bytes: Vec<u8> = images
         .iter()
@@ -282,5 +300,15 @@ pub fn sample(args: SampleArgs) -> anyhow::Result<()> {
         args.out.display(),
         args.count
     );
+    if let (Some(path), Some(labels)) = (&args.labels_out, &labels) {
+        let gz = path.extension().is_some_and(|e| e == "gz");
+        gan_data::write_idx(path, &[args.count], labels, gz)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "their digits written to {} (IDX labels, u8, {})",
+            path.display(),
+            args.count
+        );
+    }
     Ok(())
 }

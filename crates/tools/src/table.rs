@@ -4,7 +4,7 @@ use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
 use gan_rundir::RunSummary;
 
 /// Columns of a run summary.
-pub const SUMMARY_HEADER: [&str; 13] = [
+pub const SUMMARY_HEADER: [&str; 14] = [
     "run",
     "name",
     "status",
@@ -18,6 +18,7 @@ pub const SUMMARY_HEADER: [&str; 13] = [
     "parzen_ll",
     "fid",
     "coverage",
+    "label_acc",
 ];
 
 /// One run as text cells (last epoch's means; metrics when present; `-` when unknown).
@@ -43,6 +44,9 @@ pub fn summary_row(s: &RunSummary, label: &str) -> Vec<String> {
         h.parzen_ll.map(|v| format!("{v:.1}")).unwrap_or_else(dash),
         h.fid.map(|v| format!("{v:.2}")).unwrap_or_else(dash),
         h.coverage.map(|v| format!("{v}/10")).unwrap_or_else(dash),
+        h.label_accuracy
+            .map(|v| format!("{:.1}%", 100.0 * v))
+            .unwrap_or_else(dash),
     ]
 }
 
