@@ -16,6 +16,10 @@ pub struct Args {
     /// Folder with MNIST [default: <workspace>/data/mnist]
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Time this spec's step (its model, loss, D steps and batch size) instead of the
+    /// tutorial's, e.g. experiments/improved.yaml
+    #[arg(long)]
+    spec: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -26,6 +30,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             data.display()
         );
     }
+    // cargo runs the example from the workspace root: a relative spec path is the caller's.
+    let spec = args
+        .spec
+        .map(|s| std::path::absolute(&s).with_context(|| format!("{}", s.display())))
+        .transpose()?;
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(crate::project_root())
         .args([
@@ -33,7 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "--quiet",
             "--release",
             "-p",
-            "gan-model",
+            "runner",
             "--example",
             "bench_step",
             "--",
@@ -44,6 +53,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .arg(args.threads.to_string())
         .arg("--data")
         .arg(&data)
+        .args(
+            spec.iter()
+                .flat_map(|s| [std::ffi::OsStr::new("--spec"), s.as_os_str()]),
+        )
         .status()
         .context("running cargo")?;
     if !status.success() {

@@ -1,13 +1,14 @@
 //! Times the training loop on real MNIST the way `../shared/bench/peers.sh` times the Python
 //! peers: each step is batch assembly + noise + the D and G updates, and the figure is the
-//! median after 20 warm-up steps. Run through `cargo xtask bench` (release build).
+//! median after 20 warm-up steps. Run through `cargo xtask bench` (release build); `--spec`
+//! times any spec's model and training options (default: the tutorial's).
 //!
 //! Last line of output: `train_step_ms: <median>`.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use gan_data::{load_training, Batcher, IMAGE_PIXELS};
+use gan_data::{load_training, Batcher};
 use gan_model::{stream, Stream, TrainConfig, Trainer};
 
 const WARMUP: usize = 20;
@@ -27,6 +28,9 @@ struct Args {
     /// Seed of the run
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Time this spec's step (model, loss, D steps, batch size) instead of the tutorial's
+    #[arg(long)]
+    spec: Option<PathBuf>,
 }
 
 fn more_than_warmup(s: &str) -> Result<usize, String> {
@@ -37,32 +41,56 @@ fn more_than_warmup(s: &str) -> Result<usize, String> {
     }
 }
 
+/// Multiply-adds of one `rows`-row pass through each layer of a network with `sizes`.
+fn macs(sizes: &[usize], rows: usize) -> f64 {
+    sizes.windows(2).map(|w| (rows * w[0] * w[1]) as f64).sum()
+}
+
+/// FLOPs of one step's matrix products: per D update G's forward pass, D's forward pass on
+/// 2B rows, its weight gradients and its hidden-layer gradients; then D again on B rows and
+/// back to G's output, and G's weight and hidden-layer gradients.
+fn step_flops(cfg: &TrainConfig) -> f64 {
+    let (g, d) = (cfg.model.generator_sizes(), cfg.model.discriminator_sizes());
+    let b = cfg.batch_size;
+    let d_update = macs(&g, b) + 2.0 * macs(&d, 2 * b) + macs(&d[1..], 2 * b);
+    let g_update = 2.0 * macs(&d, b) + macs(&g, b) + macs(&g[1..], b);
+    2.0 * (cfg.d_steps as f64 * d_update + g_update)
+}
+
 fn main() {
     let args = <Args as clap::Parser>::parse();
-    let (train, _) = match load_training(&args.data) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
-        }
+    let fail = |e: String| -> ! {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    };
+    let (train, _) = load_training(&args.data).unwrap_or_else(|e| fail(e.to_string()));
+    let cfg = match &args.spec {
+        None => TrainConfig::tutorial(),
+        Some(path) => runner::train_config(
+            &gan_spec::load_spec(path, &[]).unwrap_or_else(|e| fail(e.to_string())),
+        ),
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
         .build()
         .expect("thread pool");
-    let cfg = TrainConfig::tutorial();
     let times = pool.install(|| {
         let mut trainer = Trainer::new(cfg.clone(), args.seed);
         let mut batches =
             Batcher::new(train.len(), cfg.batch_size, stream(args.seed, Stream::Data))
-                .expect("batch fits the data");
+                .unwrap_or_else(|e| fail(e.to_string()));
         let mut times = Vec::with_capacity(args.steps);
         for _ in 0..args.steps {
             let t0 = Instant::now();
-            let indices = batches.next_batch();
-            let images = &train.images;
+            let (images, labels) = (&train.images, &train.labels);
             trainer
-                .step_with(&mut |real, _| images.gather_f32(indices, real))
+                .step_with(&mut |real, real_labels| {
+                    let indices = batches.next_batch();
+                    images.gather_f32(indices, real);
+                    for (l, &i) in real_labels.iter_mut().zip(indices) {
+                        *l = labels[i as usize];
+                    }
+                })
                 .expect("training step");
             times.push(t0.elapsed().as_secs_f64() * 1e3);
         }
@@ -72,19 +100,7 @@ fn main() {
     timed.sort_by(f64::total_cmp);
     let pct = |p: f64| timed[((timed.len() - 1) as f64 * p).round() as usize];
     let median = pct(0.5);
-    // FLOPs of the step's matrix products: G forward, D forward on 2B rows, D weight gradient,
-    // D forward on B rows and its input gradient, then G's two weight gradients and its hidden gradient.
-    let (b, z, h, x) = (cfg.batch_size as f64, 128.0, 256.0, IMAGE_PIXELS as f64);
-    let flops = 2.0
-        * (b * z * h
-            + b * h * x
-            + 2.0 * b * x * h
-            + 2.0 * b * x * h
-            + b * x * h
-            + b * h * x
-            + b * x * h
-            + b * h * x
-            + b * z * h);
+    let flops = step_flops(&cfg);
     println!(
         "steps: {} (median of {} after {WARMUP} warm-up), threads: {}, p10 {:.3} ms, p90 {:.3} ms, {:.1} GFLOP/s at the median ({:.0} MFLOP per step)",
         args.steps,
