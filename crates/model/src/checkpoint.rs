@@ -146,6 +146,9 @@ pub fn encode_state(state: &TrainerState, extra: &BTreeMap<String, String>) -> V
         entries.extend(entries_for(&format!("adam.{net}.exp_avg"), mlp, &adam.m));
         entries.extend(entries_for(&format!("adam.{net}.exp_avg_sq"), mlp, &adam.v));
     }
+    if let Some(ema) = &state.g_ema {
+        entries.extend(entries_for("ema.generator", &gan.generator, ema));
+    }
     let mut metadata = extra.clone();
     metadata.extend(architecture(gan));
     metadata.insert(FORMAT_KEY.into(), STATE_FORMAT.into());
@@ -277,10 +280,18 @@ pub fn decode_state(
         adam.t = number(&format!("adam.{net}.step"))? as u64;
         adams.push(adam);
     }
+    let g_ema = if st.names().iter().any(|n| n.starts_with("ema.generator.")) {
+        let mut ema = vec![0.0; gan.generator.params.len()];
+        load_into(&dev, &st, "ema.generator", &gan.generator.slots(), &mut ema)?;
+        Some(ema)
+    } else {
+        None
+    };
     let adam_d = adams.pop().expect("two optimisers");
     let adam_g = adams.pop().expect("two optimisers");
     let state = TrainerState {
         noise_pos: number("noise_pos")?,
+        g_ema,
         dropout_pos: match metadata.get("dropout_pos") {
             None => 0,
             Some(_) => number("dropout_pos")?,

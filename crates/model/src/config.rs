@@ -140,6 +140,9 @@ pub struct TrainConfig {
     /// D's target for real images in the cross-entropy and least-squares losses: `1 - s` for
     /// one-sided label smoothing `s` (Salimans et al. 2016; tutorial: 1).
     pub real_target: f32,
+    /// Decay of an exponential moving average of G's weights, updated after every G update
+    /// and used for pictures, the saved model and evaluation (tutorial: none).
+    pub g_ema: Option<f32>,
 }
 
 impl Default for TrainConfig {
@@ -153,6 +156,7 @@ impl Default for TrainConfig {
             lr_d: None,
             d_steps: 1,
             real_target: 1.0,
+            g_ema: None,
         }
     }
 }

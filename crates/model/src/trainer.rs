@@ -60,6 +60,8 @@ pub struct Trainer {
     noise: ChaCha8Rng,
     /// Draws D's dropout masks (untouched without dropout).
     dropout: ChaCha8Rng,
+    /// The moving average of G's weights (with `g_ema`).
+    ema: Option<Mlp>,
     steps_done: u64,
     ws: Workspace,
 }
@@ -74,6 +76,8 @@ pub struct TrainerState {
     pub noise_pos: u128,
     /// Word position of the dropout stream (0 without dropout).
     pub dropout_pos: u128,
+    /// The moving average of G's parameters (with `g_ema`), laid out like them.
+    pub g_ema: Option<Vec<f32>>,
     pub steps_done: u64,
 }
 
@@ -123,7 +127,15 @@ impl TrainerState {
                 shape(want)
             ));
         }
-        Ok(())
+        match (&self.g_ema, cfg.g_ema) {
+            (Some(_), None) => Err("it holds an average of G's weights (train.g_ema), but the \
+                                    spec keeps none"
+                .into()),
+            (None, Some(_)) => Err("the spec keeps an average of G's weights (train.g_ema), \
+                                    but it holds none to continue"
+                .into()),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -220,6 +232,7 @@ impl Trainer {
             adam_d: Adam::new(cfg.adam_d(), gan.discriminator.params.len()),
             noise: stream(seed, Stream::Noise),
             dropout: stream(seed, Stream::Dropout),
+            ema: cfg.g_ema.map(|_| gan.generator.clone()),
             steps_done: 0,
             ws,
             cfg,
@@ -238,6 +251,9 @@ impl Trainer {
         t.adam_d.cfg = adam_d;
         t.noise.set_word_pos(state.noise_pos);
         t.dropout.set_word_pos(state.dropout_pos);
+        if let (Some(ema), Some(params)) = (t.ema.as_mut(), state.g_ema) {
+            ema.params = params;
+        }
         t.steps_done = state.steps_done;
         t
     }
@@ -249,12 +265,27 @@ impl Trainer {
             adam_d: self.adam_d.clone(),
             noise_pos: self.noise.get_word_pos(),
             dropout_pos: self.dropout.get_word_pos(),
+            g_ema: self.ema.as_ref().map(|m| m.params.clone()),
             steps_done: self.steps_done,
         }
     }
 
     pub fn gan(&self) -> &Gan {
         &self.gan
+    }
+
+    /// The generator to draw pictures and samples from: the moving average of G's weights
+    /// with `g_ema`, G itself otherwise.
+    pub fn sampling_generator(&self) -> &Mlp {
+        self.ema.as_ref().unwrap_or(&self.gan.generator)
+    }
+
+    /// The networks to save as the run's model: D and [`Trainer::sampling_generator`].
+    pub fn model_to_save(&self) -> Gan {
+        Gan {
+            generator: self.sampling_generator().clone(),
+            discriminator: self.gan.discriminator.clone(),
+        }
     }
 
     pub fn config(&self) -> &TrainConfig {
@@ -306,6 +337,9 @@ impl Trainer {
             [d_loss, d_real, d_fake] = sums.map(|s| (s / k) as f32);
         }
         let g_loss = self.g_step(step)?;
+        if let (Some(ema), Some(decay)) = (self.ema.as_mut(), self.cfg.g_ema) {
+            update_average(&mut ema.params, &self.gan.generator.params, decay);
+        }
         self.steps_done = step;
         Ok(StepStats {
             d_loss,
@@ -792,6 +826,14 @@ fn generator_forward(g: &Mlp, z: &[f32], hidden: &mut [Vec<f32>], out: &mut [f32
         Split::None,
     );
     kernels::bias_output(out, g.bias(top), g.output);
+}
+
+/// `average = decay * average + (1 - decay) * current`, element by element.
+fn update_average(average: &mut [f32], current: &[f32], decay: f32) {
+    let rest = 1.0 - decay;
+    for (a, &p) in average.iter_mut().zip(current) {
+        *a = decay * *a + rest * p;
+    }
 }
 
 /// `row = one-hot(label)`.

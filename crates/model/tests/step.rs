@@ -262,6 +262,7 @@ fn checkpoints_round_trip_and_training_continues_identically() {
     family.model.d_hidden = vec![32, 24];
     family.d_steps = 2;
     family.lr_g = Some(0.002);
+    family.g_ema = Some(0.9);
     for cfg in [plain, family] {
         continues_identically(cfg);
     }
@@ -465,4 +466,51 @@ fn weights_encode_to_the_same_bytes_every_time() {
     let back = decode_gan(&first).unwrap();
     assert_eq!(back, gan, "architecture and weights read back");
     assert_eq!(decode_generator(&first).unwrap(), gan.generator);
+}
+
+#[test]
+fn the_average_of_gs_weights_follows_training_without_changing_it() {
+    let plain = config(16, 32, 10, Loss::NonSaturating);
+    let averaged = TrainConfig {
+        g_ema: Some(0.9),
+        ..plain.clone()
+    };
+    let (mut a, mut b) = (Trainer::new(plain, 3), Trainer::new(averaged.clone(), 3));
+    // The average starts at G's initial weights and takes each update's weights in turn,
+    // computed here in f64.
+    let mut want: Vec<f64> = b.gan().generator.params.iter().map(|&p| p as f64).collect();
+    assert!(b.sampling_generator() == &b.gan().generator);
+    for i in 0..20 {
+        fill_real(&mut a, i);
+        fill_real(&mut b, i);
+        assert_eq!(
+            a.step().unwrap(),
+            b.step().unwrap(),
+            "training is unchanged"
+        );
+        for (w, &p) in want.iter_mut().zip(&b.gan().generator.params) {
+            *w = 0.9 * *w + 0.1 * p as f64;
+        }
+    }
+    assert!(a.gan() == b.gan());
+    let got = &b.sampling_generator().params;
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(&g, &w)| (g as f64 - w).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-6, "average off by {worst}");
+    assert!(b.sampling_generator().params != b.gan().generator.params);
+    // The saved model is D and the average; a checkpoint without the average cannot continue
+    // under a spec that keeps one, nor the other way round.
+    assert!(b.model_to_save().generator == *b.sampling_generator());
+    let without = a.state();
+    assert!(without
+        .check_fits(&averaged)
+        .unwrap_err()
+        .contains("train.g_ema"));
+    assert!(b
+        .state()
+        .check_fits(&config(16, 32, 10, Loss::NonSaturating))
+        .is_err());
 }

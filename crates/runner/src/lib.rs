@@ -99,6 +99,7 @@ pub fn train_config(spec: &Spec) -> TrainConfig {
         lr_d: spec.train.lr_d.map(|v| v as f32),
         d_steps: spec.train.d_steps,
         real_target: (1.0 - spec.train.label_smoothing) as f32,
+        g_ema: spec.train.g_ema.map(|d| d as f32),
         adam: AdamConfig {
             lr: spec.train.lr as f32,
             beta1: spec.train.beta1 as f32,

@@ -221,7 +221,7 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
         losses.flush()?;
         let mut picture = None;
         if spec.is_sample_epoch(epoch) {
-            let images = generate(&trainer.gan().generator, &picture_input);
+            let images = generate(trainer.sampling_generator(), &picture_input);
             let png = grid.encode_png(&images)?;
             write_atomic(&s.dir.sample_path(epoch), &png)?;
             picture = Some(png);
@@ -255,7 +255,7 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
     }
     bar.finish_and_clear();
     // The weights' hash is in run.json before anything (evaluation first) reads them.
-    s.info.model_sha256 = Some(s.dir.write_model(&encode_gan(trainer.gan()))?);
+    s.info.model_sha256 = Some(s.dir.write_model(&encode_gan(&trainer.model_to_save()))?);
     s.dir.write_info(&s.info)?;
     if spec.eval.enabled {
         if s.interrupt.load(Ordering::SeqCst) {

@@ -689,7 +689,7 @@ fn a_conditional_dropout_run_resumes_exactly_and_draws_a_row_per_digit() {
     // the run is byte-identical to an uninterrupted one (losses, pictures, weights, log).
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let body = "model:\n  conditional: true\n  d_dropout: 0.2\n  g_output: tanh\ntrain:\n  epochs: 2\n  batch_size: 50\nsamples:\n  count: 3\n  every: 1\ncheckpoint:\n  keep: 2\n";
+    let body = "model:\n  conditional: true\n  d_dropout: 0.2\n  g_output: tanh\ntrain:\n  epochs: 2\n  batch_size: 50\n  g_ema: 0.99\nsamples:\n  count: 3\n  every: 1\ncheckpoint:\n  keep: 2\n";
     let spec = fixture_spec_file(t, "cond", "name: cond\nseed: 6\n", body);
     ok(&runner(
         &[spec.to_str().unwrap(), "--run-dir", "whole", "--quiet"],

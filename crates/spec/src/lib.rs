@@ -147,6 +147,9 @@ pub struct TrainSpec {
     /// One-sided label smoothing: D's target for real images is `1 - label_smoothing`.
     #[serde(deserialize_with = "float")]
     pub label_smoothing: f64,
+    /// Decay of a moving average of G's weights used for pictures, the model and evaluation.
+    #[serde(deserialize_with = "optional_float")]
+    pub g_ema: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -239,6 +242,7 @@ impl Default for TrainSpec {
             lr_d: None,
             d_steps: 1,
             label_smoothing: 0.0,
+            g_ema: None,
         }
     }
 }
@@ -426,6 +430,12 @@ pub const KEYS: &[KeyDoc] = &[
         key: "train.label_smoothing",
         default: "0.0",
         meaning: "one-sided label smoothing: D's target for real images is 1 - this",
+    },
+    KeyDoc {
+        key: "train.g_ema",
+        default: "null",
+        meaning:
+            "decay of a moving average of G's weights for pictures, model and eval (e.g. 0.999)",
     },
     KeyDoc {
         key: "samples.count",

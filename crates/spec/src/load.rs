@@ -599,6 +599,15 @@ fn validate(s: &Spec) -> Result<(), String> {
             show(s.train.label_smoothing)
         ));
     }
+    if let Some(decay) = s.train.g_ema {
+        if !(decay > 0.0 && (decay as f32) < 1.0) {
+            return Err(format!(
+                "train.g_ema must be in (0, 1) in single precision, e.g. 0.999, or null for no \
+                 average (got {})",
+                show(decay)
+            ));
+        }
+    }
     if s.train.d_steps > 100 {
         return Err(format!(
             "train.d_steps must be at most 100 (got {})",

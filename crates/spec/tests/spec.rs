@@ -300,6 +300,10 @@ fn the_loss_and_training_keys() {
         ),
         (0.3, LossSpec::Hinge, 2, Some(4.0e-4), None)
     );
+    assert_eq!(
+        parse("", &["train.g_ema=0.999"]).unwrap().train.g_ema,
+        Some(0.999)
+    );
     // The older name keeps working, in files, --set and sweeps.
     let s = parse("train:\n  g_loss: minimax\n", &[]).unwrap();
     assert_eq!(s.train.loss, LossSpec::Minimax);
@@ -331,6 +335,8 @@ fn the_loss_and_training_keys() {
             "train.label_smoothing must be in [0, 1)",
         ),
         ("train:\n  loss: wasserstein\n", "least_squares"),
+        ("train:\n  g_ema: 1.0\n", "train.g_ema must be in (0, 1)"),
+        ("train:\n  g_ema: 0\n", "train.g_ema must be in (0, 1)"),
     ] {
         let e = parse(text, &[]).unwrap_err();
         assert!(e.contains(want), "{text:?}: {e}");
