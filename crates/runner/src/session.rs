@@ -333,7 +333,7 @@ fn evaluate(spec: &Spec, dir: &RunDir, quiet: bool, prefix: &str) -> anyhow::Res
     if !quiet {
         let p = m.generated.parzen.as_ref();
         println!(
-            "{prefix}Metrics ({} samples, {:.1} s): Parzen {} nats, FID {:.2}, IS {:.2}, coverage {}/10, precision {:.3}, recall {:.3}",
+            "{prefix}Metrics ({} samples, {:.1} s): Parzen {} nats, FID {:.2}, IS {:.2}, coverage {}/10, precision {:.3}, recall {:.3}{}",
             m.samples,
             m.seconds,
             p.map(|p| format!("{:.1} +- {:.1}", p.mean_ll, p.std_err)).unwrap_or_else(|| "-".into()),
@@ -341,7 +341,11 @@ fn evaluate(spec: &Spec, dir: &RunDir, quiet: bool, prefix: &str) -> anyhow::Res
             m.generated.inception_score,
             m.generated.coverage.classes_over_5pct,
             m.generated.precision,
-            m.generated.recall
+            m.generated.recall,
+            m.generated
+                .label_accuracy
+                .map(|a| format!(", label accuracy {:.1}%", 100.0 * a))
+                .unwrap_or_default()
         );
     }
     Ok(())

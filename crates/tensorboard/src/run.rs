@@ -195,6 +195,9 @@ impl RunLog {
         if let Some(p) = &g.parzen {
             values.push(("parzen_ll", p.mean_ll));
         }
+        if let Some(a) = g.label_accuracy {
+            values.push(("label_accuracy", a));
+        }
         for (name, v) in values {
             self.writer
                 .scalar(&format!("metrics/{name}"), step, wall, v as f32);
