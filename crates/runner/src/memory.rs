@@ -23,10 +23,9 @@ struct Part {
 
 /// The estimate's parts: upper estimates, each within a small factor of what is allocated.
 fn parts(spec: &Spec) -> Vec<Part> {
-    let model = &spec.model;
-    let (z, x) = (model.noise_dim as u128, IMAGE_PIXELS as u128);
-    let g = [&[model.noise_dim][..], &model.g_widths(), &[IMAGE_PIXELS]].concat();
-    let d = [&[IMAGE_PIXELS][..], &model.d_widths(), &[1]].concat();
+    let cfg = crate::train_config(spec);
+    let (g, d) = (cfg.model.generator_sizes(), cfg.model.discriminator_sizes());
+    let (z, x) = (g[0] as u128, IMAGE_PIXELS as u128);
     let count = |sizes: &[usize]| -> u128 {
         sizes
             .windows(2)
@@ -40,11 +39,26 @@ fn parts(spec: &Spec) -> Vec<Part> {
     let b = spec.train.batch_size as u128;
     let f = 4u128; // bytes per f32
     let params = count(&g) + count(&d);
-    // Weights, gradients and both Adam moments, plus a checkpoint's copies while it is encoded.
-    let networks = params * f * (4 + 6);
-    let workspace = b * (z + 2 * widths(&g) + 4 * widths(&d) + 3 * x + 4) * f;
+    // Weights, gradients and both Adam moments, plus a checkpoint's copies while it is
+    // encoded; the average of G's weights and its copy.
+    let average = if cfg.g_ema.is_some() {
+        2 * count(&g)
+    } else {
+        0
+    };
+    let networks = (params * (4 + 6) + average) * f;
+    // Dropout masks (2B rows for D's update, B for G's); a conditional GAN's separate pixel
+    // buffers (2B rows).
+    let masks = if cfg.model.d_dropout > 0.0 {
+        3 * widths(&d)
+    } else {
+        0
+    };
+    let pixels = if cfg.model.classes > 0 { 2 * x } else { 0 };
+    let workspace = b * (z + 2 * widths(&g) + 4 * widths(&d) + 3 * x + 4 + masks + pixels) * f;
     let data = TRAINING_FILE_IMAGES * x * 2;
-    let count = spec.samples.count as u128;
+    // A conditional GAN's pictures have a row of `samples.count` per class.
+    let count = spec.samples.count as u128 * (cfg.model.classes as u128).max(1);
     let pictures = count * ((x + z + h) * f + x * PICTURE_BYTES_PER_PIXEL);
     let eval = if spec.eval.enabled {
         spec.eval.samples as u128 * (x + z + h + 1024 + 256 + 10) * f * 2
@@ -54,7 +68,7 @@ fn parts(spec: &Spec) -> Vec<Part> {
     vec![
         Part {
             what: "the two networks with their gradients, Adam state and checkpoint copies",
-            keys: "model.hidden (or model.g_hidden, model.d_hidden), model.noise_dim",
+            keys: "model.hidden (or model.g_hidden, model.d_hidden), model.noise_dim, train.g_ema",
             bytes: networks,
         },
         Part {
