@@ -29,15 +29,27 @@ pub fn generator_input(noise: &[f32], labels: &[u8], classes: usize) -> Vec<f32>
         return noise.to_vec();
     }
     let width = noise.len() / labels.len().max(1);
-    noise
-        .chunks_exact(width)
-        .zip(labels)
-        .flat_map(|(z, &label)| {
-            let mut hot = vec![0.0; classes];
-            hot[label as usize] = 1.0;
-            [z, &hot[..]].concat()
-        })
-        .collect()
+    let mut out = vec![0.0; labels.len() * (width + classes)];
+    join_one_hot(&mut out, noise, labels, classes);
+    out
+}
+
+/// A conditional network's input rows, written into `out`: each row of `rows`
+/// (`rows.len() / labels.len()` wide) followed by its label one-hot over `classes`. G's
+/// input (noise, label) and D's (pixels, label) alike.
+pub fn join_one_hot(out: &mut [f32], rows: &[f32], labels: &[u8], classes: usize) {
+    let width = rows.len() / labels.len().max(1);
+    let out_rows = out.chunks_exact_mut(width + classes);
+    for ((o, row), &label) in out_rows.zip(rows.chunks_exact(width)).zip(labels) {
+        o[..width].copy_from_slice(row);
+        one_hot(&mut o[width..], label);
+    }
+}
+
+/// `row = one-hot(label)`.
+pub(crate) fn one_hot(row: &mut [f32], label: u8) {
+    row.fill(0.0);
+    row[label as usize] = 1.0;
 }
 
 /// The generator's images (`rows x 784`, in [0, 1]) for its input rows `z` (`rows x

@@ -15,6 +15,7 @@ use rand_distr::StandardNormal;
 
 use crate::adam::{self, Adam};
 use crate::config::{Loss, TrainConfig};
+use crate::generate::{join_one_hot, one_hot};
 use crate::kernels::{self, matmul, sigmoid, softplus, Split, View};
 use crate::params::{split_layers_mut, Activation, Gan, Mlp, Output};
 use crate::rng::{stream, Stream};
@@ -181,6 +182,13 @@ impl Workspace {
         let (g, d) = (&gan.generator.sizes, &gan.discriminator.sizes);
         let (g_hidden, d_hidden) = (&g[1..g.len() - 1], &d[1..d.len() - 1]);
         let conditional = gan.classes() > 0;
+        let masks = |r: usize| {
+            if cfg.model.d_dropout > 0.0 {
+                rows(d_hidden, r)
+            } else {
+                Vec::new()
+            }
+        };
         Workspace {
             z: vec![0.0; b * g[0]],
             g_out: rows(g_hidden, b),
@@ -193,16 +201,8 @@ impl Workspace {
             grad_g: vec![0.0; gan.generator.params.len()],
             dfake: vec![0.0; b * IMAGE_PIXELS],
             g_grad: rows(g_hidden, b),
-            d_masks: if cfg.model.d_dropout > 0.0 {
-                rows(d_hidden, 2 * b)
-            } else {
-                Vec::new()
-            },
-            g_masks: if cfg.model.d_dropout > 0.0 {
-                rows(d_hidden, b)
-            } else {
-                Vec::new()
-            },
+            d_masks: masks(2 * b),
+            g_masks: masks(b),
             labels: vec![0; b],
             fake_labels: vec![0; if conditional { b } else { 0 }],
             real_px: vec![0.0; if conditional { b * IMAGE_PIXELS } else { 0 }],
@@ -422,7 +422,7 @@ impl Trainer {
                             one_hot(&mut row[width - classes..], label);
                         }
                         generator_forward(g, z, g_out, fake_px);
-                        join_labels(fake, fake_px, fake_labels, classes);
+                        join_one_hot(fake, fake_px, fake_labels, classes);
                     }
                 },
                 || {
@@ -439,7 +439,7 @@ impl Trainer {
                         }
                     }
                     if classes > 0 {
-                        join_labels(real, real_px, labels, classes);
+                        join_one_hot(real, real_px, labels, classes);
                     }
                     for mask in masks.iter_mut() {
                         draw_mask(mask, dropout, drop_p);
@@ -544,10 +544,10 @@ impl Trainer {
                 d.weight(hidden),
                 &mut ws.d_grad[hidden - 1],
                 d.hidden_act,
-                ws.d_masks.get(hidden - 1).map(|m| (&m[..], keep)),
+                layer_mask(&ws.d_masks, hidden - 1, keep),
             );
             for l in (1..hidden).rev() {
-                let mask = ws.d_masks.get(l - 1).map(|m| (&m[..], keep));
+                let mask = layer_mask(&ws.d_masks, l - 1, keep);
                 back_through(&mut ws.d_grad, &ws.d_out, d, l, 2 * b, mask);
             }
             for ((_, gb), dg) in split_layers_mut(sizes, &mut ws.grad_d).zip(&ws.d_grad) {
@@ -676,10 +676,10 @@ impl Trainer {
                 w_out,
                 &mut ws.d_grad[top][..rows],
                 d.hidden_act,
-                ws.g_masks.get(top).map(|m| (&m[..], keep)),
+                layer_mask(&ws.g_masks, top, keep),
             );
             for l in (1..d_hidden).rev() {
-                let mask = ws.g_masks.get(l - 1).map(|m| (&m[..], keep));
+                let mask = layer_mask(&ws.g_masks, l - 1, keep);
                 back_through(&mut ws.d_grad, &ws.d_out, d, l, b, mask);
             }
             // Only the pixel columns of D's first layer: the label needs no gradient.
@@ -836,24 +836,13 @@ fn update_average(average: &mut [f32], current: &[f32], decay: f32) {
     }
 }
 
-/// `row = one-hot(label)`.
-fn one_hot(row: &mut [f32], label: u8) {
-    row.fill(0.0);
-    row[label as usize] = 1.0;
-}
-
-/// D's input rows (`784 + classes` wide) from images and their labels.
-fn join_labels(rows: &mut [f32], pixels: &[f32], labels: &[u8], classes: usize) {
-    let x = IMAGE_PIXELS;
-    let rows = rows.chunks_exact_mut(x + classes);
-    for ((row, px), &label) in rows.zip(pixels.chunks_exact(x)).zip(labels) {
-        row[..x].copy_from_slice(px);
-        one_hot(&mut row[x..], label);
-    }
-}
-
 /// Dropout masks of a layer's rows and the keep probability they were drawn with.
 type Mask<'a> = Option<(&'a [f32], f32)>;
+
+/// Hidden layer `l`'s masks among `masks` (none without dropout).
+fn layer_mask(masks: &[Vec<f32>], l: usize, keep: f32) -> Mask<'_> {
+    masks.get(l).map(|m| (&m[..], keep))
+}
 
 /// Fills `mask` with 0 (probability `p`) or `1 / (1 - p)`, from `rng`.
 fn draw_mask(mask: &mut [f32], rng: &mut ChaCha8Rng, p: f32) {
