@@ -78,6 +78,32 @@ fn close(a: f32, b: f32) -> bool {
     (a - b).abs() <= 1e-5 * b.abs().max(1.0)
 }
 
+/// One network's step against dfdx: its gradient (relative to the largest entry) and its
+/// reported objective, then its update against an independent Adam applied to dfdx's
+/// gradient from the optimiser state `adam` before the step.
+fn agrees(
+    what: &str,
+    (grad, objective): (&[f32], f32),
+    want: &reference::LossAndGrad,
+    adam: &gan_model::adam::Adam,
+    cfg: AdamConfig,
+    (params_before, params_after): (&[f32], &[f32]),
+) {
+    let e = rel_max_diff(grad, &want.grad);
+    assert!(
+        e < 2e-4,
+        "{what} gradient off by {e:.1e} of its largest entry"
+    );
+    assert!(
+        close(objective, want.objective),
+        "{what} loss {objective} vs {}",
+        want.objective
+    );
+    let expected = independent_adam(params_before, &want.grad, &adam.m, &adam.v, adam.t, cfg);
+    let u = update_diff(params_before, params_after, &expected);
+    assert!(u < 1e-3, "{what}'s update off by {u:.1e}");
+}
+
 fn check(name: &str, cfg: TrainConfig) {
     assert_eq!(
         cfg.d_steps, 1,
@@ -168,32 +194,17 @@ fn check(name: &str, cfg: TrainConfig) {
         reference::Objective::of(&cfg),
         d_masks.as_deref(),
     );
-    let e = rel_max_diff(&grad_d, &d_ref.grad);
-    assert!(
-        e < 2e-4,
-        "{name}: D gradient off by {e:.1e} of its largest entry"
-    );
-    assert!(
-        close(stats.d_loss, d_ref.objective),
-        "{name}: d_loss {} vs {}",
-        stats.d_loss,
-        d_ref.objective
-    );
-    let ad = &before.adam_d;
-    let d_want = independent_adam(
-        &before.gan.discriminator.params,
-        &d_ref.grad,
-        &ad.m,
-        &ad.v,
-        ad.t,
+    agrees(
+        &format!("{name}: D"),
+        (&grad_d, stats.d_loss),
+        &d_ref,
+        &before.adam_d,
         adam_of(&cfg, cfg.lr_d),
+        (
+            &before.gan.discriminator.params,
+            &after.gan.discriminator.params,
+        ),
     );
-    let u = update_diff(
-        &before.gan.discriminator.params,
-        &after.gan.discriminator.params,
-        &d_want,
-    );
-    assert!(u < 1e-3, "{name}: D's update off by {u:.1e}");
 
     // G: gradients against the updated D, then one Adam update.
     let g_ref = reference::generator_step(
@@ -203,28 +214,14 @@ fn check(name: &str, cfg: TrainConfig) {
         cfg.loss,
         g_masks.as_deref(),
     );
-    let e = rel_max_diff(&grad_g, &g_ref.grad);
-    assert!(
-        e < 2e-4,
-        "{name}: G gradient off by {e:.1e} of its largest entry"
-    );
-    assert!(
-        close(stats.g_loss, g_ref.objective),
-        "{name}: g_loss {} vs {}",
-        stats.g_loss,
-        g_ref.objective
-    );
-    let ag = &before.adam_g;
-    let g_want = independent_adam(
-        &g0.params,
-        &g_ref.grad,
-        &ag.m,
-        &ag.v,
-        ag.t,
+    agrees(
+        &format!("{name}: G"),
+        (&grad_g, stats.g_loss),
+        &g_ref,
+        &before.adam_g,
         adam_of(&cfg, cfg.lr_g),
+        (&g0.params, &after.gan.generator.params),
     );
-    let u = update_diff(&g0.params, &after.gan.generator.params, &g_want);
-    assert!(u < 1e-3, "{name}: G's update off by {u:.1e}");
 }
 
 fn config(model: ModelConfig, loss: Loss) -> TrainConfig {
