@@ -652,6 +652,21 @@ fn an_interrupt_after_the_last_step_skips_evaluation_but_keeps_the_run() {
     assert!(!t.join("r/metrics.json").exists(), "evaluation was skipped");
 }
 
+/// Runs `spec` whole into `t/whole` and, interrupted after `step` and resumed, into
+/// `t/int`: the two runs are byte-identical.
+fn resumes_like_the_whole_run(spec: &Path, t: &Path, step: u64) {
+    ok(&runner(
+        &[spec.to_str().unwrap(), "--run-dir", "whole", "--quiet"],
+        t,
+    ));
+    assert_eq!(
+        run_interrupted_after(spec, t, "int", step),
+        Outcome::Interrupted(t.join("int"))
+    );
+    resume_in_process(t, "int");
+    assert_same_run(&t.join("whole"), &t.join("int"));
+}
+
 #[test]
 fn a_deeper_model_trains_resumes_exactly_and_samples() {
     // Two hidden layers each, LeakyReLU, a tanh generator, dropout in D, the least-squares
@@ -661,16 +676,7 @@ fn a_deeper_model_trains_resumes_exactly_and_samples() {
     let t = tmp.path();
     let body = "model:\n  g_hidden: [64, 128]\n  d_hidden: [128, 64]\n  g_activation: leaky_relu\n  d_activation: leaky_relu\n  g_output: tanh\n  d_dropout: 0.3\ntrain:\n  epochs: 3\n  batch_size: 50\n  loss: least_squares\n  d_steps: 2\n  lr_g: 0.001\nsamples:\n  count: 4\n  every: 1\ncheckpoint:\n  keep: 2\n";
     let spec = fixture_spec_file(t, "deep", "name: deep\nseed: 4\n", body);
-    ok(&runner(
-        &[spec.to_str().unwrap(), "--run-dir", "whole", "--quiet"],
-        t,
-    ));
-    assert_eq!(
-        run_interrupted_after(&spec, t, "int", 30),
-        Outcome::Interrupted(t.join("int"))
-    );
-    resume_in_process(t, "int");
-    assert_same_run(&t.join("whole"), &t.join("int"));
+    resumes_like_the_whole_run(&spec, t, 30);
     // The weights carry their architecture: sampling needs no spec, and a tanh generator's
     // pictures are in [0, 1] like any other's.
     let gan = gan_model::checkpoint::load_gan(&t.join("whole/model.safetensors")).unwrap();
@@ -691,16 +697,7 @@ fn a_conditional_dropout_run_resumes_exactly_and_draws_a_row_per_digit() {
     let t = tmp.path();
     let body = "model:\n  conditional: true\n  d_dropout: 0.2\n  g_output: tanh\ntrain:\n  epochs: 2\n  batch_size: 50\n  g_ema: 0.99\nsamples:\n  count: 3\n  every: 1\ncheckpoint:\n  keep: 2\n";
     let spec = fixture_spec_file(t, "cond", "name: cond\nseed: 6\n", body);
-    ok(&runner(
-        &[spec.to_str().unwrap(), "--run-dir", "whole", "--quiet"],
-        t,
-    ));
-    assert_eq!(
-        run_interrupted_after(&spec, t, "int", 25),
-        Outcome::Interrupted(t.join("int"))
-    );
-    resume_in_process(t, "int");
-    assert_same_run(&t.join("whole"), &t.join("int"));
+    resumes_like_the_whole_run(&spec, t, 25);
     let gan = gan_model::checkpoint::load_gan(&t.join("whole/model.safetensors")).unwrap();
     assert_eq!(gan.classes(), 10);
     assert_eq!(gan.generator.sizes, [138, 256, 784]);

@@ -301,16 +301,7 @@ fn runs_lists_every_kind_of_run_and_survives_damage() {
 #[test]
 fn sample_writes_an_idx_file_any_tool_can_read() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = make_run(tmp.path(), "r", 1, 1, None, Status::Completed);
-    let gan = gan_model::Gan::init(
-        &gan_model::ModelConfig::default(),
-        &mut gan_model::stream(1, gan_model::Stream::Init),
-    );
-    std::fs::write(
-        run.join(gan_rundir::MODEL_FILE),
-        gan_model::checkpoint::encode_gan(&gan),
-    )
-    .unwrap();
+    let run = run_with_model(tmp.path(), "r", &Default::default(), None);
     let seven_from_seed_3 = |out: &Path| {
         let (run, out) = (run.to_str().unwrap(), out.to_str().unwrap());
         stdout_of(&run_gan(&[
@@ -343,20 +334,11 @@ fn sample_writes_an_idx_file_any_tool_can_read() {
 #[test]
 fn sample_asks_a_conditional_generator_for_every_digit_equally() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = make_run(tmp.path(), "c", 1, 1, None, Status::Completed);
     let conditional = gan_model::ModelConfig {
         classes: 10,
         ..gan_model::ModelConfig::default()
     };
-    let gan = gan_model::Gan::init(
-        &conditional,
-        &mut gan_model::stream(1, gan_model::Stream::Init),
-    );
-    std::fs::write(
-        run.join(gan_rundir::MODEL_FILE),
-        gan_model::checkpoint::encode_gan(&gan),
-    )
-    .unwrap();
+    let run = run_with_model(tmp.path(), "c", &conditional, None);
     let (images, labels) = (tmp.path().join("c.idx"), tmp.path().join("c-labels.idx"));
     let (r, i, l) = (
         run.to_str().unwrap(),
@@ -389,16 +371,7 @@ fn sample_asks_a_conditional_generator_for_every_digit_equally() {
     }
 
     // An unconditional run has no digits to write: a clear refusal, nothing written.
-    let plain = make_run(tmp.path(), "u", 1, 1, None, Status::Completed);
-    let g = gan_model::Gan::init(
-        &gan_model::ModelConfig::default(),
-        &mut gan_model::stream(1, gan_model::Stream::Init),
-    );
-    std::fs::write(
-        plain.join(gan_rundir::MODEL_FILE),
-        gan_model::checkpoint::encode_gan(&g),
-    )
-    .unwrap();
+    let plain = run_with_model(tmp.path(), "u", &Default::default(), None);
     let other = tmp.path().join("u-labels.idx");
     let out = run_gan(&[
         "sample",
@@ -461,13 +434,16 @@ fn cluster_scripts_fan_a_sweep_out_by_shard() {
     );
 }
 
-/// A completed run whose model.safetensors is written and recorded as the runner does.
-fn run_with_model(root: &Path, nan_at: Option<usize>) -> PathBuf {
-    let path = make_run(root, "m", 1, 1, None, Status::Completed);
-    let mut gan = gan_model::Gan::init(
-        &gan_model::ModelConfig::default(),
-        &mut gan_model::stream(1, gan_model::Stream::Init),
-    );
+/// A completed run `root/dir` whose model.safetensors (freshly initialised `model`) is
+/// written and recorded as the runner does.
+fn run_with_model(
+    root: &Path,
+    dir: &str,
+    model: &gan_model::ModelConfig,
+    nan_at: Option<usize>,
+) -> PathBuf {
+    let path = make_run(root, dir, 1, 1, None, Status::Completed);
+    let mut gan = gan_model::Gan::init(model, &mut gan_model::stream(1, gan_model::Stream::Init));
     if let Some(i) = nan_at {
         let bias = gan.generator.slots()[3].range.start;
         gan.generator.params[bias + i] = f32::NAN;
@@ -495,7 +471,7 @@ fn a_damaged_or_broken_model_is_refused_before_any_work() {
     // Data without a cached classifier: any eval that got past its inputs would train one.
     let data = common::fixture_copy(tmp.path());
     let data = data.to_str().unwrap();
-    let run = run_with_model(tmp.path(), None);
+    let run = run_with_model(tmp.path(), "m", &Default::default(), None);
     let r = run.to_str().unwrap();
     let out = tmp.path().join("s.idx");
     let o = out.to_str().unwrap();
@@ -537,7 +513,7 @@ fn a_damaged_or_broken_model_is_refused_before_any_work() {
 fn a_generator_with_a_nan_weight_is_refused_not_scored() {
     let tmp = tempfile::tempdir().unwrap();
     let data = common::fixture_copy(tmp.path());
-    let run = run_with_model(tmp.path(), Some(17));
+    let run = run_with_model(tmp.path(), "m", &Default::default(), Some(17));
     let err = stderr_of_failure(&run_gan(&[
         "eval",
         run.to_str().unwrap(),
