@@ -20,6 +20,10 @@ pub struct Args {
     /// tutorial's, e.g. experiments/improved.yaml
     #[arg(long)]
     spec: Option<PathBuf>,
+    /// Also print where the step's time goes, phase by phase (builds the step with timers, so
+    /// its total is a little above the plain figure)
+    #[arg(long)]
+    phases: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -45,8 +49,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "runner",
             "--example",
             "bench_step",
-            "--",
         ])
+        .args(
+            args.phases
+                .then_some(["--features", "phases"])
+                .into_iter()
+                .flatten(),
+        )
+        .arg("--")
         .arg("--steps")
         .arg(args.steps.to_string())
         .arg("--threads")
@@ -57,6 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             spec.iter()
                 .flat_map(|s| [std::ffi::OsStr::new("--spec"), s.as_os_str()]),
         )
+        .args(args.phases.then_some("--phases"))
         .status()
         .context("running cargo")?;
     if !status.success() {

@@ -20,6 +20,7 @@ pub mod generate;
 pub mod kernels;
 pub mod lockstep;
 mod params;
+pub mod phases;
 pub mod reference;
 mod rng;
 mod trainer;

@@ -18,6 +18,7 @@ use crate::config::{Loss, TrainConfig};
 use crate::generate::{join_one_hot, one_hot};
 use crate::kernels::{self, matmul, sigmoid, softplus, Split, View};
 use crate::params::{split_layers_mut, Activation, Gan, Mlp, Output};
+use crate::phases::{self, Phase};
 use crate::rng::{stream, Stream};
 use crate::IMAGE_PIXELS;
 
@@ -338,6 +339,7 @@ impl Trainer {
         }
         let g_loss = self.g_step(step)?;
         if let (Some(ema), Some(decay)) = (self.ema.as_mut(), self.cfg.g_ema) {
+            let _t = phases::time(Phase::Ema);
             update_average(&mut ema.params, &self.gan.generator.params, decay);
         }
         self.steps_done = step;
@@ -403,11 +405,16 @@ impl Trainer {
             rayon::join(
                 || {
                     if classes == 0 {
-                        for v in z.iter_mut() {
-                            *v = noise.sample(StandardNormal);
+                        {
+                            let _t = phases::time(Phase::Noise);
+                            for v in z.iter_mut() {
+                                *v = noise.sample(StandardNormal);
+                            }
                         }
+                        let _t = phases::time(Phase::GForward);
                         generator_forward(g, z, g_out, fake);
                     } else {
+                        let noise_timer = phases::time(Phase::Noise);
                         // Every row's noise, then every row's label, uniform over the classes.
                         let width = g.input();
                         for row in z.chunks_exact_mut(width) {
@@ -421,11 +428,14 @@ impl Trainer {
                         for (row, &label) in z.chunks_exact_mut(width).zip(fake_labels.iter()) {
                             one_hot(&mut row[width - classes..], label);
                         }
+                        drop(noise_timer);
+                        let _t = phases::time(Phase::GForward);
                         generator_forward(g, z, g_out, fake_px);
                         join_one_hot(fake, fake_px, fake_labels, classes);
                     }
                 },
                 || {
+                    let gather = phases::time(Phase::Gather);
                     let pixels = if classes == 0 {
                         &mut real[..]
                     } else {
@@ -444,11 +454,14 @@ impl Trainer {
                     for mask in masks.iter_mut() {
                         draw_mask(mask, dropout, drop_p);
                     }
+                    drop(gather);
+                    let _t = phases::time(Phase::DForwardReal);
                     if let Some((k_real, _)) = first.as_mut() {
                         layer_forward(k_real, real, d, 0, Split::None);
                     }
                 },
             );
+            let _t = phases::time(Phase::DForwardFake);
             if let Some((_, k_fake)) = first {
                 layer_forward(k_fake, fake, d, 0, Split::Cols(2));
             }
@@ -466,6 +479,7 @@ impl Trainer {
             kernels::rows_dot(&mut ws.logits, last, d.weight(hidden), d.bias(hidden)[0]);
         }
 
+        let backward = phases::time(Phase::DBackward);
         let (mut loss_real, mut loss_fake, mut d_real, mut d_fake) =
             (0.0f64, 0.0f64, 0.0f64, 0.0f64);
         let inv_b = 1.0 / b as f32;
@@ -555,6 +569,8 @@ impl Trainer {
             }
         }
 
+        drop(backward);
+        let _t = phases::time(Phase::DWeightsAdam);
         // D's weight gradients (no gradient for its input: neither the real images nor G's
         // output need one). The first layer's, the largest, is cut into blocks of rows, each
         // updated by Adam as soon as it is computed, while it is still in cache.
@@ -592,6 +608,7 @@ impl Trainer {
 
     /// Updates G with the z of the D step, against the updated D. Returns g_loss.
     fn g_step(&mut self, step: u64) -> Result<f32, TrainError> {
+        let forward = phases::time(Phase::GStepDForward);
         let b = self.cfg.batch_size;
         let x = IMAGE_PIXELS;
         let ws = &mut self.ws;
@@ -658,6 +675,8 @@ impl Trainer {
         let g_loss = (objective / b as f64) as f32;
         check_finite(step, "g_loss", g_loss)?;
 
+        drop(forward);
+        let back = phases::time(Phase::BackToImage);
         // Back through D to G's output only: D's weight gradients are not needed here.
         let w_out = d.weight(d_hidden);
         if d_hidden == 0 {
@@ -705,9 +724,11 @@ impl Trainer {
             Output::Identity => {}
         }
 
+        drop(back);
         // The gradient at G's last hidden layer needs G's output weights before their update.
         let g_hidden = g.layers() - 1;
         if g_hidden > 0 {
+            let _t = phases::time(Phase::GHiddenGrad);
             matmul(
                 &mut ws.g_grad[g_hidden - 1],
                 View::rows(&ws.dfake, b, x),
@@ -737,6 +758,7 @@ impl Trainer {
         let top_input: &[f32] = g_out.last().unwrap_or(z);
         rayon::join(
             || {
+                let _t = phases::time(Phase::GOutputAdam);
                 // The output layer's weight gradient in blocks of rows, each updated at once.
                 adam::apply_in_blocks(
                     &k,
@@ -754,6 +776,7 @@ impl Trainer {
                 );
             },
             || {
+                let _t = phases::time(Phase::GHiddenAdam);
                 kernels::column_sums(gb_out, dfake);
                 adam::apply(&k, pb_out, gb_out, mb_out, vb_out);
                 // Hidden layers from the top down: each layer's gradient reaches the layer

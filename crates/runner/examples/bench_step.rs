@@ -31,6 +31,10 @@ struct Args {
     /// Time this spec's step (model, loss, D steps, batch size) instead of the tutorial's
     #[arg(long)]
     spec: Option<PathBuf>,
+    /// Also print the time per phase of the step (needs the `phases` feature, which
+    /// `cargo xtask bench --phases` turns on)
+    #[arg(long)]
+    phases: bool,
 }
 
 fn more_than_warmup(s: &str) -> Result<usize, String> {
@@ -74,13 +78,19 @@ fn main() {
         .num_threads(args.threads)
         .build()
         .expect("thread pool");
+    if args.phases && gan_model::phases::take().is_none() {
+        fail("--phases needs the `phases` feature: run `cargo xtask bench --phases`".into());
+    }
     let times = pool.install(|| {
         let mut trainer = Trainer::new(cfg.clone(), args.seed);
         let mut batches =
             Batcher::new(train.len(), cfg.batch_size, stream(args.seed, Stream::Data))
                 .unwrap_or_else(|e| fail(e.to_string()));
         let mut times = Vec::with_capacity(args.steps);
-        for _ in 0..args.steps {
+        for i in 0..args.steps {
+            if i == WARMUP {
+                gan_model::phases::take();
+            }
             let t0 = Instant::now();
             let (images, labels) = (&train.images, &train.labels);
             trainer
@@ -111,5 +121,37 @@ fn main() {
         flops / (median * 1e-3) / 1e9,
         flops / 1e6
     );
+    if args.phases {
+        print_phases(&times[WARMUP..]);
+    }
     println!("train_step_ms: {median:.3}");
+}
+
+/// The mean time per step of each phase since the warm-up, beside the mean step.
+fn print_phases(times: &[f64]) {
+    let phases = gan_model::phases::take().expect("checked before training");
+    let steps = times.len() as f64;
+    let mean_step = times.iter().sum::<f64>() / steps;
+    let mut total = 0.0;
+    println!("phase (mean per step; side-by-side phases overlap at 2 threads)   ms   % of step");
+    for (phase, time) in &phases {
+        let ms = time.as_secs_f64() * 1e3 / steps;
+        total += ms;
+        if ms > 0.0 {
+            println!(
+                "  {:<40} {ms:>8.3} {:>6.1}",
+                phase.name(),
+                100.0 * ms / mean_step
+            );
+        }
+    }
+    println!(
+        "  {:<40} {total:>8.3} {:>6.1}",
+        "sum of phases",
+        100.0 * total / mean_step
+    );
+    println!(
+        "  {:<40} {mean_step:>8.3} {:>6.1}",
+        "step (mean wall time)", 100.0
+    );
 }
