@@ -87,6 +87,71 @@ pub(crate) fn apply_in_blocks(
         });
 }
 
+/// The first half of an update applied block by block like [`apply_in_blocks`], for
+/// parameters that are still being read elsewhere: after each block of the gradient `g` is
+/// filled and the moments are updated, the step to subtract (`lr_t * m / (sqrt(v) + eps)`)
+/// goes into `step`, and [`subtract_steps`] applies it later. The arithmetic is [`apply`]'s,
+/// so the parameters end up bit-identical.
+pub(crate) fn steps_in_blocks(
+    k: &Coefficients,
+    block: usize,
+    [g, m, v, step]: [&mut [f32]; 4],
+    fill: impl Fn(usize, &mut [f32]) + Sync,
+) {
+    g.par_chunks_mut(block)
+        .zip(step.par_chunks_mut(block))
+        .zip(m.par_chunks_mut(block).zip(v.par_chunks_mut(block)))
+        .enumerate()
+        .for_each(|(i, ((g, step), (m, v)))| {
+            fill(i, g);
+            steps(k, g, m, v, step);
+        });
+}
+
+/// `p -= step`, element by element, in parallel blocks (the second half of
+/// [`steps_in_blocks`]).
+pub(crate) fn subtract_steps(p: &mut [f32], steps: &[f32]) {
+    assert_eq!(p.len(), steps.len());
+    p.par_chunks_mut(SUBTRACT_BLOCK)
+        .zip(steps.par_chunks(SUBTRACT_BLOCK))
+        .for_each(|(p, s)| {
+            for (p, &s) in p.iter_mut().zip(s) {
+                *p -= s;
+            }
+        });
+}
+
+const SUBTRACT_BLOCK: usize = 1 << 15;
+
+/// Updates the moments and writes the step [`apply`] would subtract into `step`.
+fn steps(k: &Coefficients, g: &[f32], m: &mut [f32], v: &mut [f32], step: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked above.
+        return unsafe { steps_avx2(k, g, m, v, step) };
+    }
+    steps_portable(k, g, m, v, step)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn steps_avx2(k: &Coefficients, g: &[f32], m: &mut [f32], v: &mut [f32], step: &mut [f32]) {
+    steps_portable(k, g, m, v, step)
+}
+
+#[inline(always)]
+fn steps_portable(k: &Coefficients, g: &[f32], m: &mut [f32], v: &mut [f32], step: &mut [f32]) {
+    let (one_b1, one_b2) = (1.0 - k.beta1, 1.0 - k.beta2);
+    let n = g.len();
+    let (m, v, step) = (&mut m[..n], &mut v[..n], &mut step[..n]);
+    for i in 0..n {
+        let gi = g[i];
+        m[i] = k.beta1 * m[i] + one_b1 * gi;
+        v[i] = k.beta2 * v[i] + one_b2 * (gi * gi);
+        step[i] = k.lr_t * m[i] / (v[i].sqrt() + k.eps);
+    }
+}
+
 /// One Adam update of `p` (and its moments `m`, `v`) with gradient `g`.
 pub(crate) fn apply(k: &Coefficients, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
@@ -144,6 +209,35 @@ mod tests {
         let want0 = 0.9 - lr_t * m0 / (v0.sqrt() + 1e-8);
         assert!((p[0] as f64 - want0).abs() < 1e-6, "{} vs {want0}", p[0]);
         assert_eq!(adam.t, 2);
+    }
+
+    #[test]
+    fn steps_then_subtraction_equal_one_update() {
+        let cfg = AdamConfig::default();
+        let grads: Vec<f32> = (0..1000)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 1e-3)
+            .collect();
+        let mut p1: Vec<f32> = (0..1000).map(|i| (i as f32).sin()).collect();
+        let mut p2 = p1.clone();
+        let (mut a1, mut a2) = (Adam::new(cfg, 1000), Adam::new(cfg, 1000));
+        for round in 0..3 {
+            a1.update(&mut p1, &grads);
+            let k = a2.begin();
+            let (mut g, mut step) = (vec![0.0; 1000], vec![0.0; 1000]);
+            steps_in_blocks(
+                &k,
+                300,
+                [&mut g, &mut a2.m, &mut a2.v, &mut step],
+                |i, block| {
+                    let start = i * 300;
+                    block.copy_from_slice(&grads[start..start + block.len()]);
+                },
+            );
+            assert_eq!(g, grads, "the gradient stays");
+            subtract_steps(&mut p2, &step);
+            assert_eq!(p1, p2, "round {round}");
+            assert_eq!((&a1.m, &a1.v), (&a2.m, &a2.v));
+        }
     }
 
     #[test]

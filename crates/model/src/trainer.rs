@@ -158,6 +158,8 @@ struct Workspace {
     d_grad: Vec<Vec<f32>>,
     grad_d: Vec<f32>,
     grad_g: Vec<f32>,
+    /// The Adam step of G's output weights, subtracted once nothing reads them any more.
+    g_out_step: Vec<f32>,
     /// Gradient with respect to G's output, then its pre-activation, `B x 784`.
     dfake: Vec<f32>,
     /// Gradient with respect to each of G's hidden layers, then their pre-activations.
@@ -200,6 +202,7 @@ impl Workspace {
             d_grad: rows(d_hidden, 2 * b),
             grad_d: vec![0.0; gan.discriminator.params.len()],
             grad_g: vec![0.0; gan.generator.params.len()],
+            g_out_step: vec![0.0; gan.generator.weight(gan.generator.layers() - 1).len()],
             dfake: vec![0.0; b * IMAGE_PIXELS],
             g_grad: rows(g_hidden, b),
             d_masks: masks(2 * b),
@@ -725,17 +728,7 @@ impl Trainer {
         }
 
         drop(back);
-        // The gradient at G's last hidden layer needs G's output weights before their update.
         let g_hidden = g.layers() - 1;
-        if g_hidden > 0 {
-            let _t = phases::time(Phase::GHiddenGrad);
-            matmul(
-                &mut ws.g_grad[g_hidden - 1],
-                View::rows(&ws.dfake, b, x),
-                View::rows(g.weight(g_hidden), x, g.sizes[g_hidden]),
-                Split::Cols(2),
-            );
-        }
 
         let k = self.adam_g.begin();
         let Mlp {
@@ -754,16 +747,22 @@ impl Trainer {
         let (mw_out, mb_out) = ms.next_back().expect("an output layer");
         let (vw_out, vb_out) = vs.next_back().expect("an output layer");
         let (dfake, g_out, g_grad, z) = (&ws.dfake, &ws.g_out, &mut ws.g_grad, &ws.z);
+        let g_out_step = &mut ws.g_out_step;
         let below_out = sizes[g_hidden];
         let top_input: &[f32] = g_out.last().unwrap_or(z);
+        // The output layer's weight gradient and Adam's moments run beside the chain through
+        // G's hidden layers, which starts by reading the output weights: so their update is
+        // only computed (into `g_out_step`) and subtracted after both are done.
+        let pw_read: &[f32] = pw_out;
         rayon::join(
             || {
                 let _t = phases::time(Phase::GOutputAdam);
-                // The output layer's weight gradient in blocks of rows, each updated at once.
-                adam::apply_in_blocks(
+                // The output layer's weight gradient in blocks of rows, each turned into its
+                // update at once, while it is in cache.
+                adam::steps_in_blocks(
                     &k,
                     W2_ROW_BLOCK * below_out,
-                    [pw_out, gw_out, mw_out, vw_out],
+                    [gw_out, mw_out, vw_out, g_out_step],
                     |i, g| {
                         let lhs = View::transposed(dfake, b, x);
                         kernels::matmul_rows(
@@ -776,6 +775,15 @@ impl Trainer {
                 );
             },
             || {
+                if g_hidden > 0 {
+                    let _t = phases::time(Phase::GHiddenGrad);
+                    matmul(
+                        &mut g_grad[g_hidden - 1],
+                        View::rows(dfake, b, x),
+                        View::rows(pw_read, x, below_out),
+                        Split::Cols(2),
+                    );
+                }
                 let _t = phases::time(Phase::GHiddenAdam);
                 kernels::column_sums(gb_out, dfake);
                 adam::apply(&k, pb_out, gb_out, mb_out, vb_out);
@@ -806,6 +814,8 @@ impl Trainer {
                 }
             },
         );
+        let _t = phases::time(Phase::GOutputAdam);
+        adam::subtract_steps(pw_out, &ws.g_out_step);
         Ok(g_loss)
     }
 }
