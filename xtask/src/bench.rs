@@ -20,6 +20,10 @@ pub struct Args {
     /// tutorial's, e.g. experiments/improved.yaml
     #[arg(long)]
     spec: Option<PathBuf>,
+    /// Start from this checkpoint of a run (same spec) instead of fresh weights, e.g.
+    /// runs/<run>/checkpoints/step-....safetensors: late epochs cost more than fresh ones
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
     /// Also print where the step's time goes, phase by phase (builds the step with timers, so
     /// its total is a little above the plain figure)
     #[arg(long)]
@@ -37,6 +41,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // cargo runs the example from the workspace root: a relative spec path is the caller's.
     let spec = args
         .spec
+        .map(|s| std::path::absolute(&s).with_context(|| format!("{}", s.display())))
+        .transpose()?;
+    let checkpoint = args
+        .checkpoint
         .map(|s| std::path::absolute(&s).with_context(|| format!("{}", s.display())))
         .transpose()?;
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -66,6 +74,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .args(
             spec.iter()
                 .flat_map(|s| [std::ffi::OsStr::new("--spec"), s.as_os_str()]),
+        )
+        .args(
+            checkpoint
+                .iter()
+                .flat_map(|s| [std::ffi::OsStr::new("--checkpoint"), s.as_os_str()]),
         )
         .args(args.phases.then_some("--phases"))
         .status()

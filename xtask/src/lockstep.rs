@@ -136,7 +136,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("starting the training threads")?;
     if args.flush_denormals {
-        pool.broadcast(|_| flush_denormals());
+        pool.broadcast(|_| gan_model::flush_denormals());
     }
     let weights_dir = args.out.join("weights");
     let mut write_error = None;
@@ -293,18 +293,4 @@ fn write_export(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let bytes = safetensors::tensor::serialize(views, &Some(meta)).context("serialising")?;
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
-}
-
-/// Sets flush-to-zero and denormals-are-zero (MXCSR bits 15 and 6) on the calling thread.
-fn flush_denormals() {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let mut csr: u32 = 0;
-        // SAFETY: stmxcsr/ldmxcsr read and write this thread's SSE control register only.
-        unsafe {
-            std::arch::asm!("stmxcsr [{}]", in(reg) &mut csr, options(nostack));
-            csr |= 0x8040;
-            std::arch::asm!("ldmxcsr [{}]", in(reg) &csr, options(nostack));
-        }
-    }
 }

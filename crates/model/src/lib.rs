@@ -30,5 +30,23 @@ pub use params::{to_unit_range, Activation, Gan, Mlp, Output, ParamSlot};
 pub use rng::{stream, Stream};
 pub use trainer::{StepStats, TrainError, Trainer, TrainerState};
 
+/// Sets flush-to-zero and denormals-are-zero (MXCSR bits 15 and 6) on the calling thread, as
+/// TensorFlow's CPU executor does on its worker threads. Returns whether it could (x86_64 only).
+pub fn flush_denormals() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut csr: u32 = 0;
+        // SAFETY: stmxcsr/ldmxcsr read and write this thread's SSE control register only.
+        unsafe {
+            std::arch::asm!("stmxcsr [{}]", in(reg) &mut csr, options(nostack));
+            csr |= 0x8040;
+            std::arch::asm!("ldmxcsr [{}]", in(reg) &csr, options(nostack));
+        }
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Pixels of one MNIST image, the generator's output and the discriminator's input.
 pub const IMAGE_PIXELS: usize = 28 * 28;

@@ -31,6 +31,13 @@ struct Args {
     /// Time this spec's step (model, loss, D steps, batch size) instead of the tutorial's
     #[arg(long)]
     spec: Option<PathBuf>,
+    /// Start from this checkpoint (a file in a run's `checkpoints/`, written under the same
+    /// spec) instead of fresh weights: a late epoch's step can cost more than a fresh one's
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Flush denormals to zero on the step's threads (as TensorFlow does)
+    #[arg(long)]
+    flush_denormals: bool,
     /// Also print the time per phase of the step (needs the `phases` feature, which
     /// `cargo xtask bench --phases` turns on)
     #[arg(long)]
@@ -81,8 +88,23 @@ fn main() {
     if args.phases && gan_model::phases::take().is_none() {
         fail("--phases needs the `phases` feature: run `cargo xtask bench --phases`".into());
     }
+    if args.flush_denormals && !pool.broadcast(|_| gan_model::flush_denormals())[0] {
+        fail("--flush-denormals is only implemented on x86_64".into());
+    }
     let times = pool.install(|| {
-        let mut trainer = Trainer::new(cfg.clone(), args.seed);
+        let mut trainer = match &args.checkpoint {
+            None => Trainer::new(cfg.clone(), args.seed),
+            Some(path) => {
+                let bytes = std::fs::read(path)
+                    .unwrap_or_else(|e| fail(format!("{}: {e}", path.display())));
+                let (state, _) = gan_model::checkpoint::decode_state(&bytes, cfg.adam_g())
+                    .unwrap_or_else(|e| fail(format!("{}: {e}", path.display())));
+                if let Err(e) = state.check_fits(&cfg) {
+                    fail(format!("{}: {e} (pass --spec)", path.display()));
+                }
+                Trainer::restore(cfg.clone(), args.seed, state)
+            }
+        };
         let mut batches =
             Batcher::new(train.len(), cfg.batch_size, stream(args.seed, Stream::Data))
                 .unwrap_or_else(|e| fail(e.to_string()));
