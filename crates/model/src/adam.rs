@@ -83,7 +83,7 @@ pub(crate) fn apply_in_blocks(
         .enumerate()
         .for_each(|(i, ((g, p), (m, v)))| {
             fill(i, g);
-            apply(k, p, g, m, v);
+            apply_block(k, p, g, m, v);
         });
 }
 
@@ -112,16 +112,14 @@ pub(crate) fn steps_in_blocks(
 /// [`steps_in_blocks`]).
 pub(crate) fn subtract_steps(p: &mut [f32], steps: &[f32]) {
     assert_eq!(p.len(), steps.len());
-    p.par_chunks_mut(SUBTRACT_BLOCK)
-        .zip(steps.par_chunks(SUBTRACT_BLOCK))
+    p.par_chunks_mut(PARALLEL_BLOCK)
+        .zip(steps.par_chunks(PARALLEL_BLOCK))
         .for_each(|(p, s)| {
             for (p, &s) in p.iter_mut().zip(s) {
                 *p -= s;
             }
         });
 }
-
-const SUBTRACT_BLOCK: usize = 1 << 15;
 
 /// Updates the moments and writes the step [`apply`] would subtract into `step`.
 fn steps(k: &Coefficients, g: &[f32], m: &mut [f32], v: &mut [f32], step: &mut [f32]) {
@@ -152,8 +150,26 @@ fn steps_portable(k: &Coefficients, g: &[f32], m: &mut [f32], v: &mut [f32], ste
     }
 }
 
-/// One Adam update of `p` (and its moments `m`, `v`) with gradient `g`.
+/// One Adam update of `p` (and its moments `m`, `v`) with gradient `g`; large ones in
+/// parallel blocks (each element's arithmetic is the same however it is cut).
 pub(crate) fn apply(k: &Coefficients, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    if p.len() > PARALLEL_BLOCK {
+        return p
+            .par_chunks_mut(PARALLEL_BLOCK)
+            .zip(g.par_chunks(PARALLEL_BLOCK))
+            .zip(
+                m.par_chunks_mut(PARALLEL_BLOCK)
+                    .zip(v.par_chunks_mut(PARALLEL_BLOCK)),
+            )
+            .for_each(|((p, g), (m, v))| apply_block(k, p, g, m, v));
+    }
+    apply_block(k, p, g, m, v)
+}
+
+/// Elements per parallel block of an element-wise pass.
+const PARALLEL_BLOCK: usize = 1 << 15;
+
+fn apply_block(k: &Coefficients, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, checked above.

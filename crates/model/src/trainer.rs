@@ -798,7 +798,7 @@ impl Trainer {
                             &mut below[l - 1],
                             View::rows(&here[0], b, sizes[l + 1]),
                             View::rows(pw, sizes[l + 1], sizes[l]),
-                            Split::None,
+                            Split::Cols(2),
                         );
                     }
                     let input = if l == 0 { &z[..] } else { &g_out[l - 1][..] };
@@ -806,7 +806,7 @@ impl Trainer {
                         gw,
                         View::transposed(&g_grad[l], b, sizes[l + 1]),
                         View::rows(input, b, sizes[l]),
-                        Split::None,
+                        Split::Cols(2),
                     );
                     kernels::column_sums(gb, &g_grad[l]);
                     adam::apply(&k, pw, gw, mw, vw);
@@ -847,7 +847,7 @@ fn generator_forward(g: &Mlp, z: &[f32], hidden: &mut [Vec<f32>], out: &mut [f32
     for l in 0..hidden.len() {
         let (before, after) = hidden.split_at_mut(l);
         let input = if l == 0 { z } else { &before[l - 1][..] };
-        layer_forward(&mut after[0], input, g, l, Split::None);
+        layer_forward(&mut after[0], input, g, l, Split::Cols(2));
     }
     let top = g.layers() - 1;
     let (i, o) = (g.sizes[top], g.sizes[top + 1]);
@@ -856,17 +856,24 @@ fn generator_forward(g: &Mlp, z: &[f32], hidden: &mut [Vec<f32>], out: &mut [f32
         out,
         View::rows(input, input.len() / i, i),
         View::transposed(g.weight(top), o, i),
-        Split::None,
+        Split::Cols(2),
     );
     kernels::bias_output(out, g.bias(top), g.output);
 }
 
-/// `average = decay * average + (1 - decay) * current`, element by element.
+/// `average = decay * average + (1 - decay) * current`, element by element (in parallel
+/// blocks; each element's arithmetic is the same however it is cut).
 fn update_average(average: &mut [f32], current: &[f32], decay: f32) {
+    use rayon::prelude::*;
     let rest = 1.0 - decay;
-    for (a, &p) in average.iter_mut().zip(current) {
-        *a = decay * *a + rest * p;
-    }
+    average
+        .par_chunks_mut(1 << 15)
+        .zip(current.par_chunks(1 << 15))
+        .for_each(|(average, current)| {
+            for (a, &p) in average.iter_mut().zip(current) {
+                *a = decay * *a + rest * p;
+            }
+        });
 }
 
 /// Dropout masks of a layer's rows and the keep probability they were drawn with.
