@@ -74,6 +74,10 @@ pub(crate) fn execute(mut s: Session) -> anyhow::Result<Status> {
 fn train(s: &mut Session) -> anyhow::Result<Status> {
     let spec = s.spec;
     let cfg = train_config(spec);
+    // This process's share of the run, and how much of it went into the training steps
+    // themselves (the rest: loading, the CSV, pictures, checkpoints, TensorBoard, evaluation).
+    let session_started = Instant::now();
+    let mut step_seconds = 0.0;
     // Wall time already spent in the epoch a checkpoint was taken in.
     let mut carried = 0.0;
     let (mut trainer, mut batches, first_epoch, mut first_step, mut losses) = match s.start.take() {
@@ -183,6 +187,7 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
             }
             let (images, labels) = (&s.train.images, &s.train.labels);
             let batches = &mut batches;
+            let step_started = Instant::now();
             let stats = match trainer.step_with(&mut |real, real_labels| {
                 let indices = batches.next_batch();
                 images.gather_f32(indices, real);
@@ -199,6 +204,7 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
                     return Err(e.into());
                 }
             };
+            step_seconds += step_started.elapsed().as_secs_f64();
             let row = LossRow {
                 epoch,
                 step: trainer.steps_done(),
@@ -276,10 +282,12 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
     tb.flush()?;
     if !s.quiet {
         println!(
-            "{prefix}Optimization complete: {} ({} epochs, {:.1} s)",
+            "{prefix}Optimization complete: {} ({} epochs, {:.1} s; this process {:.1} s, of \
+             which {step_seconds:.1} s in training steps)",
             s.dir.path().display(),
             s.info.epochs_done,
-            s.info.wall_seconds()
+            s.info.wall_seconds(),
+            session_started.elapsed().as_secs_f64()
         );
     }
     Ok(Status::Completed)
