@@ -40,13 +40,15 @@ fn parts(spec: &Spec) -> Vec<Part> {
     let f = 4u128; // bytes per f32
     let params = count(&g) + count(&d);
     // Weights, gradients and both Adam moments, plus a checkpoint's copies while it is
-    // encoded; the average of G's weights and its copy.
+    // encoded; the average of G's weights and its copy; the step G's output weights take,
+    // held until they are no longer read.
     let average = if cfg.g_ema.is_some() {
         2 * count(&g)
     } else {
         0
     };
-    let networks = (params * (4 + 6) + average) * f;
+    let output_step = g[g.len() - 2] as u128 * x;
+    let networks = (params * (4 + 6) + average + output_step) * f;
     // Dropout masks (2B rows for D's update, B for G's); a conditional GAN's separate pixel
     // buffers (2B rows).
     let masks = if cfg.model.d_dropout > 0.0 {
