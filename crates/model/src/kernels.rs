@@ -167,6 +167,41 @@ pub fn matmul_rows(dst: &mut [f32], a: View, b: View, first_row: usize) {
     }
 }
 
+/// `dst (m x n, row-major) += a (m x k) * b (k x n)`, on the calling thread (the
+/// convolution layers accumulate image by image, in a fixed order).
+pub fn matmul_accumulate(dst: &mut [f32], a: View, b: View) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "inner dimensions differ");
+    assert_eq!(dst.len(), m * n, "destination has the wrong size");
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    // SAFETY: `dst` is exactly `m x n`; both views were bounds-checked when made.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            true,
+            a.ptr_at(0, 0),
+            a.cs,
+            a.rs,
+            b.ptr_at(0, 0),
+            b.cs,
+            b.rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
 /// One single-threaded product into a row-major block with row stride `ldd`.
 ///
 /// # Safety

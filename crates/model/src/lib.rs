@@ -15,6 +15,7 @@
 pub mod adam;
 pub mod checkpoint;
 mod config;
+pub mod conv;
 mod dfdx_mlp;
 pub mod generate;
 pub mod kernels;
