@@ -2,7 +2,7 @@
 //! the fixture; dfdx 0.13's Conv2D and ConvTrans2D need its `nightly` feature, which does not
 //! build on a stable compiler), at the sizes of an MNIST DCGAN: D's convolutions 1 -> 64 ->
 //! 128 channels over 28 -> 14 -> 7 pixels, G's transposed ones back, kernel 4, stride 2,
-//! padding 1, and batch normalisation in training mode.
+//! padding 1, and batch normalisation in training mode (also against dfdx's `BatchNorm2D`).
 
 use std::collections::HashMap;
 
@@ -215,5 +215,92 @@ fn output_sides_follow_pytorch() {
         big.conv_out(8),
         None,
         "a kernel larger than the padded input"
+    );
+}
+
+/// Batch normalisation also against dfdx 0.13's `BatchNorm2D` autograd (stable, unlike its
+/// convolutions): output, gradients and running statistics after one training forward pass.
+#[test]
+fn batch_normalisation_matches_dfdx() {
+    use dfdx::prelude::*;
+    const C: usize = 64;
+    let (batch, pixels) = (2, 14 * 14);
+    let x = det(batch * C * pixels, 17, 2.0, 0.3);
+    let gamma = det(C, 18, 0.5, 1.0);
+    let beta = det(C, 19, 0.1, 0.0);
+    let dy = det(x.len(), 20, 1.0, 0.0);
+
+    let dev: Cpu = Default::default();
+    let mut bn = dfdx::nn::modules::BatchNorm2D::<C, f32, Cpu> {
+        scale: dev.tensor_from_vec(gamma.clone(), (Const::<C>,)),
+        bias: dev.tensor_from_vec(beta.clone(), (Const::<C>,)),
+        running_mean: dev.zeros(),
+        running_var: dev.ones(),
+        epsilon: 1e-5,
+        momentum: 0.1,
+    };
+    let shape = (Const::<2>, Const::<C>, Const::<14>, Const::<14>);
+    let x_t = dev.tensor_from_vec(x.clone(), shape);
+    let y_t = bn.forward_mut(x_t.clone().leaky_traced());
+    let want_y = y_t.retaped::<NoneTape>().as_vec();
+    let grads = (y_t * dev.tensor_from_vec(dy.clone(), shape))
+        .sum()
+        .backward();
+
+    let (mut y, mut dx) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
+    let (mut mean, mut inv_std) = (vec![0.0; C], vec![0.0; C]);
+    let (mut running_mean, mut running_var) = (vec![0.0; C], vec![1.0; C]);
+    conv::batch_norm_forward(
+        (batch, C, pixels),
+        &x,
+        &gamma,
+        &beta,
+        1e-5,
+        &mut y,
+        &mut mean,
+        &mut inv_std,
+        Some(Running {
+            mean: &mut running_mean,
+            var: &mut running_var,
+            momentum: 0.1,
+        }),
+    );
+    let (mut dgamma, mut dbeta) = (vec![0.0; C], vec![0.0; C]);
+    conv::batch_norm_backward(
+        (batch, C, pixels),
+        &x,
+        &gamma,
+        &mean,
+        &inv_std,
+        &dy,
+        &mut dgamma,
+        &mut dbeta,
+        &mut dx,
+    );
+    check("batch norm output (dfdx)", &y, &want_y);
+    check(
+        "batch norm input gradient (dfdx)",
+        &dx,
+        &grads.get(&x_t).as_vec(),
+    );
+    check(
+        "batch norm scale gradient (dfdx)",
+        &dgamma,
+        &grads.get(&bn.scale).as_vec(),
+    );
+    check(
+        "batch norm shift gradient (dfdx)",
+        &dbeta,
+        &grads.get(&bn.bias).as_vec(),
+    );
+    check(
+        "running mean (dfdx)",
+        &running_mean,
+        &bn.running_mean.as_vec(),
+    );
+    check(
+        "running variance (dfdx)",
+        &running_var,
+        &bn.running_var.as_vec(),
     );
 }
