@@ -3,8 +3,9 @@
 # tutorial's model in TensorFlow, PyTorch and JAX). Prints one line per peer, in peers.sh's form:
 #   <peer> threads=<T> train_step_ms=<median after 20 warm-up steps>
 #
-# Usage: tools/peers/peer.sh [--steps N] [--threads T] [--data DIR] [improved]...
+# Usage: tools/peers/peer.sh [--steps N] [--threads T] [--data DIR] [improved|dcgan]...
 #   improved   experiments/improved.yaml's networks and step (gan_torch_improved.py)
+#   dcgan      an MNIST DCGAN, G 128-64 and D 64-128 channels (gan_torch_dcgan.py; issue 16)
 # PyTorch comes from peers.sh's environment under ${PEERS_HOME:-$HOME/.cache/gan-peers}/torch,
 # made here the same way if it is missing. Compare with `cargo xtask bench --spec <spec>` in the
 # same sitting, alternating: these machines' speed drifts by 10-20% within minutes.
@@ -18,8 +19,8 @@ while [ $# -gt 0 ]; do
     --steps) steps=$2; shift 2;;
     --threads) threads=$2; shift 2;;
     --data) data=$2; shift 2;;
-    -h|--help) sed -n "2,10p" "$0" | sed 's/^# \{0,1\}//'; exit 0;;
-    improved) peers+=("$1"); shift;;
+    -h|--help) sed -n "2,11p" "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+    improved|dcgan) peers+=("$1"); shift;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2;;
   esac
 done

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""PyTorch CPU peer of an MNIST DCGAN (issue 16), for timing this project's step against it.
+
+The network family (Radford et al. 2016, at MNIST size), with the widths as arguments:
+  G: z (--noise) -> Linear -> C1 x 7 x 7 -> BN -> ReLU -> ConvTranspose(C1 -> C2, 4, 2, 1)
+     -> BN -> ReLU -> ConvTranspose(C2 -> 1, 4, 2, 1) -> tanh          (--g-channels C1,C2)
+  D: 1 x 28 x 28 -> Conv(1 -> C1, 4, 2, 1) -> LeakyReLU(0.2) -> Conv(C1 -> C2, 4, 2, 1)
+     -> BN -> LeakyReLU(0.2) -> Linear(C2 x 7 x 7 -> 1)                (--d-channels C1,C2)
+  weights ~ N(0, 0.02^2), biases 0, BN scale 1; Adam(lr 2e-4, betas (0.5, 0.999)) per network
+  per step: z ~ N(0, 1); D update on the real batch and G(z) as one batch (non-saturating
+  cross-entropy from logits); G's update with the same z against the updated D.
+Data: the 55,000 training images after the first 5,000, scaled to [-1, 1], reshuffled each
+pass.
+
+Usage: gan_torch_dcgan.py --data DIR --out DIR [--steps N] [--threads T] [--batch B]
+       [--noise Z] [--g-channels C1,C2] [--d-channels C1,C2]
+Writes OUT/timing.json with the median ms per step after 20 warm-up steps, as the peers in
+../shared/reference/peers do.
+"""
+import argparse
+import gzip
+import json
+import os
+import struct
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def load_mnist_train(data_dir):
+    with gzip.open(os.path.join(data_dir, "train-images-idx3-ubyte.gz"), "rb") as f:
+        magic, n, rows, cols = struct.unpack(">IIII", f.read(16))
+        assert magic == 2051, magic
+        buf = np.frombuffer(f.read(n * rows * cols), dtype=np.uint8)
+    imgs = buf.reshape(n, 1, rows, cols)[5000:]
+    return torch.from_numpy(imgs.astype(np.float32) / 255.0 * 2.0 - 1.0).contiguous()
+
+
+def init(module):
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, std=0.02)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return module
+
+
+class Generator(nn.Module):
+    def __init__(self, noise, c1, c2):
+        super().__init__()
+        self.c1 = c1
+        self.fc = nn.Linear(noise, c1 * 7 * 7)
+        self.bn0 = nn.BatchNorm2d(c1)
+        self.up1 = nn.ConvTranspose2d(c1, c2, 4, 2, 1)
+        self.bn1 = nn.BatchNorm2d(c2)
+        self.up2 = nn.ConvTranspose2d(c2, 1, 4, 2, 1)
+
+    def forward(self, z):
+        x = F.relu(self.bn0(self.fc(z).view(-1, self.c1, 7, 7)))
+        x = F.relu(self.bn1(self.up1(x)))
+        return torch.tanh(self.up2(x))
+
+
+class Discriminator(nn.Module):
+    def __init__(self, c1, c2):
+        super().__init__()
+        self.c2 = c2
+        self.conv1 = nn.Conv2d(1, c1, 4, 2, 1)
+        self.conv2 = nn.Conv2d(c1, c2, 4, 2, 1)
+        self.bn2 = nn.BatchNorm2d(c2)
+        self.fc = nn.Linear(c2 * 7 * 7, 1)
+
+    def forward(self, x):
+        x = F.leaky_relu(self.conv1(x), 0.2)
+        x = F.leaky_relu(self.bn2(self.conv2(x)), 0.2)
+        return self.fc(x.view(-1, self.c2 * 7 * 7))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--steps", type=int, default=220)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--noise", type=int, default=100)
+    ap.add_argument("--g-channels", default="128,64")
+    ap.add_argument("--d-channels", default="64,128")
+    args = ap.parse_args()
+    gc = [int(c) for c in args.g_channels.split(",")]
+    dc = [int(c) for c in args.d_channels.split(",")]
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    data = load_mnist_train(args.data)
+    n_train, b = data.shape[0], args.batch
+
+    G, D = init(Generator(args.noise, *gc)), init(Discriminator(*dc))
+    g_params = list(G.parameters())
+    opt_g = torch.optim.Adam(g_params, lr=2e-4, betas=(0.5, 0.999), fused=True)
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999), fused=True)
+    ones, zeros = torch.ones(b, 1), torch.zeros(b, 1)
+
+    def train_step(x):
+        z = torch.randn(b, args.noise)
+        fake = G(z)
+        logits = D(torch.cat([x, fake.detach()]))
+        d_loss = F.binary_cross_entropy_with_logits(logits[:b], ones) + \
+            F.binary_cross_entropy_with_logits(logits[b:], zeros)
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        g_loss = F.binary_cross_entropy_with_logits(D(fake), ones)
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward(inputs=g_params)
+        opt_g.step()
+        return d_loss.detach(), g_loss.detach()
+
+    times, step = [], 0
+    while step < args.steps:
+        perm = torch.randperm(n_train)
+        for i in range(n_train // b):
+            t0 = time.perf_counter()
+            train_step(data[perm[i * b:(i + 1) * b]])
+            times.append(time.perf_counter() - t0)
+            step += 1
+            if step >= args.steps:
+                break
+    st = np.array(times[args.warmup:]) * 1e3
+    timing = dict(framework="torch", model="dcgan", version=torch.__version__,
+                  threads=torch.get_num_threads(), steps=step, batch=b, noise=args.noise,
+                  g_channels=gc, d_channels=dc, median_ms_per_step=float(np.median(st)),
+                  p10_ms=float(np.percentile(st, 10)), p90_ms=float(np.percentile(st, 90)))
+    with open(os.path.join(args.out, "timing.json"), "w") as f:
+        json.dump(timing, f, indent=1)
+    print(json.dumps(timing))
+
+
+if __name__ == "__main__":
+    main()
