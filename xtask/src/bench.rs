@@ -24,6 +24,9 @@ pub struct Args {
     /// runs/<run>/checkpoints/step-....safetensors: late epochs cost more than fresh ones
     #[arg(long)]
     checkpoint: Option<PathBuf>,
+    /// Flush denormals to zero on the step's threads, as TensorFlow's executor does
+    #[arg(long)]
+    flush_denormals: bool,
     /// Also print where the step's time goes, phase by phase (builds the step with timers, so
     /// its total is a little above the plain figure)
     #[arg(long)]
@@ -38,15 +41,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             data.display()
         );
     }
-    // cargo runs the example from the workspace root: a relative spec path is the caller's.
-    let spec = args
-        .spec
-        .map(|s| std::path::absolute(&s).with_context(|| format!("{}", s.display())))
-        .transpose()?;
-    let checkpoint = args
-        .checkpoint
-        .map(|s| std::path::absolute(&s).with_context(|| format!("{}", s.display())))
-        .transpose()?;
+    let spec = path_flag("--spec", args.spec)?;
+    let checkpoint = path_flag("--checkpoint", args.checkpoint)?;
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(crate::project_root())
         .args([
@@ -71,15 +67,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .arg(args.threads.to_string())
         .arg("--data")
         .arg(&data)
-        .args(
-            spec.iter()
-                .flat_map(|s| [std::ffi::OsStr::new("--spec"), s.as_os_str()]),
-        )
-        .args(
-            checkpoint
-                .iter()
-                .flat_map(|s| [std::ffi::OsStr::new("--checkpoint"), s.as_os_str()]),
-        )
+        .args(spec)
+        .args(checkpoint)
+        .args(args.flush_denormals.then_some("--flush-denormals"))
         .args(args.phases.then_some("--phases"))
         .status()
         .context("running cargo")?;
@@ -87,4 +77,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("the benchmark failed ({status})");
     }
     Ok(())
+}
+
+/// `[flag, absolute path]` for the benchmark's command line, or nothing: cargo runs the
+/// example from the workspace root, so a relative path is made the caller's.
+fn path_flag(flag: &str, path: Option<PathBuf>) -> anyhow::Result<Vec<std::ffi::OsString>> {
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    let absolute = std::path::absolute(&path).with_context(|| format!("{}", path.display()))?;
+    Ok(vec![flag.into(), absolute.into_os_string()])
 }
