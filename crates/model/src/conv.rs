@@ -9,7 +9,7 @@
 //! checkpoints read the same in both. Gradients accumulate image by image in a fixed order:
 //! the results never depend on the thread count.
 
-use crate::kernels::{matmul_accumulate, View};
+use crate::kernels::{matmul, matmul_accumulate, Split, View};
 
 /// One 2-D convolution's geometry (square kernels, equal stride and padding on both axes,
 /// as DCGAN uses).
@@ -161,9 +161,7 @@ pub fn conv_forward(
         .take(sides.batch)
     {
         im2col(shape, shape.in_ch, (ih, iw), image, cols, (oh, ow));
-        for (plane, &bias) in out.chunks_exact_mut(oh * ow).zip(b) {
-            plane.fill(bias);
-        }
+        fill_bias(out, b);
         matmul_accumulate(
             out,
             View::rows(w, shape.out_ch, patch),
@@ -193,9 +191,7 @@ pub fn conv_backward(
     let cols = &mut cols[..patch * oh * ow];
     for n in 0..sides.batch {
         let (image, grad) = (&x[n * pin..(n + 1) * pin], &dy[n * pout..(n + 1) * pout]);
-        for (g, plane) in db.iter_mut().zip(grad.chunks_exact(oh * ow)) {
-            *g += plane.iter().sum::<f32>();
-        }
+        add_bias_gradient(db, grad);
         im2col(shape, shape.in_ch, (ih, iw), image, cols, (oh, ow));
         // dW += dy_n (out x P) * cols_n^T (P x patch)
         matmul_accumulate(
@@ -205,11 +201,11 @@ pub fn conv_backward(
         );
         if let Some(dx) = dx.as_deref_mut() {
             // dcols = W^T (patch x out) * dy_n (out x P), then back onto the pixels.
-            cols.fill(0.0);
-            matmul_accumulate(
+            matmul(
                 cols,
                 View::transposed(w, shape.out_ch, patch),
                 View::rows(grad, shape.out_ch, oh * ow),
+                Split::None,
             );
             let out = &mut dx[n * pin..(n + 1) * pin];
             out.fill(0.0);
@@ -241,15 +237,13 @@ pub fn conv_transposed_forward(
         .take(sides.batch)
     {
         // cols = W^T (out*k*k x in) * x_n (in x H*W), then onto the output's pixels.
-        cols.fill(0.0);
-        matmul_accumulate(
+        matmul(
             cols,
             View::transposed(w, shape.in_ch, patch),
             View::rows(image, shape.in_ch, ih * iw),
+            Split::None,
         );
-        for (plane, &bias) in out.chunks_exact_mut(oh * ow).zip(b) {
-            plane.fill(bias);
-        }
+        fill_bias(out, b);
         col2im(shape, shape.out_ch, (oh, ow), cols, out, (ih, iw));
     }
 }
@@ -275,9 +269,7 @@ pub fn conv_transposed_backward(
     let cols = &mut cols[..patch * ih * iw];
     for n in 0..sides.batch {
         let (image, grad) = (&x[n * pin..(n + 1) * pin], &dy[n * pout..(n + 1) * pout]);
-        for (g, plane) in db.iter_mut().zip(grad.chunks_exact(oh * ow)) {
-            *g += plane.iter().sum::<f32>();
-        }
+        add_bias_gradient(db, grad);
         // The columns of dy under the matching convolution (out -> in channels, OH -> H).
         im2col(shape, shape.out_ch, (oh, ow), grad, cols, (ih, iw));
         // dW += x_n (in x H*W) * cols^T (H*W x out*k*k)
@@ -287,12 +279,11 @@ pub fn conv_transposed_backward(
             View::transposed(cols, patch, ih * iw),
         );
         if let Some(dx) = dx.as_deref_mut() {
-            let out = &mut dx[n * pin..(n + 1) * pin];
-            out.fill(0.0);
-            matmul_accumulate(
-                out,
+            matmul(
+                &mut dx[n * pin..(n + 1) * pin],
                 View::rows(w, shape.in_ch, patch),
                 View::rows(cols, patch, ih * iw),
+                Split::None,
             );
         }
     }
@@ -304,6 +295,22 @@ pub struct Running<'a> {
     pub mean: &'a mut [f32],
     pub var: &'a mut [f32],
     pub momentum: f32,
+}
+
+/// Each channel's plane of one output image starts at its bias.
+fn fill_bias(image: &mut [f32], bias: &[f32]) {
+    let plane = image.len() / bias.len().max(1);
+    for (pixels, &b) in image.chunks_exact_mut(plane).zip(bias) {
+        pixels.fill(b);
+    }
+}
+
+/// Adds each channel's sum of one image's output gradient to the bias gradient.
+fn add_bias_gradient(db: &mut [f32], grad: &[f32]) {
+    let plane = grad.len() / db.len().max(1);
+    for (g, pixels) in db.iter_mut().zip(grad.chunks_exact(plane)) {
+        *g += pixels.iter().sum::<f32>();
+    }
 }
 
 /// Batch normalisation over `N x C x P` (P pixels per channel) in training mode, as DCGAN
