@@ -4,10 +4,12 @@
 //! 128 channels over 28 -> 14 -> 7 pixels, G's transposed ones back, kernel 4, stride 2,
 //! padding 1, and batch normalisation in training mode (also against dfdx's `BatchNorm2D`).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use gan_model::conv::{self, ConvShape, Running, Sides};
-use safetensors::SafeTensors;
+
+mod common;
+use common::rel_max_diff;
 
 const FIXTURE: &[u8] = include_bytes!("fixtures/conv_oracle.safetensors");
 
@@ -22,45 +24,25 @@ fn det(len: usize, salt: usize, scale: f64, offset: f64) -> Vec<f32> {
         .collect()
 }
 
-fn fixture() -> HashMap<String, Vec<f32>> {
-    let st = SafeTensors::deserialize(FIXTURE).expect("the fixture is safetensors");
-    st.tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let data = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            (name, data)
-        })
-        .collect()
-}
-
-/// Largest difference relative to the largest entry of `want`.
-fn rel_err(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len(), "lengths differ");
-    let scale = want.iter().map(|v| v.abs() as f64).fold(0.0, f64::max);
-    let worst = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| (*a as f64 - *b as f64).abs())
-        .fold(0.0, f64::max);
-    worst / scale.max(1e-30)
+fn fixture() -> BTreeMap<String, Vec<f32>> {
+    common::f32_tensors(FIXTURE)
 }
 
 fn check(what: &str, got: &[f32], want: &[f32]) {
-    let e = rel_err(got, want);
+    let e = rel_max_diff(got, want);
     assert!(e < 1e-5, "{what}: off by {e:.1e} of its largest entry");
 }
 
-const SHAPE_STRIDE_2: fn(usize, usize) -> ConvShape = |in_ch, out_ch| ConvShape {
-    in_ch,
-    out_ch,
-    kernel: 4,
-    stride: 2,
-    padding: 1,
-};
+/// DCGAN's layers: kernel 4, stride 2, padding 1.
+fn stride_2(in_ch: usize, out_ch: usize) -> ConvShape {
+    ConvShape {
+        in_ch,
+        out_ch,
+        kernel: 4,
+        stride: 2,
+        padding: 1,
+    }
+}
 
 fn conv_case(
     name: &str,
@@ -69,7 +51,7 @@ fn conv_case(
     transposed: bool,
 ) {
     let f = fixture();
-    let shape = SHAPE_STRIDE_2(in_ch, out_ch);
+    let shape = stride_2(in_ch, out_ch);
     let out_side = if transposed {
         shape.transposed_out(side)
     } else {
@@ -149,19 +131,31 @@ fn transposed_convolutions_match_pytorch() {
     conv_case("convt2", (2, 64, 1, 14), 13, true);
 }
 
-#[test]
-fn batch_normalisation_matches_pytorch() {
-    let f = fixture();
-    let (batch, channels, pixels) = (2, 64, 14 * 14);
-    let x = det(batch * channels * pixels, 17, 2.0, 0.3);
-    let gamma = det(channels, 18, 0.5, 1.0);
-    let beta = det(channels, 19, 0.1, 0.0);
-    let dy = det(x.len(), 20, 1.0, 0.0);
+/// The fixture's batch normalisation case: 2 images, 64 channels of 14 x 14 pixels.
+const BN_SIZES: (usize, usize, usize) = (2, 64, 14 * 14);
+
+/// Its inputs `[x, gamma, beta, dy]`.
+fn bn_inputs() -> [Vec<f32>; 4] {
+    let (batch, channels, pixels) = BN_SIZES;
+    let len = batch * channels * pixels;
+    [
+        det(len, 17, 2.0, 0.3),
+        det(channels, 18, 0.5, 1.0),
+        det(channels, 19, 0.1, 0.0),
+        det(len, 20, 1.0, 0.0),
+    ]
+}
+
+/// The case computed here, one training pass with running statistics from 0 and 1: see
+/// [`BN_PARTS`] for what each returned vector is.
+fn our_batch_norm() -> [Vec<f32>; 6] {
+    let (_, channels, _) = BN_SIZES;
+    let [x, gamma, beta, dy] = bn_inputs();
     let (mut y, mut dx) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
     let (mut mean, mut inv_std) = (vec![0.0; channels], vec![0.0; channels]);
     let (mut running_mean, mut running_var) = (vec![0.0; channels], vec![1.0; channels]);
     conv::batch_norm_forward(
-        (batch, channels, pixels),
+        BN_SIZES,
         &x,
         &gamma,
         &beta,
@@ -177,7 +171,7 @@ fn batch_normalisation_matches_pytorch() {
     );
     let (mut dgamma, mut dbeta) = (vec![0.0; channels], vec![0.0; channels]);
     conv::batch_norm_backward(
-        (batch, channels, pixels),
+        BN_SIZES,
         &x,
         &gamma,
         &mean,
@@ -187,17 +181,35 @@ fn batch_normalisation_matches_pytorch() {
         &mut dbeta,
         &mut dx,
     );
-    check("batch norm output", &y, &f["bn.y"]);
-    check("batch norm input gradient", &dx, &f["bn.dx"]);
-    check("batch norm scale gradient", &dgamma, &f["bn.dgamma"]);
-    check("batch norm shift gradient", &dbeta, &f["bn.dbeta"]);
-    check("running mean", &running_mean, &f["bn.running_mean"]);
-    check("running variance", &running_var, &f["bn.running_var"]);
+    [y, dx, dgamma, dbeta, running_mean, running_var]
+}
+
+/// What [`our_batch_norm`] returns, in its order.
+const BN_PARTS: [&str; 6] = [
+    "output",
+    "input gradient",
+    "scale gradient",
+    "shift gradient",
+    "running mean",
+    "running variance",
+];
+
+#[test]
+fn batch_normalisation_matches_pytorch() {
+    let f = fixture();
+    let names = ["y", "dx", "dgamma", "dbeta", "running_mean", "running_var"];
+    for ((got, part), name) in our_batch_norm().iter().zip(BN_PARTS).zip(names) {
+        check(
+            &format!("batch norm {part}"),
+            got,
+            &f[&format!("bn.{name}")],
+        );
+    }
 }
 
 #[test]
 fn output_sides_follow_pytorch() {
-    let s = SHAPE_STRIDE_2(1, 1);
+    let s = stride_2(1, 1);
     assert_eq!(
         (s.conv_out(28), s.conv_out(14), s.conv_out(2)),
         (Some(14), Some(7), Some(1))
@@ -223,84 +235,31 @@ fn output_sides_follow_pytorch() {
 #[test]
 fn batch_normalisation_matches_dfdx() {
     use dfdx::prelude::*;
-    const C: usize = 64;
-    let (batch, pixels) = (2, 14 * 14);
-    let x = det(batch * C * pixels, 17, 2.0, 0.3);
-    let gamma = det(C, 18, 0.5, 1.0);
-    let beta = det(C, 19, 0.1, 0.0);
-    let dy = det(x.len(), 20, 1.0, 0.0);
-
+    const C: usize = BN_SIZES.1;
+    let [x, gamma, beta, dy] = bn_inputs();
     let dev: Cpu = Default::default();
     let mut bn = dfdx::nn::modules::BatchNorm2D::<C, f32, Cpu> {
-        scale: dev.tensor_from_vec(gamma.clone(), (Const::<C>,)),
-        bias: dev.tensor_from_vec(beta.clone(), (Const::<C>,)),
+        scale: dev.tensor_from_vec(gamma, (Const::<C>,)),
+        bias: dev.tensor_from_vec(beta, (Const::<C>,)),
         running_mean: dev.zeros(),
         running_var: dev.ones(),
         epsilon: 1e-5,
         momentum: 0.1,
     };
     let shape = (Const::<2>, Const::<C>, Const::<14>, Const::<14>);
-    let x_t = dev.tensor_from_vec(x.clone(), shape);
+    let x_t = dev.tensor_from_vec(x, shape);
     let y_t = bn.forward_mut(x_t.clone().leaky_traced());
     let want_y = y_t.retaped::<NoneTape>().as_vec();
-    let grads = (y_t * dev.tensor_from_vec(dy.clone(), shape))
-        .sum()
-        .backward();
-
-    let (mut y, mut dx) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
-    let (mut mean, mut inv_std) = (vec![0.0; C], vec![0.0; C]);
-    let (mut running_mean, mut running_var) = (vec![0.0; C], vec![1.0; C]);
-    conv::batch_norm_forward(
-        (batch, C, pixels),
-        &x,
-        &gamma,
-        &beta,
-        1e-5,
-        &mut y,
-        &mut mean,
-        &mut inv_std,
-        Some(Running {
-            mean: &mut running_mean,
-            var: &mut running_var,
-            momentum: 0.1,
-        }),
-    );
-    let (mut dgamma, mut dbeta) = (vec![0.0; C], vec![0.0; C]);
-    conv::batch_norm_backward(
-        (batch, C, pixels),
-        &x,
-        &gamma,
-        &mean,
-        &inv_std,
-        &dy,
-        &mut dgamma,
-        &mut dbeta,
-        &mut dx,
-    );
-    check("batch norm output (dfdx)", &y, &want_y);
-    check(
-        "batch norm input gradient (dfdx)",
-        &dx,
-        &grads.get(&x_t).as_vec(),
-    );
-    check(
-        "batch norm scale gradient (dfdx)",
-        &dgamma,
-        &grads.get(&bn.scale).as_vec(),
-    );
-    check(
-        "batch norm shift gradient (dfdx)",
-        &dbeta,
-        &grads.get(&bn.bias).as_vec(),
-    );
-    check(
-        "running mean (dfdx)",
-        &running_mean,
-        &bn.running_mean.as_vec(),
-    );
-    check(
-        "running variance (dfdx)",
-        &running_var,
-        &bn.running_var.as_vec(),
-    );
+    let grads = (y_t * dev.tensor_from_vec(dy, shape)).sum().backward();
+    let want = [
+        want_y,
+        grads.get(&x_t).as_vec(),
+        grads.get(&bn.scale).as_vec(),
+        grads.get(&bn.bias).as_vec(),
+        bn.running_mean.as_vec(),
+        bn.running_var.as_vec(),
+    ];
+    for ((got, part), want) in our_batch_norm().iter().zip(BN_PARTS).zip(&want) {
+        check(&format!("batch norm {part} (dfdx)"), got, want);
+    }
 }

@@ -11,6 +11,9 @@ use gan_model::{
 use rand::Rng;
 use rand_distr::StandardNormal;
 
+mod common;
+use common::rel_max_diff;
+
 /// Deterministic "images" in [0, 1] and labels for step `salt`.
 fn fill_real(t: &mut Trainer, salt: usize) {
     let mut rng = stream(salt as u64, Stream::Eval);
@@ -20,21 +23,6 @@ fn fill_real(t: &mut Trainer, salt: usize) {
     for l in t.real_labels_mut().iter_mut() {
         *l = rng.gen_range(0..10);
     }
-}
-
-/// `max |got - want|` relative to `max |want|`.
-fn rel_max_diff(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let scale = want
-        .iter()
-        .fold(0.0f64, |m, &v| m.max(v.abs() as f64))
-        .max(1e-30);
-    let worst = got
-        .iter()
-        .zip(want)
-        .map(|(&a, &b)| (a as f64 - b as f64).abs())
-        .fold(0.0, f64::max);
-    worst / scale
 }
 
 /// One Adam update (TensorFlow 1's: epsilon outside the bias correction) in f64, from the

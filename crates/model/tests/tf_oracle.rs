@@ -27,6 +27,8 @@ use gan_model::checkpoint::encode_gan;
 use gan_model::lockstep::{record, Recording};
 use gan_model::{stream, Gan, StepStats, Stream, TrainConfig, Trainer};
 
+mod common;
+
 const SEEDS: [u64; 3] = [1, 2, 3];
 const STEPS: usize = 300;
 
@@ -122,24 +124,8 @@ fn sign(i: usize, k: u64) -> f64 {
 
 /// Per tensor name: the update of step 1 as (norm, projection 0, projection 1).
 fn update_summary(before: &Gan, after: &Gan) -> Vec<(String, [f64; 3])> {
-    let tensors = |g: &Gan| {
-        let st = encode_gan(g);
-        let parsed = safetensors::SafeTensors::deserialize(&st).unwrap();
-        let mut out: Vec<(String, Vec<f32>)> = parsed
-            .tensors()
-            .into_iter()
-            .map(|(name, t)| {
-                let v = t
-                    .data()
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect();
-                (name, v)
-            })
-            .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
-    };
+    // By name, so the two sides' tensors pair up in order.
+    let tensors = |g: &Gan| common::f32_tensors(&encode_gan(g));
     tensors(before)
         .into_iter()
         .zip(tensors(after))
