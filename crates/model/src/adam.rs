@@ -139,15 +139,19 @@ unsafe fn steps_avx2(k: &Coefficients, g: &[f32], m: &mut [f32], v: &mut [f32], 
 
 #[inline(always)]
 fn steps_portable(k: &Coefficients, g: &[f32], m: &mut [f32], v: &mut [f32], step: &mut [f32]) {
-    let (one_b1, one_b2) = (1.0 - k.beta1, 1.0 - k.beta2);
     let n = g.len();
     let (m, v, step) = (&mut m[..n], &mut v[..n], &mut step[..n]);
     for i in 0..n {
-        let gi = g[i];
-        m[i] = k.beta1 * m[i] + one_b1 * gi;
-        v[i] = k.beta2 * v[i] + one_b2 * (gi * gi);
-        step[i] = k.lr_t * m[i] / (v[i].sqrt() + k.eps);
+        step[i] = moments_and_step(k, g[i], &mut m[i], &mut v[i]);
     }
+}
+
+/// One element of an update: the new moments, and the step to subtract from the parameter.
+#[inline(always)]
+fn moments_and_step(k: &Coefficients, g: f32, m: &mut f32, v: &mut f32) -> f32 {
+    *m = k.beta1 * *m + (1.0 - k.beta1) * g;
+    *v = k.beta2 * *v + (1.0 - k.beta2) * (g * g);
+    k.lr_t * *m / (v.sqrt() + k.eps)
 }
 
 /// One Adam update of `p` (and its moments `m`, `v`) with gradient `g`; large ones in
@@ -187,14 +191,10 @@ unsafe fn apply_avx2(k: &Coefficients, p: &mut [f32], g: &[f32], m: &mut [f32], 
 
 #[inline(always)]
 fn apply_portable(k: &Coefficients, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-    let (one_b1, one_b2) = (1.0 - k.beta1, 1.0 - k.beta2);
     let n = p.len();
     let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
     for i in 0..n {
-        let gi = g[i];
-        m[i] = k.beta1 * m[i] + one_b1 * gi;
-        v[i] = k.beta2 * v[i] + one_b2 * (gi * gi);
-        p[i] -= k.lr_t * m[i] / (v[i].sqrt() + k.eps);
+        p[i] -= moments_and_step(k, g[i], &mut m[i], &mut v[i]);
     }
 }
 
