@@ -18,25 +18,13 @@ Writes OUT/timing.json with the median ms per step after 20 warm-up steps, as th
 ../shared/reference/peers do.
 """
 import argparse
-import gzip
-import json
 import os
-import struct
-import time
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-
-def load_mnist_train(data_dir):
-    with gzip.open(os.path.join(data_dir, "train-images-idx3-ubyte.gz"), "rb") as f:
-        magic, n, rows, cols = struct.unpack(">IIII", f.read(16))
-        assert magic == 2051, magic
-        buf = np.frombuffer(f.read(n * rows * cols), dtype=np.uint8)
-    imgs = buf.reshape(n, 1, rows, cols)[5000:]
-    return torch.from_numpy(imgs.astype(np.float32) / 255.0 * 2.0 - 1.0).contiguous()
+from peer_common import load_train_images, time_steps, write_timing
 
 
 def init(module):
@@ -100,8 +88,9 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
-    data = load_mnist_train(args.data)
-    n_train, b = data.shape[0], args.batch
+    data = torch.from_numpy(
+        load_train_images(args.data).reshape(-1, 1, 28, 28).astype(np.float32) / 255.0 * 2.0 - 1.0)
+    b = args.batch
 
     G, D = init(Generator(args.noise, *gc)), init(Discriminator(*dc))
     g_params = list(G.parameters())
@@ -124,24 +113,9 @@ def main():
         opt_g.step()
         return d_loss.detach(), g_loss.detach()
 
-    times, step = [], 0
-    while step < args.steps:
-        perm = torch.randperm(n_train)
-        for i in range(n_train // b):
-            t0 = time.perf_counter()
-            train_step(data[perm[i * b:(i + 1) * b]])
-            times.append(time.perf_counter() - t0)
-            step += 1
-            if step >= args.steps:
-                break
-    st = np.array(times[args.warmup:]) * 1e3
-    timing = dict(framework="torch", model="dcgan", version=torch.__version__,
-                  threads=torch.get_num_threads(), steps=step, batch=b, noise=args.noise,
-                  g_channels=gc, d_channels=dc, median_ms_per_step=float(np.median(st)),
-                  p10_ms=float(np.percentile(st, 10)), p90_ms=float(np.percentile(st, 90)))
-    with open(os.path.join(args.out, "timing.json"), "w") as f:
-        json.dump(timing, f, indent=1)
-    print(json.dumps(timing))
+    times = time_steps(train_step, data, b, args.steps)
+    write_timing(args.out, times, args.warmup, model="dcgan", batch=b, noise=args.noise,
+                 g_channels=gc, d_channels=dc)
 
 
 if __name__ == "__main__":

@@ -17,28 +17,16 @@ Writes OUT/timing.json with the median ms per step after 20 warm-up steps, as th
 ../shared/reference/peers do.
 """
 import argparse
-import gzip
-import json
 import os
-import struct
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from peer_common import load_train_images, time_steps, write_timing
 
 BATCH, NOISE, NX = 100, 128, 784
 G_HIDDEN, D_HIDDEN = [256, 512, 1024], [512, 256]
 LR, BETAS, EPS, EMA, DROPOUT, SLOPE, STD = 2e-4, (0.5, 0.999), 1e-8, 0.999, 0.3, 0.2, 0.02
-
-
-def load_mnist_train(data_dir):
-    with gzip.open(os.path.join(data_dir, "train-images-idx3-ubyte.gz"), "rb") as f:
-        magic, n, rows, cols = struct.unpack(">IIII", f.read(16))
-        assert magic == 2051, magic
-        buf = np.frombuffer(f.read(n * rows * cols), dtype=np.uint8)
-    imgs = buf.reshape(n, rows * cols)[5000:]
-    return torch.from_numpy(imgs.astype(np.float32) / 255.0 * 2.0 - 1.0).contiguous()
 
 
 class MLP(torch.nn.Module):
@@ -74,8 +62,7 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
-    data = load_mnist_train(args.data)
-    n_train = data.shape[0]
+    data = torch.from_numpy(load_train_images(args.data).astype(np.float32) / 255.0 * 2.0 - 1.0)
 
     G = MLP([NOISE] + G_HIDDEN + [NX], 0.0)
     D = MLP([NX] + D_HIDDEN + [1], DROPOUT)
@@ -102,25 +89,8 @@ def main():
             torch._foreach_lerp_(ema, [p.detach() for p in g_params], 1.0 - EMA)
         return d_loss.detach(), g_loss.detach()
 
-    times = []
-    step = 0
-    while step < args.steps:
-        perm = torch.randperm(n_train)
-        for i in range(n_train // BATCH):
-            t0 = time.perf_counter()
-            train_step(data[perm[i * BATCH:(i + 1) * BATCH]])
-            times.append(time.perf_counter() - t0)
-            step += 1
-            if step >= args.steps:
-                break
-    st = np.array(times[args.warmup:]) * 1e3
-    timing = dict(framework="torch", model="improved", version=torch.__version__,
-                  threads=torch.get_num_threads(), steps=step,
-                  median_ms_per_step=float(np.median(st)),
-                  p10_ms=float(np.percentile(st, 10)), p90_ms=float(np.percentile(st, 90)))
-    with open(os.path.join(args.out, "timing.json"), "w") as f:
-        json.dump(timing, f, indent=1)
-    print(json.dumps(timing))
+    times = time_steps(train_step, data, BATCH, args.steps)
+    write_timing(args.out, times, args.warmup, model="improved")
 
 
 if __name__ == "__main__":
