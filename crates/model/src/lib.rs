@@ -20,6 +20,7 @@ mod dfdx_mlp;
 pub mod generate;
 pub mod kernels;
 pub mod lockstep;
+mod loss;
 mod params;
 pub mod phases;
 pub mod reference;

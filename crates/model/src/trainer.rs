@@ -14,9 +14,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
 use crate::adam::{self, Adam};
-use crate::config::{Loss, TrainConfig};
+use crate::config::TrainConfig;
 use crate::generate::{join_one_hot, one_hot};
-use crate::kernels::{self, matmul, sigmoid, softplus, Split, View};
+use crate::kernels::{self, matmul, Split, View};
 use crate::params::{split_layers_mut, Activation, Gan, Mlp, Output};
 use crate::phases::{self, Phase};
 use crate::rng::{stream, Stream};
@@ -483,56 +483,12 @@ impl Trainer {
         }
 
         let backward = phases::time(Phase::DBackward);
-        let (mut loss_real, mut loss_fake, mut d_real, mut d_fake) =
-            (0.0f64, 0.0f64, 0.0f64, 0.0f64);
-        let inv_b = 1.0 / b as f32;
-        let (real_logits, fake_logits) = ws.logits.split_at(b);
-        let (dl_real, dl_fake) = ws.dl.split_at_mut(b);
-        // D's loss per row and its gradient with respect to the logit, real rows then fake.
-        let t = self.cfg.real_target;
-        match self.cfg.loss {
-            Loss::NonSaturating | Loss::Minimax => {
-                // Cross-entropy against target t (1 unless smoothed): with t = 1 the second
-                // term is exactly zero, so the tutorial's values are unchanged bit for bit.
-                let (t_real, t_fake) = (t as f64, 1.0 - t as f64);
-                for (&l, dl) in real_logits.iter().zip(dl_real) {
-                    let p = sigmoid(l);
-                    loss_real += t_real * softplus(-l) as f64 + t_fake * softplus(l) as f64;
-                    d_real += p as f64;
-                    *dl = (p - t) * inv_b;
-                }
-                for (&l, dl) in fake_logits.iter().zip(dl_fake) {
-                    let p = sigmoid(l);
-                    loss_fake += softplus(l) as f64;
-                    d_fake += p as f64;
-                    *dl = p * inv_b;
-                }
-            }
-            Loss::LeastSquares => {
-                for (&l, dl) in real_logits.iter().zip(dl_real) {
-                    loss_real += 0.5 * ((l - t) as f64).powi(2);
-                    d_real += l as f64;
-                    *dl = (l - t) * inv_b;
-                }
-                for (&l, dl) in fake_logits.iter().zip(dl_fake) {
-                    loss_fake += 0.5 * (l as f64).powi(2);
-                    d_fake += l as f64;
-                    *dl = l * inv_b;
-                }
-            }
-            Loss::Hinge => {
-                for (&l, dl) in real_logits.iter().zip(dl_real) {
-                    loss_real += (1.0 - l as f64).max(0.0);
-                    d_real += l as f64;
-                    *dl = if l < 1.0 { -inv_b } else { 0.0 };
-                }
-                for (&l, dl) in fake_logits.iter().zip(dl_fake) {
-                    loss_fake += (1.0 + l as f64).max(0.0);
-                    d_fake += l as f64;
-                    *dl = if l > -1.0 { inv_b } else { 0.0 };
-                }
-            }
-        }
+        let crate::loss::DSums {
+            loss_real,
+            loss_fake,
+            d_real,
+            d_fake,
+        } = crate::loss::discriminator(self.cfg.loss, self.cfg.real_target, &ws.logits, &mut ws.dl);
         let d_loss = (-(loss_real + loss_fake) / b as f64) as f32;
         check_finite(step, "d_loss", d_loss)?;
 
@@ -653,28 +609,7 @@ impl Trainer {
             d.weight(d_hidden),
             d.bias(d_hidden)[0],
         );
-        let inv_b = 1.0 / b as f32;
-        let mut objective = 0.0f64;
-        for (&l, dl) in ws.logits[..b].iter().zip(&mut ws.dl[..b]) {
-            match self.cfg.loss {
-                Loss::NonSaturating => {
-                    objective -= softplus(-l) as f64;
-                    *dl = (sigmoid(l) - 1.0) * inv_b;
-                }
-                Loss::Minimax => {
-                    objective += softplus(l) as f64;
-                    *dl = -sigmoid(l) * inv_b;
-                }
-                Loss::LeastSquares => {
-                    objective -= 0.5 * ((l - 1.0) as f64).powi(2);
-                    *dl = (l - 1.0) * inv_b;
-                }
-                Loss::Hinge => {
-                    objective += l as f64;
-                    *dl = -inv_b;
-                }
-            }
-        }
+        let objective = crate::loss::generator(self.cfg.loss, &ws.logits[..b], &mut ws.dl[..b]);
         let g_loss = (objective / b as f64) as f32;
         check_finite(step, "g_loss", g_loss)?;
 
