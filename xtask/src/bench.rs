@@ -27,6 +27,10 @@ pub struct Args {
     /// Flush denormals to zero on the step's threads, as TensorFlow's executor does
     #[arg(long)]
     flush_denormals: bool,
+    /// Time the DCGAN of PyTorch's example at MNIST's size (as `tools/peers/peer.sh dcgan`
+    /// trains it) instead of a spec's MLP
+    #[arg(long, conflicts_with_all = ["spec", "checkpoint", "phases"])]
+    dcgan: bool,
     /// Also print where the step's time goes, phase by phase (builds the step with timers, so
     /// its total is a little above the plain figure)
     #[arg(long)]
@@ -70,6 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .args(spec)
         .args(checkpoint)
         .args(args.flush_denormals.then_some("--flush-denormals"))
+        .args(args.dcgan.then_some("--dcgan"))
         .args(args.phases.then_some("--phases"))
         .status()
         .context("running cargo")?;

@@ -78,6 +78,24 @@ impl ModelConfig {
     }
 }
 
+/// A DCGAN's channel widths ([`crate::dcgan`]): G's feature maps at 7 x 7 and at 14 x 14,
+/// D's at 14 x 14 and at 7 x 7 (PyTorch's DCGAN example at MNIST's size: `[128, 64]` and
+/// `[64, 128]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DcganShape {
+    pub g_channels: [usize; 2],
+    pub d_channels: [usize; 2],
+}
+
+impl Default for DcganShape {
+    fn default() -> Self {
+        DcganShape {
+            g_channels: [128, 64],
+            d_channels: [64, 128],
+        }
+    }
+}
+
 /// The pair of objectives D and G follow. `l` is D's raw output (its logit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Loss {

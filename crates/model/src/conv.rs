@@ -6,10 +6,22 @@
 //! transposed product followed by col2im, and a transposed convolution is exactly that
 //! adjoint used as a forward pass. Weights are laid out as PyTorch lays them out
 //! (`out x in x k x k` for a convolution, `in x out x k x k` for a transposed one), so
-//! checkpoints read the same in both. Gradients accumulate image by image in a fixed order:
-//! the results never depend on the thread count.
+//! checkpoints read the same in both.
+//!
+//! Speed and determinism: a batch is cut into groups of [`GROUP`] images whose columns sit
+//! side by side, so each product is wide enough for gemm's tiles and its operands stay in
+//! cache; the groups are divided between [`LANES`] fixed lanes, run side by side with
+//! `rayon::join`, each with its own [`Scratch`]. A weight gradient is each lane's sum over
+//! its groups, in order, then the lanes' sums in lane order: the cut never depends on the
+//! thread count, so neither do the results.
 
 use crate::kernels::{matmul, matmul_accumulate, Split, View};
+
+/// Images per group: one product's columns are `GROUP` images' output positions.
+pub const GROUP: usize = 5;
+/// Lanes the groups of a batch are divided between (the machine this was built for has two
+/// cores; more lanes than cores only costs scratch memory).
+pub const LANES: usize = 2;
 
 /// One 2-D convolution's geometry (square kernels, equal stride and padding on both axes,
 /// as DCGAN uses).
@@ -38,7 +50,7 @@ impl ConvShape {
     }
 
     /// Rows of the im2col matrix: one per input channel and kernel position.
-    fn patch(&self, channels: usize) -> usize {
+    pub fn patch(&self, channels: usize) -> usize {
         channels * self.kernel * self.kernel
     }
 
@@ -47,74 +59,113 @@ impl ConvShape {
     }
 }
 
-/// The columns of one `channels x h x w` image for a convolution of `shape` with output
-/// `oh x ow`: row `(c, ki, kj)`, column `(oy, ox)` holds the input pixel under kernel
-/// position `(ki, kj)` at that output position, 0 in the padding.
-fn im2col(
-    shape: &ConvShape,
-    channels: usize,
-    (h, w): (usize, usize),
-    image: &[f32],
-    cols: &mut [f32],
-    (oh, ow): (usize, usize),
-) {
-    let (k, s, p) = (shape.kernel, shape.stride, shape.padding);
-    let mut rows = cols.chunks_exact_mut(oh * ow);
-    for c in 0..channels {
-        let plane = &image[c * h * w..(c + 1) * h * w];
+/// The geometry of one convolution's im2col: for each kernel position `(ki, kj)` and output
+/// pixel `(oy, ox)`, where the input pixel under it lies in the input padded by `p` on every
+/// side, so that the column loops need no bounds tests. Made once per layer call and lane.
+struct Patches<'a> {
+    shape: &'a ConvShape,
+    /// The input (the convolution's: a transposed layer's output) and output sides.
+    input: (usize, usize),
+    output: (usize, usize),
+    offsets: &'a [u32],
+}
+
+impl<'a> Patches<'a> {
+    fn new(
+        shape: &'a ConvShape,
+        (h, w): (usize, usize),
+        (oh, ow): (usize, usize),
+        table: &'a mut [u32],
+    ) -> Patches<'a> {
+        let (k, s) = (shape.kernel, shape.stride);
+        let wp = w + 2 * shape.padding;
+        let offsets = &mut table[..k * k * oh * ow];
+        let mut i = 0;
         for ki in 0..k {
             for kj in 0..k {
-                let row = rows.next().expect("a row per channel and kernel position");
                 for oy in 0..oh {
-                    let iy = (oy * s + ki) as isize - p as isize;
-                    let out = &mut row[oy * ow..(oy + 1) * ow];
-                    if iy < 0 || iy >= h as isize {
-                        out.fill(0.0);
-                        continue;
-                    }
-                    let line = &plane[iy as usize * w..(iy as usize + 1) * w];
-                    for (ox, o) in out.iter_mut().enumerate() {
-                        let ix = (ox * s + kj) as isize - p as isize;
-                        *o = if ix < 0 || ix >= w as isize {
-                            0.0
-                        } else {
-                            line[ix as usize]
-                        };
+                    for ox in 0..ow {
+                        offsets[i] = ((oy * s + ki) * wp + ox * s + kj) as u32;
+                        i += 1;
                     }
                 }
             }
         }
+        Patches {
+            shape,
+            input: (h, w),
+            output: (oh, ow),
+            offsets,
+        }
     }
-}
 
-/// The adjoint of [`im2col`]: adds each column entry back onto the pixel it came from.
-fn col2im(
-    shape: &ConvShape,
-    channels: usize,
-    (h, w): (usize, usize),
-    cols: &[f32],
-    image: &mut [f32],
-    (oh, ow): (usize, usize),
-) {
-    let (k, s, p) = (shape.kernel, shape.stride, shape.padding);
-    let mut rows = cols.chunks_exact(oh * ow);
-    for c in 0..channels {
-        let plane = &mut image[c * h * w..(c + 1) * h * w];
-        for ki in 0..k {
-            for kj in 0..k {
-                let row = rows.next().expect("a row per channel and kernel position");
-                for oy in 0..oh {
-                    let iy = (oy * s + ki) as isize - p as isize;
-                    if iy < 0 || iy >= h as isize {
-                        continue;
-                    }
-                    let line = &mut plane[iy as usize * w..(iy as usize + 1) * w];
-                    for (ox, &v) in row[oy * ow..(oy + 1) * ow].iter().enumerate() {
-                        let ix = (ox * s + kj) as isize - p as isize;
-                        if ix >= 0 && ix < w as isize {
-                            line[ix as usize] += v;
-                        }
-                    }
+    fn padded_len(&self) -> usize {
+        let p = 2 * self.shape.padding;
+        (self.input.0 + p) * (self.input.1 + p)
+    }
+
+    /// Copies one channel plane into the interior of `padded` (whose border stays 0).
+    fn pad(&self, plane: &[f32], padded: &mut [f32]) {
+        let (h, w) = self.input;
+        let (p, wp) = (self.shape.padding, w + 2 * self.shape.padding);
+        for (y, line) in plane.chunks_exact(w).take(h).enumerate() {
+            padded[(y + p) * wp + p..][..w].copy_from_slice(line);
+        }
+    }
+
+    /// The columns of one `channels x h x w` image: row `(c, ki, kj)` (`ld` apart in
+    /// `cols`), column `(oy, ox)` holds the input pixel under kernel position `(ki, kj)` at
+    /// that output position, 0 in the padding. `padded` is scratch.
+    fn im2col(
+        &self,
+        channels: usize,
+        image: &[f32],
+        cols: &mut [f32],
+        ld: usize,
+        padded: &mut [f32],
+    ) {
+        let (h, w) = self.input;
+        let pixels = self.output.0 * self.output.1;
+        let padded = &mut padded[..self.padded_len()];
+        padded.fill(0.0);
+        let mut rows = 0..;
+        for plane in image.chunks_exact(h * w).take(channels) {
+            self.pad(plane, padded);
+            for at in self.offsets.chunks_exact(pixels) {
+                let r = rows.next().unwrap_or_default();
+                for (o, &i) in cols[r * ld..r * ld + pixels].iter_mut().zip(at) {
+                    *o = padded[i as usize];
+                }
+            }
+        }
+    }
+
+    /// The adjoint of [`Patches::im2col`]: adds each column entry back onto the pixel it
+    /// came from.
+    fn col2im(
+        &self,
+        channels: usize,
+        cols: &[f32],
+        ld: usize,
+        image: &mut [f32],
+        padded: &mut [f32],
+    ) {
+        let (h, w) = self.input;
+        let (p, wp) = (self.shape.padding, w + 2 * self.shape.padding);
+        let pixels = self.output.0 * self.output.1;
+        let padded = &mut padded[..self.padded_len()];
+        let mut rows = 0..;
+        for plane in image.chunks_exact_mut(h * w).take(channels) {
+            padded.fill(0.0);
+            for at in self.offsets.chunks_exact(pixels) {
+                let r = rows.next().unwrap_or_default();
+                for (&v, &i) in cols[r * ld..r * ld + pixels].iter().zip(at) {
+                    padded[i as usize] += v;
+                }
+            }
+            for (y, line) in plane.chunks_exact_mut(w).enumerate() {
+                for (o, &v) in line.iter_mut().zip(&padded[(y + p) * wp + p..]) {
+                    *o += v;
                 }
             }
         }
@@ -129,49 +180,236 @@ pub struct Sides {
     pub output: (usize, usize),
 }
 
-/// Scratch space of one layer: an image's im2col matrix.
-pub fn scratch_len(shape: &ConvShape, sides: &Sides, transposed: bool) -> usize {
-    let (small, big_ch) = if transposed {
-        (sides.input, shape.out_ch)
-    } else {
-        (sides.output, shape.in_ch)
-    };
-    shape.patch(big_ch) * small.0 * small.1
+impl Sides {
+    fn in_pixels(&self) -> usize {
+        self.input.0 * self.input.1
+    }
+
+    fn out_pixels(&self) -> usize {
+        self.output.0 * self.output.1
+    }
 }
 
-/// Convolution forward: `y = W * x + b` for each image (`x`: `N x in x H x W`, `y`:
+/// One lane's working memory: a group's im2col columns, a group's channel-major copy of an
+/// image buffer, and the lane's partial weight gradient.
+#[derive(Debug, Default, Clone)]
+struct Lane {
+    cols: Vec<f32>,
+    staging: Vec<f32>,
+    dw: Vec<f32>,
+    /// [`Patches`]' offsets and one zero-padded channel plane.
+    offsets: Vec<u32>,
+    padded: Vec<f32>,
+}
+
+/// The layers' working memory, one set of buffers per lane; sized once, before training,
+/// for the largest layer it serves ([`Scratch::reserve`]), so a step allocates nothing.
+#[derive(Debug, Clone)]
+pub struct Scratch {
+    lanes: Vec<Lane>,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch {
+            lanes: vec![Lane::default(); LANES],
+        }
+    }
+}
+
+impl Scratch {
+    /// Grows the buffers to serve a layer of `shape` over `sides`.
+    pub fn reserve(&mut self, shape: &ConvShape, sides: &Sides, transposed: bool) {
+        let group = GROUP.min(sides.batch);
+        // The convolution's input side (a transposed layer's output) and output side.
+        let (conv_in, conv_out) = if transposed {
+            (sides.output, sides.input)
+        } else {
+            (sides.input, sides.output)
+        };
+        let k2 = shape.kernel * shape.kernel;
+        let p2 = 2 * shape.padding;
+        let (cols, staging) = if transposed {
+            let width = group * sides.in_pixels();
+            (shape.patch(shape.out_ch) * width, shape.in_ch * width)
+        } else {
+            let width = group * sides.out_pixels();
+            (shape.patch(shape.in_ch) * width, shape.out_ch * width)
+        };
+        for lane in &mut self.lanes {
+            grow(&mut lane.cols, cols);
+            grow(&mut lane.staging, staging);
+            grow(&mut lane.dw, shape.weight_len());
+            if lane.offsets.len() < k2 * conv_out.0 * conv_out.1 {
+                lane.offsets.resize(k2 * conv_out.0 * conv_out.1, 0);
+            }
+            grow(&mut lane.padded, (conv_in.0 + p2) * (conv_in.1 + p2));
+        }
+    }
+
+    /// Bytes held (for memory estimates).
+    pub fn bytes(&self) -> usize {
+        let floats: usize = self
+            .lanes
+            .iter()
+            .map(|l| l.cols.len() + l.staging.len() + l.dw.len() + l.offsets.len() + l.padded.len())
+            .sum();
+        floats * std::mem::size_of::<f32>()
+    }
+}
+
+fn grow(buf: &mut Vec<f32>, len: usize) {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+}
+
+/// The images each lane works on: whole groups, the first lane taking the odd one.
+fn lane_images(batch: usize) -> [std::ops::Range<usize>; LANES] {
+    let per_lane = batch.div_ceil(GROUP).div_ceil(LANES) * GROUP;
+    std::array::from_fn(|l| (l * per_lane).min(batch)..((l + 1) * per_lane).min(batch))
+}
+
+/// Runs `work(images, lane, out)` for every lane side by side, where `out` is the part of
+/// `out` that holds the lane's images (`per_image` values each; empty if `out` is).
+fn in_lanes<F>(batch: usize, per_image: usize, out: &mut [f32], lanes: &mut [Lane], work: F)
+where
+    F: Fn(std::ops::Range<usize>, &mut Lane, &mut [f32]) + Sync,
+{
+    let [first, second] = lane_images(batch);
+    let at = if out.is_empty() {
+        0
+    } else {
+        second.start * per_image
+    };
+    let (out_first, out_second) = out.split_at_mut(at);
+    let (lane_first, lane_second) = lanes.split_at_mut(1);
+    rayon::join(
+        || work(first, &mut lane_first[0], out_first),
+        || work(second, &mut lane_second[0], out_second),
+    );
+}
+
+/// The groups of a lane's images: `(first image, images)`.
+fn groups(images: std::ops::Range<usize>) -> impl Iterator<Item = (usize, usize)> {
+    images
+        .clone()
+        .step_by(GROUP)
+        .map(move |first| (first, GROUP.min(images.end - first)))
+}
+
+/// Copies `n` images of `channels x pixels` into `staging` as one `channels x (n * pixels)`
+/// matrix (image `j`'s pixels in columns `j * pixels..`).
+fn gather(images: &[f32], channels: usize, pixels: usize, n: usize, staging: &mut [f32]) {
+    let width = n * pixels;
+    for (j, image) in images.chunks_exact(channels * pixels).take(n).enumerate() {
+        for (c, plane) in image.chunks_exact(pixels).enumerate() {
+            staging[c * width + j * pixels..][..pixels].copy_from_slice(plane);
+        }
+    }
+}
+
+/// The inverse of [`gather`], adding each channel's bias if given.
+fn scatter(
+    staging: &[f32],
+    channels: usize,
+    pixels: usize,
+    images: &mut [f32],
+    bias: Option<&[f32]>,
+) {
+    let n = images.len() / (channels * pixels);
+    let width = n * pixels;
+    for (j, image) in images.chunks_exact_mut(channels * pixels).enumerate() {
+        for (c, plane) in image.chunks_exact_mut(pixels).enumerate() {
+            let from = &staging[c * width + j * pixels..][..pixels];
+            match bias {
+                Some(b) => {
+                    for (o, &v) in plane.iter_mut().zip(from) {
+                        *o = v + b[c];
+                    }
+                }
+                None => plane.copy_from_slice(from),
+            }
+        }
+    }
+}
+
+/// Where a layer's parameter gradients go: added to `weight` and, if the layer has one, to
+/// `bias`.
+pub struct Grads<'a> {
+    pub weight: &'a mut [f32],
+    pub bias: Option<&'a mut [f32]>,
+}
+
+/// Adds the lanes' partial weight gradients to `grads`, in lane order, and each channel's
+/// sum of `dy` to the bias gradient, image by image.
+fn finish_grads(grads: Grads, lanes: &[Lane], dy: &[f32], channels: usize, batch: usize) {
+    for (i, g) in grads.weight.iter_mut().enumerate() {
+        *g += lanes[0].dw[i] + lanes[1].dw[i];
+    }
+    if let Some(db) = grads.bias {
+        let per_image = dy.len() / batch.max(1);
+        for image in dy.chunks_exact(per_image).take(batch) {
+            let plane = per_image / channels;
+            for (g, pixels) in db.iter_mut().zip(image.chunks_exact(plane)) {
+                *g += pixels.iter().sum::<f32>();
+            }
+        }
+    }
+}
+
+/// Convolution forward: `y = W * x (+ b)` for each image (`x`: `N x in x H x W`, `y`:
 /// `N x out x OH x OW`, `w`: `out x in x k x k`).
 pub fn conv_forward(
     shape: &ConvShape,
     sides: &Sides,
     x: &[f32],
     w: &[f32],
-    b: &[f32],
+    b: Option<&[f32]>,
     y: &mut [f32],
-    cols: &mut [f32],
+    scratch: &mut Scratch,
 ) {
-    let (ih, iw) = sides.input;
-    let (oh, ow) = sides.output;
-    let (pin, pout) = (shape.in_ch * ih * iw, shape.out_ch * oh * ow);
+    let (p_in, p_out) = (sides.in_pixels(), sides.out_pixels());
+    let (pin, pout) = (shape.in_ch * p_in, shape.out_ch * p_out);
     let patch = shape.patch(shape.in_ch);
-    let cols = &mut cols[..patch * oh * ow];
-    for (image, out) in x
-        .chunks_exact(pin)
-        .zip(y.chunks_exact_mut(pout))
-        .take(sides.batch)
-    {
-        im2col(shape, shape.in_ch, (ih, iw), image, cols, (oh, ow));
-        fill_bias(out, b);
-        matmul_accumulate(
-            out,
-            View::rows(w, shape.out_ch, patch),
-            View::rows(cols, patch, oh * ow),
-        );
-    }
+    let y = &mut y[..sides.batch * pout];
+    in_lanes(
+        sides.batch,
+        pout,
+        y,
+        &mut scratch.lanes,
+        |images, lane, y| {
+            let start = images.start;
+            let patches = Patches::new(shape, sides.input, sides.output, &mut lane.offsets);
+            for (first, n) in groups(images) {
+                let width = n * p_out;
+                let cols = &mut lane.cols[..patch * width];
+                for j in 0..n {
+                    let image = &x[(first + j) * pin..][..pin];
+                    patches.im2col(
+                        shape.in_ch,
+                        image,
+                        &mut cols[j * p_out..],
+                        width,
+                        &mut lane.padded,
+                    );
+                }
+                let staging = &mut lane.staging[..shape.out_ch * width];
+                matmul(
+                    staging,
+                    View::rows(w, shape.out_ch, patch),
+                    View::rows(cols, patch, width),
+                    Split::None,
+                );
+                let out = &mut y[(first - start) * pout..][..n * pout];
+                scatter(staging, shape.out_ch, p_out, out, b);
+            }
+        },
+    );
 }
 
-/// Convolution backward from `dy`: adds the weight and bias gradients to `dw`, `db`, and, if
-/// asked for, writes the input gradient into `dx`.
+/// Convolution backward from `dy`: adds the weight (and bias) gradients to `grads` if given,
+/// and writes the input gradient into `dx` if given.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_backward(
     shape: &ConvShape,
@@ -179,38 +417,86 @@ pub fn conv_backward(
     x: &[f32],
     w: &[f32],
     dy: &[f32],
-    dw: &mut [f32],
-    db: &mut [f32],
-    mut dx: Option<&mut [f32]>,
-    cols: &mut [f32],
+    grads: Option<Grads>,
+    dx: Option<&mut [f32]>,
+    scratch: &mut Scratch,
 ) {
-    let (ih, iw) = sides.input;
-    let (oh, ow) = sides.output;
-    let (pin, pout) = (shape.in_ch * ih * iw, shape.out_ch * oh * ow);
+    let (p_in, p_out) = (sides.in_pixels(), sides.out_pixels());
+    let (pin, pout) = (shape.in_ch * p_in, shape.out_ch * p_out);
     let patch = shape.patch(shape.in_ch);
-    let cols = &mut cols[..patch * oh * ow];
-    for n in 0..sides.batch {
-        let (image, grad) = (&x[n * pin..(n + 1) * pin], &dy[n * pout..(n + 1) * pout]);
-        add_bias_gradient(db, grad);
-        im2col(shape, shape.in_ch, (ih, iw), image, cols, (oh, ow));
-        // dW += dy_n (out x P) * cols_n^T (P x patch)
-        matmul_accumulate(
-            dw,
-            View::rows(grad, shape.out_ch, oh * ow),
-            View::transposed(cols, patch, oh * ow),
+    let want_grads = grads.is_some();
+    let want_dx = dx.is_some();
+    let mut none: [f32; 0] = [];
+    let dx = match dx {
+        Some(dx) => &mut dx[..sides.batch * pin],
+        None => &mut none[..],
+    };
+    in_lanes(
+        sides.batch,
+        pin,
+        dx,
+        &mut scratch.lanes,
+        |images, lane, dx| {
+            let start = images.start;
+            let patches = Patches::new(shape, sides.input, sides.output, &mut lane.offsets);
+            let dw = &mut lane.dw[..shape.weight_len()];
+            if want_grads {
+                dw.fill(0.0);
+            }
+            for (first, n) in groups(images) {
+                let width = n * p_out;
+                let staging = &mut lane.staging[..shape.out_ch * width];
+                gather(&dy[first * pout..], shape.out_ch, p_out, n, staging);
+                let cols = &mut lane.cols[..patch * width];
+                if want_grads {
+                    for j in 0..n {
+                        let image = &x[(first + j) * pin..][..pin];
+                        patches.im2col(
+                            shape.in_ch,
+                            image,
+                            &mut cols[j * p_out..],
+                            width,
+                            &mut lane.padded,
+                        );
+                    }
+                    // dW += dy_g (out x width) * cols_g^T (width x patch)
+                    matmul_accumulate(
+                        dw,
+                        View::rows(staging, shape.out_ch, width),
+                        View::transposed(cols, patch, width),
+                    );
+                }
+                if want_dx {
+                    // dcols = W^T (patch x out) * dy_g (out x width), then back onto the pixels.
+                    matmul(
+                        cols,
+                        View::transposed(w, shape.out_ch, patch),
+                        View::rows(staging, shape.out_ch, width),
+                        Split::None,
+                    );
+                    for j in 0..n {
+                        let out = &mut dx[(first - start + j) * pin..][..pin];
+                        out.fill(0.0);
+                        patches.col2im(
+                            shape.in_ch,
+                            &cols[j * p_out..],
+                            width,
+                            out,
+                            &mut lane.padded,
+                        );
+                    }
+                }
+            }
+        },
+    );
+    if let Some(grads) = grads {
+        finish_grads(
+            grads,
+            &scratch.lanes,
+            &dy[..sides.batch * pout],
+            shape.out_ch,
+            sides.batch,
         );
-        if let Some(dx) = dx.as_deref_mut() {
-            // dcols = W^T (patch x out) * dy_n (out x P), then back onto the pixels.
-            matmul(
-                cols,
-                View::transposed(w, shape.out_ch, patch),
-                View::rows(grad, shape.out_ch, oh * ow),
-                Split::None,
-            );
-            let out = &mut dx[n * pin..(n + 1) * pin];
-            out.fill(0.0);
-            col2im(shape, shape.in_ch, (ih, iw), cols, out, (oh, ow));
-        }
     }
 }
 
@@ -222,34 +508,59 @@ pub fn conv_transposed_forward(
     sides: &Sides,
     x: &[f32],
     w: &[f32],
-    b: &[f32],
+    b: Option<&[f32]>,
     y: &mut [f32],
-    cols: &mut [f32],
+    scratch: &mut Scratch,
 ) {
-    let (ih, iw) = sides.input;
-    let (oh, ow) = sides.output;
-    let (pin, pout) = (shape.in_ch * ih * iw, shape.out_ch * oh * ow);
+    let (p_in, p_out) = (sides.in_pixels(), sides.out_pixels());
+    let (pin, pout) = (shape.in_ch * p_in, shape.out_ch * p_out);
     let patch = shape.patch(shape.out_ch);
-    let cols = &mut cols[..patch * ih * iw];
-    for (image, out) in x
-        .chunks_exact(pin)
-        .zip(y.chunks_exact_mut(pout))
-        .take(sides.batch)
-    {
-        // cols = W^T (out*k*k x in) * x_n (in x H*W), then onto the output's pixels.
-        matmul(
-            cols,
-            View::transposed(w, shape.in_ch, patch),
-            View::rows(image, shape.in_ch, ih * iw),
-            Split::None,
-        );
-        fill_bias(out, b);
-        col2im(shape, shape.out_ch, (oh, ow), cols, out, (ih, iw));
-    }
+    let y = &mut y[..sides.batch * pout];
+    in_lanes(
+        sides.batch,
+        pout,
+        y,
+        &mut scratch.lanes,
+        |images, lane, y| {
+            let start = images.start;
+            let patches = Patches::new(shape, sides.output, sides.input, &mut lane.offsets);
+            for (first, n) in groups(images) {
+                let width = n * p_in;
+                let staging = &mut lane.staging[..shape.in_ch * width];
+                gather(&x[first * pin..], shape.in_ch, p_in, n, staging);
+                // cols = W^T (out*k*k x in) * x_g (in x width), then onto the output's pixels.
+                let cols = &mut lane.cols[..patch * width];
+                matmul(
+                    cols,
+                    View::transposed(w, shape.in_ch, patch),
+                    View::rows(staging, shape.in_ch, width),
+                    Split::None,
+                );
+                for j in 0..n {
+                    let out = &mut y[(first - start + j) * pout..][..pout];
+                    match b {
+                        Some(b) => {
+                            for (plane, &b) in out.chunks_exact_mut(p_out).zip(b) {
+                                plane.fill(b);
+                            }
+                        }
+                        None => out.fill(0.0),
+                    }
+                    patches.col2im(
+                        shape.out_ch,
+                        &cols[j * p_in..],
+                        width,
+                        out,
+                        &mut lane.padded,
+                    );
+                }
+            }
+        },
+    );
 }
 
-/// Transposed convolution backward from `dy`: adds the weight and bias gradients, and, if
-/// asked for, writes the input gradient.
+/// Transposed convolution backward from `dy`: adds the weight (and bias) gradients to
+/// `grads` if given, and writes the input gradient into `dx` if given.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_transposed_backward(
     shape: &ConvShape,
@@ -257,35 +568,77 @@ pub fn conv_transposed_backward(
     x: &[f32],
     w: &[f32],
     dy: &[f32],
-    dw: &mut [f32],
-    db: &mut [f32],
-    mut dx: Option<&mut [f32]>,
-    cols: &mut [f32],
+    grads: Option<Grads>,
+    dx: Option<&mut [f32]>,
+    scratch: &mut Scratch,
 ) {
-    let (ih, iw) = sides.input;
-    let (oh, ow) = sides.output;
-    let (pin, pout) = (shape.in_ch * ih * iw, shape.out_ch * oh * ow);
+    let (p_in, p_out) = (sides.in_pixels(), sides.out_pixels());
+    let (pin, pout) = (shape.in_ch * p_in, shape.out_ch * p_out);
     let patch = shape.patch(shape.out_ch);
-    let cols = &mut cols[..patch * ih * iw];
-    for n in 0..sides.batch {
-        let (image, grad) = (&x[n * pin..(n + 1) * pin], &dy[n * pout..(n + 1) * pout]);
-        add_bias_gradient(db, grad);
-        // The columns of dy under the matching convolution (out -> in channels, OH -> H).
-        im2col(shape, shape.out_ch, (oh, ow), grad, cols, (ih, iw));
-        // dW += x_n (in x H*W) * cols^T (H*W x out*k*k)
-        matmul_accumulate(
-            dw,
-            View::rows(image, shape.in_ch, ih * iw),
-            View::transposed(cols, patch, ih * iw),
+    let want_grads = grads.is_some();
+    let want_dx = dx.is_some();
+    let mut none: [f32; 0] = [];
+    let dx = match dx {
+        Some(dx) => &mut dx[..sides.batch * pin],
+        None => &mut none[..],
+    };
+    in_lanes(
+        sides.batch,
+        pin,
+        dx,
+        &mut scratch.lanes,
+        |images, lane, dx| {
+            let start = images.start;
+            let patches = Patches::new(shape, sides.output, sides.input, &mut lane.offsets);
+            let dw = &mut lane.dw[..shape.weight_len()];
+            if want_grads {
+                dw.fill(0.0);
+            }
+            for (first, n) in groups(images) {
+                let width = n * p_in;
+                // The columns of dy under the matching convolution (out -> in channels, OH -> H).
+                let cols = &mut lane.cols[..patch * width];
+                for j in 0..n {
+                    let grad = &dy[(first + j) * pout..][..pout];
+                    patches.im2col(
+                        shape.out_ch,
+                        grad,
+                        &mut cols[j * p_in..],
+                        width,
+                        &mut lane.padded,
+                    );
+                }
+                let staging = &mut lane.staging[..shape.in_ch * width];
+                if want_grads {
+                    gather(&x[first * pin..], shape.in_ch, p_in, n, staging);
+                    // dW += x_g (in x width) * cols^T (width x out*k*k)
+                    matmul_accumulate(
+                        dw,
+                        View::rows(staging, shape.in_ch, width),
+                        View::transposed(cols, patch, width),
+                    );
+                }
+                if want_dx {
+                    matmul(
+                        staging,
+                        View::rows(w, shape.in_ch, patch),
+                        View::rows(cols, patch, width),
+                        Split::None,
+                    );
+                    let out = &mut dx[(first - start) * pin..][..n * pin];
+                    scatter(staging, shape.in_ch, p_in, out, None);
+                }
+            }
+        },
+    );
+    if let Some(grads) = grads {
+        finish_grads(
+            grads,
+            &scratch.lanes,
+            &dy[..sides.batch * pout],
+            shape.out_ch,
+            sides.batch,
         );
-        if let Some(dx) = dx.as_deref_mut() {
-            matmul(
-                &mut dx[n * pin..(n + 1) * pin],
-                View::rows(w, shape.in_ch, patch),
-                View::rows(cols, patch, ih * iw),
-                Split::None,
-            );
-        }
     }
 }
 
@@ -297,26 +650,12 @@ pub struct Running<'a> {
     pub momentum: f32,
 }
 
-/// Each channel's plane of one output image starts at its bias.
-fn fill_bias(image: &mut [f32], bias: &[f32]) {
-    let plane = image.len() / bias.len().max(1);
-    for (pixels, &b) in image.chunks_exact_mut(plane).zip(bias) {
-        pixels.fill(b);
-    }
-}
-
-/// Adds each channel's sum of one image's output gradient to the bias gradient.
-fn add_bias_gradient(db: &mut [f32], grad: &[f32]) {
-    let plane = grad.len() / db.len().max(1);
-    for (g, pixels) in db.iter_mut().zip(grad.chunks_exact(plane)) {
-        *g += pixels.iter().sum::<f32>();
-    }
-}
-
 /// Batch normalisation over `N x C x P` (P pixels per channel) in training mode, as DCGAN
 /// uses it: each channel normalised by its batch mean and (biased) variance, then scaled by
 /// `gamma` and shifted by `beta`. `mean` and `inv_std` keep the batch's statistics for the
-/// backward pass; `running`, if given, is updated.
+/// backward pass; `running`, if given, is updated. The statistics are computed in two halves
+/// of the channels side by side, the normalisation in two halves of the images: each
+/// value's arithmetic is the same however the work is cut.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_forward(
     (batch, channels, pixels): (usize, usize, usize),
@@ -327,10 +666,70 @@ pub fn batch_norm_forward(
     y: &mut [f32],
     mean: &mut [f32],
     inv_std: &mut [f32],
+    running: Option<Running>,
+) {
+    let half = channels.div_ceil(2);
+    let (mean_a, mean_b) = mean.split_at_mut(half);
+    let (inv_a, inv_b) = inv_std.split_at_mut(half);
+    let (run_a, run_b) = match running {
+        Some(r) => {
+            let (ma, mb) = r.mean.split_at_mut(half);
+            let (va, vb) = r.var.split_at_mut(half);
+            let k = r.momentum;
+            (
+                Some(Running {
+                    mean: ma,
+                    var: va,
+                    momentum: k,
+                }),
+                Some(Running {
+                    mean: mb,
+                    var: vb,
+                    momentum: k,
+                }),
+            )
+        }
+        None => (None, None),
+    };
+    let dims = (batch, channels, pixels);
+    rayon::join(
+        || statistics(dims, x, 0, eps, mean_a, inv_a, run_a),
+        || statistics(dims, x, half, eps, mean_b, inv_b, run_b),
+    );
+    let (mean, inv_std) = (&*mean, &*inv_std);
+    let image = channels * pixels;
+    let split = batch.div_ceil(2) * image;
+    let (x_a, x_b) = x[..batch * image].split_at(split);
+    let (y_a, y_b) = y[..batch * image].split_at_mut(split);
+    let normalise = |x: &[f32], y: &mut [f32]| {
+        for (x, y) in x.chunks_exact(image).zip(y.chunks_exact_mut(image)) {
+            for (c, (x, y)) in x
+                .chunks_exact(pixels)
+                .zip(y.chunks_exact_mut(pixels))
+                .enumerate()
+            {
+                for (out, &v) in y.iter_mut().zip(x) {
+                    *out = gamma[c] * ((v - mean[c]) * inv_std[c]) + beta[c];
+                }
+            }
+        }
+    };
+    rayon::join(|| normalise(x_a, y_a), || normalise(x_b, y_b));
+}
+
+/// The batch statistics of channels `first..first + mean.len()`.
+fn statistics(
+    (batch, channels, pixels): (usize, usize, usize),
+    x: &[f32],
+    first: usize,
+    eps: f32,
+    mean: &mut [f32],
+    inv_std: &mut [f32],
     mut running: Option<Running>,
 ) {
     let count = (batch * pixels) as f64;
-    for c in 0..channels {
+    for (i, (mean, inv_std)) in mean.iter_mut().zip(inv_std.iter_mut()).enumerate() {
+        let c = first + i;
         let planes = || (0..batch).map(move |n| (n * channels + c) * pixels);
         let sum: f64 = planes()
             .map(|o| x[o..o + pixels].iter().map(|&v| v as f64).sum::<f64>())
@@ -345,25 +744,21 @@ pub fn batch_norm_forward(
             })
             .sum::<f64>()
             / count;
-        let is = 1.0 / (var + eps as f64).sqrt();
-        mean[c] = m as f32;
-        inv_std[c] = is as f32;
+        *mean = m as f32;
+        *inv_std = (1.0 / (var + eps as f64).sqrt()) as f32;
         if let Some(r) = running.as_mut() {
             let k = r.momentum as f64;
             let unbiased = var * count / (count - 1.0).max(1.0);
-            r.mean[c] = ((1.0 - k) * r.mean[c] as f64 + k * m) as f32;
-            r.var[c] = ((1.0 - k) * r.var[c] as f64 + k * unbiased) as f32;
-        }
-        for o in planes() {
-            for (out, &v) in y[o..o + pixels].iter_mut().zip(&x[o..o + pixels]) {
-                *out = gamma[c] * ((v - mean[c]) * inv_std[c]) + beta[c];
-            }
+            r.mean[i] = ((1.0 - k) * r.mean[i] as f64 + k * m) as f32;
+            r.var[i] = ((1.0 - k) * r.var[i] as f64 + k * unbiased) as f32;
         }
     }
 }
 
 /// Batch normalisation backward: adds `dgamma`, `dbeta` and writes `dx`, from the forward
-/// pass's input and statistics.
+/// pass's input and statistics. `work` (at least `2 x C`) holds each channel's mean of `dy`
+/// and of `dy * x̂` between the two passes: the sums in two halves of the channels, `dx` in
+/// two halves of the images, side by side.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_backward(
     (batch, channels, pixels): (usize, usize, usize),
@@ -375,34 +770,61 @@ pub fn batch_norm_backward(
     dgamma: &mut [f32],
     dbeta: &mut [f32],
     dx: &mut [f32],
+    work: &mut [f32],
 ) {
     let count = (batch * pixels) as f64;
-    for c in 0..channels {
-        let planes = || (0..batch).map(move |n| (n * channels + c) * pixels);
-        let (mut sum_dy, mut sum_dy_xhat) = (0.0f64, 0.0f64);
-        for o in planes() {
-            for (&g, &v) in dy[o..o + pixels].iter().zip(&x[o..o + pixels]) {
-                let xhat = (v - mean[c]) * inv_std[c];
-                sum_dy += g as f64;
-                sum_dy_xhat += (g * xhat) as f64;
+    let (mean_dy, mean_dy_xhat) = work[..2 * channels].split_at_mut(channels);
+    let sums =
+        |first: usize, dgamma: &mut [f32], dbeta: &mut [f32], mdy: &mut [f32], mdyx: &mut [f32]| {
+            for i in 0..dgamma.len() {
+                let c = first + i;
+                let (mut sum_dy, mut sum_dy_xhat) = (0.0f64, 0.0f64);
+                for n in 0..batch {
+                    let o = (n * channels + c) * pixels;
+                    for (&g, &v) in dy[o..o + pixels].iter().zip(&x[o..o + pixels]) {
+                        let xhat = (v - mean[c]) * inv_std[c];
+                        sum_dy += g as f64;
+                        sum_dy_xhat += (g * xhat) as f64;
+                    }
+                }
+                dbeta[i] += sum_dy as f32;
+                dgamma[i] += sum_dy_xhat as f32;
+                mdy[i] = (sum_dy / count) as f32;
+                mdyx[i] = (sum_dy_xhat / count) as f32;
+            }
+        };
+    let half = channels.div_ceil(2);
+    let (dgamma_a, dgamma_b) = dgamma[..channels].split_at_mut(half);
+    let (dbeta_a, dbeta_b) = dbeta[..channels].split_at_mut(half);
+    let (mdy_a, mdy_b) = mean_dy.split_at_mut(half);
+    let (mdyx_a, mdyx_b) = mean_dy_xhat.split_at_mut(half);
+    rayon::join(
+        || sums(0, dgamma_a, dbeta_a, mdy_a, mdyx_a),
+        || sums(half, dgamma_b, dbeta_b, mdy_b, mdyx_b),
+    );
+    let (mean_dy, mean_dy_xhat) = (&*mean_dy, &*mean_dy_xhat);
+    let image = channels * pixels;
+    let split = batch.div_ceil(2) * image;
+    let (dx_a, dx_b) = dx[..batch * image].split_at_mut(split);
+    let input_gradient = |first_image: usize, dx: &mut [f32]| {
+        for (j, dx) in dx.chunks_exact_mut(image).enumerate() {
+            let o = (first_image + j) * image;
+            for (c, dx) in dx.chunks_exact_mut(pixels).enumerate() {
+                let a = gamma[c] * inv_std[c];
+                let at = o + c * pixels;
+                for ((out, &g), &v) in dx
+                    .iter_mut()
+                    .zip(&dy[at..at + pixels])
+                    .zip(&x[at..at + pixels])
+                {
+                    let xhat = (v - mean[c]) * inv_std[c];
+                    *out = a * (g - mean_dy[c] - xhat * mean_dy_xhat[c]);
+                }
             }
         }
-        dbeta[c] += sum_dy as f32;
-        dgamma[c] += sum_dy_xhat as f32;
-        let (a, mdy, mdyx) = (
-            gamma[c] * inv_std[c],
-            (sum_dy / count) as f32,
-            (sum_dy_xhat / count) as f32,
-        );
-        for o in planes() {
-            for ((out, &g), &v) in dx[o..o + pixels]
-                .iter_mut()
-                .zip(&dy[o..o + pixels])
-                .zip(&x[o..o + pixels])
-            {
-                let xhat = (v - mean[c]) * inv_std[c];
-                *out = a * (g - mdy - xhat * mdyx);
-            }
-        }
-    }
+    };
+    rayon::join(
+        || input_gradient(0, dx_a),
+        || input_gradient(batch.div_ceil(2), dx_b),
+    );
 }

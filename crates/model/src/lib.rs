@@ -16,6 +16,7 @@ pub mod adam;
 pub mod checkpoint;
 mod config;
 pub mod conv;
+pub mod dcgan;
 mod dfdx_mlp;
 pub mod generate;
 pub mod kernels;
@@ -27,7 +28,7 @@ pub mod reference;
 mod rng;
 mod trainer;
 
-pub use config::{AdamConfig, Loss, ModelConfig, TrainConfig};
+pub use config::{AdamConfig, DcganShape, Loss, ModelConfig, TrainConfig};
 pub use params::{to_unit_range, Activation, Gan, Mlp, Output, ParamSlot};
 pub use rng::{stream, Stream};
 pub use trainer::{StepStats, TrainError, Trainer, TrainerState};

@@ -10,7 +10,8 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use gan_model::{Activation, Loss, ModelConfig, Output, TrainConfig, Trainer};
+use gan_model::dcgan::DcganTrainer;
+use gan_model::{Activation, DcganShape, Loss, ModelConfig, Output, TrainConfig, Trainer};
 
 struct Watching;
 
@@ -75,6 +76,45 @@ fn watch(cfg: TrainConfig, threads: usize, steps: usize) {
     });
 }
 
+/// The same for a DCGAN (small widths, a batch that leaves one lane an uneven group, the
+/// moving average of G and two D updates a step).
+fn watch_dcgan(threads: usize, steps: usize) {
+    let cfg = TrainConfig {
+        model: ModelConfig {
+            noise_dim: 16,
+            d_act: Activation::LeakyRelu(0.2),
+            g_output: Output::Tanh,
+            ..ModelConfig::default()
+        },
+        batch_size: 16,
+        d_steps: 2,
+        g_ema: Some(0.999),
+        ..TrainConfig::tutorial()
+    };
+    let shape = DcganShape {
+        g_channels: [16, 8],
+        d_channels: [8, 16],
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let mut t = DcganTrainer::new(cfg, &shape, 3);
+        let mut fill = |px: &mut [f32], _: &mut [u8]| {
+            for (i, v) in px.iter_mut().enumerate() {
+                *v = (i % 97) as f32 / 96.0;
+            }
+        };
+        t.step_with(&mut fill).unwrap();
+        WATCHING.store(true, Ordering::SeqCst);
+        for _ in 0..steps {
+            t.step_with(&mut fill).unwrap();
+        }
+        WATCHING.store(false, Ordering::SeqCst);
+    });
+}
+
 #[test]
 fn steps_allocate_nothing_of_their_own() {
     let deep = TrainConfig {
@@ -95,6 +135,7 @@ fn steps_allocate_nothing_of_their_own() {
     for threads in [1, 2] {
         watch(TrainConfig::tutorial(), threads, 3);
         watch(deep.clone(), threads, 3);
+        watch_dcgan(threads, 2);
     }
     let others = OTHERS.lock().unwrap();
     assert!(

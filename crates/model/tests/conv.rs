@@ -9,20 +9,9 @@ use std::collections::BTreeMap;
 use gan_model::conv::{self, ConvShape, Running, Sides};
 
 mod common;
-use common::rel_max_diff;
+use common::{det, rel_max_diff};
 
 const FIXTURE: &[u8] = include_bytes!("fixtures/conv_oracle.safetensors");
-
-/// The fixture's inputs: `((i * 7919 + salt * 104729) mod 2001) / 1000 - 1`, scaled, exact
-/// in f64 on both sides.
-fn det(len: usize, salt: usize, scale: f64, offset: f64) -> Vec<f32> {
-    (0..len)
-        .map(|i| {
-            let v = ((i * 7919 + salt * 104729) % 2001) as f64 / 1000.0 - 1.0;
-            (v * scale + offset) as f32
-        })
-        .collect()
-}
 
 fn fixture() -> BTreeMap<String, Vec<f32>> {
     common::f32_tensors(FIXTURE)
@@ -67,38 +56,41 @@ fn conv_case(
     let w = det(shape.weight_len(), salt + 1, 0.05, 0.0);
     let b = det(out_ch, salt + 2, 0.05, 0.0);
     let dy = det(batch * out_ch * out_side * out_side, salt + 3, 1.0, 0.0);
-    let mut cols = vec![f32::NAN; conv::scratch_len(&shape, &sides, transposed)];
+    let mut scratch = conv::Scratch::default();
+    scratch.reserve(&shape, &sides, transposed);
     let mut y = vec![f32::NAN; dy.len()];
     let (mut dw, mut db, mut dx) = (
         vec![0.0; w.len()],
         vec![0.0; b.len()],
         vec![f32::NAN; x.len()],
     );
+    let grads = conv::Grads {
+        weight: &mut dw,
+        bias: Some(&mut db),
+    };
     if transposed {
-        conv::conv_transposed_forward(&shape, &sides, &x, &w, &b, &mut y, &mut cols);
+        conv::conv_transposed_forward(&shape, &sides, &x, &w, Some(&b), &mut y, &mut scratch);
         conv::conv_transposed_backward(
             &shape,
             &sides,
             &x,
             &w,
             &dy,
-            &mut dw,
-            &mut db,
+            Some(grads),
             Some(&mut dx),
-            &mut cols,
+            &mut scratch,
         );
     } else {
-        conv::conv_forward(&shape, &sides, &x, &w, &b, &mut y, &mut cols);
+        conv::conv_forward(&shape, &sides, &x, &w, Some(&b), &mut y, &mut scratch);
         conv::conv_backward(
             &shape,
             &sides,
             &x,
             &w,
             &dy,
-            &mut dw,
-            &mut db,
+            Some(grads),
             Some(&mut dx),
-            &mut cols,
+            &mut scratch,
         );
     }
     check(&format!("{name} output"), &y, &f[&format!("{name}.y")]);
@@ -180,6 +172,7 @@ fn our_batch_norm() -> [Vec<f32>; 6] {
         &mut dgamma,
         &mut dbeta,
         &mut dx,
+        &mut vec![0.0; 2 * channels],
     );
     [y, dx, dgamma, dbeta, running_mean, running_var]
 }

@@ -33,3 +33,14 @@ pub fn f32_tensors(bytes: &[u8]) -> BTreeMap<String, Vec<f32>> {
         })
         .collect()
 }
+
+/// The fixtures' inputs: `((i * 7919 + salt * 104729) mod 2001) / 1000 - 1`, scaled and
+/// offset, exact in f64 here and in the scripts that wrote the fixtures.
+pub fn det(len: usize, salt: usize, scale: f64, offset: f64) -> Vec<f32> {
+    (0..len)
+        .map(|i| {
+            let v = ((i * 7919 + salt * 104729) % 2001) as f64 / 1000.0 - 1.0;
+            (v * scale + offset) as f32
+        })
+        .collect()
+}

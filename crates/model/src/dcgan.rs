@@ -1,0 +1,1047 @@
+//! The DCGAN family (Radford, Metz and Chintala 2016) at MNIST's size, trained by the same
+//! step as the MLPs (one noise batch, D's update on real and fake images, then G's with the
+//! same noise against the updated D), on flat buffers with the layers of [`crate::conv`]:
+//!
+//! ```text
+//! G: z -> Linear -> C1 x 7 x 7 -> BN -> act -> ConvTranspose(C1 -> C2, 4, 2, 1) -> BN -> act
+//!      -> ConvTranspose(C2 -> 1, 4, 2, 1) -> sigmoid or tanh                       (28 x 28)
+//! D: 1 x 28 x 28 -> Conv(1 -> C1, 4, 2, 1) -> act -> Conv(C1 -> C2, 4, 2, 1) -> BN -> act
+//!      -> Linear(C2 x 7 x 7 -> 1)                                                   (logit)
+//! ```
+//!
+//! Layers followed by batch normalisation have no bias (the normalisation removes it). D
+//! normalises its real and its fake images as two batches, each with its own statistics, as
+//! PyTorch's DCGAN example does by calling D on each; D keeps no running statistics (it is
+//! never used outside training). G keeps PyTorch's running statistics (momentum 0.1), which
+//! pictures and evaluation use. Parameter names follow the PyTorch modules of
+//! `tools/peers/gan_torch_dcgan.py`, so its `state_dict` and these checkpoints read alike.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal, StandardNormal};
+
+use crate::adam::Adam;
+use crate::config::{DcganShape, TrainConfig};
+use crate::conv::{self, ConvShape, Grads, Running, Scratch, Sides};
+use crate::kernels::{self, matmul, Split, View};
+use crate::params::{Activation, Output, ParamSlot};
+use crate::rng::{stream, Stream};
+use crate::trainer::{StepStats, TrainError};
+use crate::IMAGE_PIXELS;
+
+/// The side of G's first image (MNIST's 28 halved twice).
+const SEED_SIDE: usize = 7;
+const SEED_PIXELS: usize = SEED_SIDE * SEED_SIDE;
+/// The side between the two stride-2 layers.
+const MID_SIDE: usize = 14;
+const MID_PIXELS: usize = MID_SIDE * MID_SIDE;
+const IMAGE_SIDE: usize = 28;
+/// PyTorch's batch-normalisation defaults.
+const BN_EPS: f32 = 1e-5;
+const BN_MOMENTUM: f32 = 0.1;
+
+/// PyTorch's DCGAN example at MNIST's size, as `tools/peers/gan_torch_dcgan.py` trains it:
+/// noise 100, G 128-64 and D 64-128 channels, ReLU in G and LeakyReLU(0.2) in D, a tanh
+/// output, weights from N(0, 0.02), Adam(2e-4, betas 0.5 and 0.999), batch 100.
+pub fn pytorch_example() -> (TrainConfig, DcganShape) {
+    let cfg = TrainConfig {
+        model: crate::ModelConfig {
+            noise_dim: 100,
+            g_act: Activation::Relu,
+            d_act: Activation::LeakyRelu(0.2),
+            g_output: Output::Tanh,
+            init_std: 0.02,
+            ..crate::ModelConfig::default()
+        },
+        adam: crate::AdamConfig {
+            beta1: 0.5,
+            ..crate::AdamConfig::default()
+        },
+        ..TrainConfig::tutorial()
+    };
+    (cfg, DcganShape::default())
+}
+
+/// Multiply-adds of one image through G's layers and through D's: `(G, D)`.
+pub fn macs_per_image(noise_dim: usize, shape: &DcganShape) -> (usize, usize) {
+    let ([g1, g2], [d1, d2]) = (shape.g_channels, shape.d_channels);
+    let k = 16;
+    let g = noise_dim * g1 * SEED_PIXELS + SEED_PIXELS * k * g1 * g2 + MID_PIXELS * k * g2;
+    let d = MID_PIXELS * k * d1 + SEED_PIXELS * k * d1 * d2 + d2 * SEED_PIXELS;
+    (g, d)
+}
+
+/// DCGAN's layers: kernel 4, stride 2, padding 1 (doubling or halving the side).
+fn stride_2(in_ch: usize, out_ch: usize) -> ConvShape {
+    ConvShape {
+        in_ch,
+        out_ch,
+        kernel: 4,
+        stride: 2,
+        padding: 1,
+    }
+}
+
+/// Splits `buf` into consecutive parts of the given lengths.
+fn split<const N: usize>(mut buf: &mut [f32], lens: [usize; N]) -> [&mut [f32]; N] {
+    std::array::from_fn(|i| {
+        let (part, rest) = std::mem::take(&mut buf).split_at_mut(lens[i]);
+        buf = rest;
+        part
+    })
+}
+
+/// The same for reading.
+fn split_ref<const N: usize>(mut buf: &[f32], lens: [usize; N]) -> [&[f32]; N] {
+    std::array::from_fn(|i| {
+        let (part, rest) = buf.split_at(lens[i]);
+        buf = rest;
+        part
+    })
+}
+
+/// Named tensors laid end to end, in order.
+fn slots(tensors: &[(&str, Vec<usize>)]) -> Vec<ParamSlot> {
+    let mut start = 0;
+    tensors
+        .iter()
+        .map(|(name, shape)| {
+            let len: usize = shape.iter().product();
+            let slot = ParamSlot {
+                name: name.to_string(),
+                shape: shape.clone(),
+                range: start..start + len,
+            };
+            start += len;
+            slot
+        })
+        .collect()
+}
+
+/// Fills the weight tensors (names ending in `weight` that are not batch normalisation's
+/// scale) from N(0, std) in buffer order, batch normalisation's scales with 1, the rest 0.
+fn init_params(slots: &[ParamSlot], params: &mut [f32], std: f32, rng: &mut impl Rng) {
+    let normal = Normal::new(0.0f32, std).expect("init_std is finite and >= 0");
+    for s in slots {
+        let part = &mut params[s.range.clone()];
+        if s.name.starts_with("bn") {
+            part.fill(if s.name.ends_with("weight") { 1.0 } else { 0.0 });
+        } else if s.name.ends_with("weight") {
+            for p in part {
+                *p = normal.sample(rng);
+            }
+        } else {
+            part.fill(0.0);
+        }
+    }
+}
+
+/// A DCGAN generator: its sizes, activations and one flat parameter buffer, plus the running
+/// statistics of its two batch normalisations (for sampling).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvGenerator {
+    pub noise_dim: usize,
+    pub channels: [usize; 2],
+    pub act: Activation,
+    pub output: Output,
+    /// `fc.weight, bn0.weight, bn0.bias, up1.weight, bn1.weight, bn1.bias, up2.weight, up2.bias`.
+    pub params: Vec<f32>,
+    /// `bn0.running_mean, bn0.running_var, bn1.running_mean, bn1.running_var`.
+    pub running: Vec<f32>,
+}
+
+impl ConvGenerator {
+    pub fn zeros(noise_dim: usize, channels: [usize; 2], act: Activation, output: Output) -> Self {
+        let mut g = ConvGenerator {
+            noise_dim,
+            channels,
+            act,
+            output,
+            params: Vec::new(),
+            running: Vec::new(),
+        };
+        g.params = vec![0.0; g.lens().iter().sum()];
+        let [c1, c2] = channels;
+        g.running = [vec![0.0; c1], vec![1.0; c1], vec![0.0; c2], vec![1.0; c2]].concat();
+        g
+    }
+
+    fn lens(&self) -> [usize; 8] {
+        let [c1, c2] = self.channels;
+        let up1 = stride_2(c1, c2).weight_len();
+        let up2 = stride_2(c2, 1).weight_len();
+        [
+            c1 * SEED_PIXELS * self.noise_dim,
+            c1,
+            c1,
+            up1,
+            c2,
+            c2,
+            up2,
+            1,
+        ]
+    }
+
+    /// The tensors in buffer order, named like the PyTorch peer's modules.
+    pub fn slots(&self) -> Vec<ParamSlot> {
+        let [c1, c2] = self.channels;
+        slots(&[
+            ("fc.weight", vec![c1 * SEED_PIXELS, self.noise_dim]),
+            ("bn0.weight", vec![c1]),
+            ("bn0.bias", vec![c1]),
+            ("up1.weight", vec![c1, c2, 4, 4]),
+            ("bn1.weight", vec![c2]),
+            ("bn1.bias", vec![c2]),
+            ("up2.weight", vec![c2, 1, 4, 4]),
+            ("up2.bias", vec![1]),
+        ])
+    }
+
+    /// The running statistics' tensors, laid out in [`ConvGenerator::running`].
+    pub fn running_slots(&self) -> Vec<ParamSlot> {
+        let [c1, c2] = self.channels;
+        slots(&[
+            ("bn0.running_mean", vec![c1]),
+            ("bn0.running_var", vec![c1]),
+            ("bn1.running_mean", vec![c2]),
+            ("bn1.running_var", vec![c2]),
+        ])
+    }
+
+    /// Images for noise `z` (`n x noise_dim`), `n x 784` in [0, 1] whatever the output range,
+    /// with batch normalisation in inference mode (the running statistics), as sampling uses.
+    pub fn generate(&self, z: &[f32]) -> Vec<f32> {
+        let n = z.len() / self.noise_dim.max(1);
+        let [c1, c2] = self.channels;
+        let [fc, g0, b0, up1, g1, b1, up2, bias2] = split_ref(&self.params, self.lens());
+        let [m0, v0, m1, v1] = split_ref(&self.running, [c1, c1, c2, c2]);
+        let mut scratch = Scratch::default();
+        let (sides1, sides2) = g_sides(n);
+        scratch.reserve(&stride_2(c1, c2), &sides1, true);
+        scratch.reserve(&stride_2(c2, 1), &sides2, true);
+        let mut h0 = vec![0.0; n * c1 * SEED_PIXELS];
+        matmul(
+            &mut h0,
+            View::rows(z, n, self.noise_dim),
+            View::transposed(fc, c1 * SEED_PIXELS, self.noise_dim),
+            Split::Cols(2),
+        );
+        batch_norm_inference(&mut h0, c1, SEED_PIXELS, g0, b0, m0, v0, self.act);
+        let mut h1 = vec![0.0; n * c2 * MID_PIXELS];
+        conv::conv_transposed_forward(
+            &stride_2(c1, c2),
+            &sides1,
+            &h0,
+            up1,
+            None,
+            &mut h1,
+            &mut scratch,
+        );
+        batch_norm_inference(&mut h1, c2, MID_PIXELS, g1, b1, m1, v1, self.act);
+        let mut out = vec![0.0; n * IMAGE_PIXELS];
+        conv::conv_transposed_forward(
+            &stride_2(c2, 1),
+            &sides2,
+            &h1,
+            up2,
+            Some(bias2),
+            &mut out,
+            &mut scratch,
+        );
+        output_activation(&mut out, self.output);
+        crate::params::to_unit_range(self.output, &mut out);
+        out
+    }
+}
+
+/// The sides of G's two transposed convolutions over `n` images.
+fn g_sides(n: usize) -> (Sides, Sides) {
+    (
+        Sides {
+            batch: n,
+            input: (SEED_SIDE, SEED_SIDE),
+            output: (MID_SIDE, MID_SIDE),
+        },
+        Sides {
+            batch: n,
+            input: (MID_SIDE, MID_SIDE),
+            output: (IMAGE_SIDE, IMAGE_SIDE),
+        },
+    )
+}
+
+/// The sides of D's two convolutions over `n` images.
+fn d_sides(n: usize) -> (Sides, Sides) {
+    (
+        Sides {
+            batch: n,
+            input: (IMAGE_SIDE, IMAGE_SIDE),
+            output: (MID_SIDE, MID_SIDE),
+        },
+        Sides {
+            batch: n,
+            input: (MID_SIDE, MID_SIDE),
+            output: (SEED_SIDE, SEED_SIDE),
+        },
+    )
+}
+
+/// Batch normalisation with running statistics, then `act`, in place.
+#[allow(clippy::too_many_arguments)]
+fn batch_norm_inference(
+    x: &mut [f32],
+    channels: usize,
+    pixels: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    act: Activation,
+) {
+    for image in x.chunks_exact_mut(channels * pixels) {
+        for (c, plane) in image.chunks_exact_mut(pixels).enumerate() {
+            let inv_std = 1.0 / (var[c] + BN_EPS).sqrt();
+            for v in plane {
+                *v = act.apply(gamma[c] * ((*v - mean[c]) * inv_std) + beta[c]);
+            }
+        }
+    }
+}
+
+fn output_activation(out: &mut [f32], output: Output) {
+    match output {
+        Output::Sigmoid => out.iter_mut().for_each(|v| *v = kernels::sigmoid(*v)),
+        Output::Tanh => out.iter_mut().for_each(|v| *v = v.tanh()),
+        Output::Identity => {}
+    }
+}
+
+/// `grad ⊙= act'` at the layer's outputs.
+fn scale_by_derivative(grad: &mut [f32], out: &[f32], act: Activation) {
+    for (g, &y) in grad.iter_mut().zip(out) {
+        *g *= act.derivative_at_output(y);
+    }
+}
+
+fn activate(x: &mut [f32], act: Activation) {
+    for v in x {
+        *v = act.apply(*v);
+    }
+}
+
+/// A DCGAN discriminator: its widths, activation and one flat parameter buffer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvDiscriminator {
+    pub channels: [usize; 2],
+    pub act: Activation,
+    /// `conv1.weight, conv1.bias, conv2.weight, bn2.weight, bn2.bias, fc.weight, fc.bias`.
+    pub params: Vec<f32>,
+}
+
+impl ConvDiscriminator {
+    pub fn zeros(channels: [usize; 2], act: Activation) -> Self {
+        let mut d = ConvDiscriminator {
+            channels,
+            act,
+            params: Vec::new(),
+        };
+        d.params = vec![0.0; d.lens().iter().sum()];
+        d
+    }
+
+    fn lens(&self) -> [usize; 7] {
+        let [c1, c2] = self.channels;
+        let conv1 = stride_2(1, c1).weight_len();
+        let conv2 = stride_2(c1, c2).weight_len();
+        [conv1, c1, conv2, c2, c2, c2 * SEED_PIXELS, 1]
+    }
+
+    pub fn slots(&self) -> Vec<ParamSlot> {
+        let [c1, c2] = self.channels;
+        slots(&[
+            ("conv1.weight", vec![c1, 1, 4, 4]),
+            ("conv1.bias", vec![c1]),
+            ("conv2.weight", vec![c2, c1, 4, 4]),
+            ("bn2.weight", vec![c2]),
+            ("bn2.bias", vec![c2]),
+            ("fc.weight", vec![1, c2 * SEED_PIXELS]),
+            ("fc.bias", vec![1]),
+        ])
+    }
+}
+
+/// A DCGAN's two networks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dcgan {
+    pub generator: ConvGenerator,
+    pub discriminator: ConvDiscriminator,
+}
+
+impl Dcgan {
+    pub fn zeros(cfg: &TrainConfig, shape: &DcganShape) -> Dcgan {
+        let m = &cfg.model;
+        Dcgan {
+            generator: ConvGenerator::zeros(m.noise_dim, shape.g_channels, m.g_act, m.g_output),
+            discriminator: ConvDiscriminator::zeros(shape.d_channels, m.d_act),
+        }
+    }
+
+    /// Initial weights from `rng` (the run's init stream), G's first, each network's in
+    /// buffer order: weights N(0, init_std), batch normalisation's scales 1, biases 0.
+    pub fn init(cfg: &TrainConfig, shape: &DcganShape, rng: &mut impl Rng) -> Dcgan {
+        let mut gan = Dcgan::zeros(cfg, shape);
+        let std = cfg.model.init_std;
+        let g = &mut gan.generator;
+        init_params(&g.slots(), &mut g.params, std, rng);
+        let d = &mut gan.discriminator;
+        init_params(&d.slots(), &mut d.params, std, rng);
+        gan
+    }
+}
+
+/// D's buffers for `2B` images (G's step uses the first `B` of each).
+struct DBuffers {
+    /// After the first convolution and the activation.
+    e1: Vec<f32>,
+    /// The second convolution's output, before batch normalisation.
+    h2: Vec<f32>,
+    /// After batch normalisation and the activation.
+    e2: Vec<f32>,
+    /// Each half's batch statistics, `2 x C2`.
+    mean: Vec<f32>,
+    inv_std: Vec<f32>,
+    logits: Vec<f32>,
+    dl: Vec<f32>,
+    /// Gradients at `e2` (then at the normalisation's output), at `h2` and at `e1`.
+    de2: Vec<f32>,
+    dh2: Vec<f32>,
+    de1: Vec<f32>,
+    /// Where G's step puts the normalisation's parameter gradients it does not need.
+    unused: Vec<f32>,
+    /// The normalisation's backward pass's working memory (`2 x C2`).
+    bn_work: Vec<f32>,
+}
+
+/// G's buffers for `B` images.
+struct GBuffers {
+    z: Vec<f32>,
+    /// The linear layer's output (`B x C1 x 7 x 7`), then after normalisation and activation.
+    h0: Vec<f32>,
+    a0: Vec<f32>,
+    h1: Vec<f32>,
+    a1: Vec<f32>,
+    mean0: Vec<f32>,
+    inv_std0: Vec<f32>,
+    mean1: Vec<f32>,
+    inv_std1: Vec<f32>,
+    /// Gradients at G's output pixels, at `a1`/`h1` and at `a0`/`h0`.
+    dout: Vec<f32>,
+    da1: Vec<f32>,
+    dh1: Vec<f32>,
+    da0: Vec<f32>,
+    dh0: Vec<f32>,
+    /// The normalisations' backward passes' working memory (`2 x max(C1, C2)`).
+    bn_work: Vec<f32>,
+}
+
+/// A DCGAN's whole training state plus the buffers its step works in.
+pub struct DcganTrainer {
+    cfg: TrainConfig,
+    gan: Dcgan,
+    adam_g: Adam,
+    adam_d: Adam,
+    noise: ChaCha8Rng,
+    ema: Option<Vec<f32>>,
+    steps_done: u64,
+    /// D's input: `B` real images, then `B` of G's (G writes straight into them).
+    inp: Vec<f32>,
+    labels: Vec<u8>,
+    d: DBuffers,
+    g: GBuffers,
+    grad_d: Vec<f32>,
+    grad_g: Vec<f32>,
+    scratch: Scratch,
+}
+
+impl DcganTrainer {
+    /// A fresh run: weights from the seed's init stream, noise from its noise stream.
+    pub fn new(cfg: TrainConfig, shape: &DcganShape, seed: u64) -> DcganTrainer {
+        let gan = Dcgan::init(&cfg, shape, &mut stream(seed, Stream::Init));
+        DcganTrainer::from_parts(cfg, gan, seed)
+    }
+
+    /// Starts training from given networks (fresh optimiser state).
+    pub fn from_parts(cfg: TrainConfig, gan: Dcgan, seed: u64) -> DcganTrainer {
+        assert!(cfg.batch_size > 0, "batch size must be positive");
+        assert!(cfg.d_steps > 0, "at least one D update per step");
+        let b = cfg.batch_size;
+        let [g1, g2] = gan.generator.channels;
+        let [d1, d2] = gan.discriminator.channels;
+        let mut scratch = Scratch::default();
+        let (s1, s2) = g_sides(b);
+        scratch.reserve(&stride_2(g1, g2), &s1, true);
+        scratch.reserve(&stride_2(g2, 1), &s2, true);
+        let (s1, s2) = d_sides(2 * b);
+        scratch.reserve(&stride_2(1, d1), &s1, false);
+        scratch.reserve(&stride_2(d1, d2), &s2, false);
+        let zeros = |n: usize| vec![0.0f32; n];
+        let d = DBuffers {
+            e1: zeros(2 * b * d1 * MID_PIXELS),
+            h2: zeros(2 * b * d2 * SEED_PIXELS),
+            e2: zeros(2 * b * d2 * SEED_PIXELS),
+            mean: zeros(2 * d2),
+            inv_std: zeros(2 * d2),
+            logits: zeros(2 * b),
+            dl: zeros(2 * b),
+            de2: zeros(2 * b * d2 * SEED_PIXELS),
+            dh2: zeros(2 * b * d2 * SEED_PIXELS),
+            de1: zeros(2 * b * d1 * MID_PIXELS),
+            unused: zeros(2 * d2),
+            bn_work: zeros(2 * d2),
+        };
+        let g = GBuffers {
+            z: zeros(b * gan.generator.noise_dim),
+            h0: zeros(b * g1 * SEED_PIXELS),
+            a0: zeros(b * g1 * SEED_PIXELS),
+            h1: zeros(b * g2 * MID_PIXELS),
+            a1: zeros(b * g2 * MID_PIXELS),
+            mean0: zeros(g1),
+            inv_std0: zeros(g1),
+            mean1: zeros(g2),
+            inv_std1: zeros(g2),
+            dout: zeros(b * IMAGE_PIXELS),
+            da1: zeros(b * g2 * MID_PIXELS),
+            dh1: zeros(b * g2 * MID_PIXELS),
+            da0: zeros(b * g1 * SEED_PIXELS),
+            dh0: zeros(b * g1 * SEED_PIXELS),
+            bn_work: zeros(2 * g1.max(g2)),
+        };
+        DcganTrainer {
+            adam_g: Adam::new(cfg.adam_g(), gan.generator.params.len()),
+            adam_d: Adam::new(cfg.adam_d(), gan.discriminator.params.len()),
+            noise: stream(seed, Stream::Noise),
+            ema: cfg.g_ema.map(|_| gan.generator.params.clone()),
+            steps_done: 0,
+            inp: zeros(2 * b * IMAGE_PIXELS),
+            labels: vec![0; b],
+            grad_d: zeros(gan.discriminator.params.len()),
+            grad_g: zeros(gan.generator.params.len()),
+            d,
+            g,
+            scratch,
+            cfg,
+            gan,
+        }
+    }
+
+    pub fn gan(&self) -> &Dcgan {
+        &self.gan
+    }
+
+    pub fn steps_done(&self) -> u64 {
+        self.steps_done
+    }
+
+    /// The generator to sample from: with `g_ema`, G with the moving average of its weights
+    /// (and its running statistics), G itself otherwise.
+    pub fn sampling_generator(&self) -> ConvGenerator {
+        let mut g = self.gan.generator.clone();
+        if let Some(ema) = &self.ema {
+            g.params.clone_from(ema);
+        }
+        g
+    }
+
+    /// The buffer the next step reads its real images from (`batch_size x 784`, [0, 1]).
+    pub fn real_batch_mut(&mut self) -> &mut [f32] {
+        &mut self.inp[..self.cfg.batch_size * IMAGE_PIXELS]
+    }
+
+    /// The gradients of the last step's minimised losses, laid out like the parameters:
+    /// `(generator, discriminator)`.
+    pub fn last_gradients(&self) -> (&[f32], &[f32]) {
+        (&self.grad_g, &self.grad_d)
+    }
+
+    /// G's noise in the last step (`batch_size x noise_dim`).
+    pub fn last_noise(&self) -> &[f32] {
+        &self.g.z
+    }
+
+    /// One step whose real batches `fill_real` writes (`batch_size x 784` in [0, 1], and the
+    /// labels), once before each D update.
+    pub fn step_with(
+        &mut self,
+        fill_real: &mut (dyn FnMut(&mut [f32], &mut [u8]) + Send),
+    ) -> Result<StepStats, TrainError> {
+        self.step_inner(fill_real, None)
+    }
+
+    /// One step with the given noise (`batch_size x noise_dim` for each D update) instead of
+    /// the noise stream's: for replaying another program's inputs, as the oracle tests do.
+    pub fn step_with_noise(
+        &mut self,
+        noise: &[f32],
+        fill_real: &mut (dyn FnMut(&mut [f32], &mut [u8]) + Send),
+    ) -> Result<StepStats, TrainError> {
+        self.step_inner(fill_real, Some(noise))
+    }
+
+    fn step_inner(
+        &mut self,
+        fill_real: &mut (dyn FnMut(&mut [f32], &mut [u8]) + Send),
+        noise: Option<&[f32]>,
+    ) -> Result<StepStats, TrainError> {
+        let step = self.steps_done + 1;
+        let k = self.cfg.d_steps;
+        let per_update = self.g.z.len();
+        let mut sums = [0.0f64; 3];
+        for i in 0..k {
+            let z = noise.map(|n| &n[i * per_update..(i + 1) * per_update]);
+            let (loss, real, fake) = self.d_step(step, fill_real, z)?;
+            for (s, v) in sums.iter_mut().zip([loss, real, fake]) {
+                *s += v as f64;
+            }
+        }
+        let [d_loss, d_real, d_fake] = sums.map(|s| (s / k as f64) as f32);
+        let g_loss = self.g_step(step)?;
+        if let (Some(ema), Some(decay)) = (self.ema.as_mut(), self.cfg.g_ema) {
+            let rest = 1.0 - decay;
+            for (a, &p) in ema.iter_mut().zip(&self.gan.generator.params) {
+                *a = decay * *a + rest * p;
+            }
+        }
+        self.steps_done = step;
+        Ok(StepStats {
+            d_loss,
+            g_loss,
+            d_real,
+            d_fake,
+        })
+    }
+
+    fn d_step(
+        &mut self,
+        step: u64,
+        fill_real: &mut (dyn FnMut(&mut [f32], &mut [u8]) + Send),
+        given_noise: Option<&[f32]>,
+    ) -> Result<(f32, f32, f32), TrainError> {
+        let b = self.cfg.batch_size;
+        let (real, fake) = self.inp.split_at_mut(b * IMAGE_PIXELS);
+        let (g, gbuf, noise) = (&mut self.gan.generator, &mut self.g, &mut self.noise);
+        let labels = &mut self.labels;
+        let tanh = g.output == Output::Tanh;
+        let scratch = &mut self.scratch;
+        // G's forward pass beside the real batch's gather, which does not depend on it.
+        rayon::join(
+            || {
+                match given_noise {
+                    Some(z) => gbuf.z.copy_from_slice(z),
+                    None => {
+                        for v in gbuf.z.iter_mut() {
+                            *v = noise.sample(StandardNormal);
+                        }
+                    }
+                }
+                generator_forward(g, gbuf, fake, scratch);
+            },
+            || {
+                fill_real(real, labels);
+                if tanh {
+                    // A tanh generator draws on [-1, 1]: so do the real images it faces.
+                    for v in real.iter_mut() {
+                        *v = 2.0 * *v - 1.0;
+                    }
+                }
+            },
+        );
+        let d = &self.gan.discriminator;
+        discriminator_forward(d, &self.inp, 2 * b, 2, &mut self.d, &mut self.scratch);
+        let sums = crate::loss::discriminator(
+            self.cfg.loss,
+            self.cfg.real_target,
+            &self.d.logits,
+            &mut self.d.dl,
+        );
+        let d_loss = (-(sums.loss_real + sums.loss_fake) / b as f64) as f32;
+        check_finite(step, "d_loss", d_loss)?;
+        self.grad_d.fill(0.0);
+        discriminator_backward(
+            d,
+            &self.inp,
+            2 * b,
+            2,
+            &mut self.d,
+            Some(&mut self.grad_d),
+            None,
+            &mut self.scratch,
+        );
+        self.adam_d
+            .update(&mut self.gan.discriminator.params, &self.grad_d);
+        Ok((
+            d_loss,
+            (sums.d_real / b as f64) as f32,
+            (sums.d_fake / b as f64) as f32,
+        ))
+    }
+
+    fn g_step(&mut self, step: u64) -> Result<f32, TrainError> {
+        let b = self.cfg.batch_size;
+        let d = &self.gan.discriminator;
+        let fake = &self.inp[b * IMAGE_PIXELS..];
+        // G has not changed since the D update: its output and layers are reused, and only D
+        // runs again, on the fake images alone.
+        discriminator_forward(d, fake, b, 1, &mut self.d, &mut self.scratch);
+        let objective =
+            crate::loss::generator(self.cfg.loss, &self.d.logits[..b], &mut self.d.dl[..b]);
+        let g_loss = (objective / b as f64) as f32;
+        check_finite(step, "g_loss", g_loss)?;
+        discriminator_backward(
+            d,
+            fake,
+            b,
+            1,
+            &mut self.d,
+            None,
+            Some(&mut self.g.dout),
+            &mut self.scratch,
+        );
+        self.grad_g.fill(0.0);
+        generator_backward(
+            &self.gan.generator,
+            fake,
+            &mut self.g,
+            &mut self.grad_g,
+            &mut self.scratch,
+        );
+        self.adam_g
+            .update(&mut self.gan.generator.params, &self.grad_g);
+        Ok(g_loss)
+    }
+}
+
+fn check_finite(step: u64, what: &'static str, value: f32) -> Result<(), TrainError> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(TrainError::NonFinite { step, what, value })
+    }
+}
+
+/// G in training mode: batch statistics (updating the running ones), output into `out`.
+fn generator_forward(
+    g: &mut ConvGenerator,
+    buf: &mut GBuffers,
+    out: &mut [f32],
+    scratch: &mut Scratch,
+) {
+    let [c1, c2] = g.channels;
+    let n = buf.z.len() / g.noise_dim;
+    let lens = g.lens();
+    let [fc, g0, b0, up1, g1, b1, up2, bias2] = split_ref(&g.params, lens);
+    let [m0, v0, m1, v1] = split(&mut g.running, [c1, c1, c2, c2]);
+    matmul(
+        &mut buf.h0,
+        View::rows(&buf.z, n, g.noise_dim),
+        View::transposed(fc, c1 * SEED_PIXELS, g.noise_dim),
+        Split::Cols(2),
+    );
+    conv::batch_norm_forward(
+        (n, c1, SEED_PIXELS),
+        &buf.h0,
+        g0,
+        b0,
+        BN_EPS,
+        &mut buf.a0,
+        &mut buf.mean0,
+        &mut buf.inv_std0,
+        Some(Running {
+            mean: m0,
+            var: v0,
+            momentum: BN_MOMENTUM,
+        }),
+    );
+    activate(&mut buf.a0, g.act);
+    let (sides1, sides2) = g_sides(n);
+    conv::conv_transposed_forward(
+        &stride_2(c1, c2),
+        &sides1,
+        &buf.a0,
+        up1,
+        None,
+        &mut buf.h1,
+        scratch,
+    );
+    conv::batch_norm_forward(
+        (n, c2, MID_PIXELS),
+        &buf.h1,
+        g1,
+        b1,
+        BN_EPS,
+        &mut buf.a1,
+        &mut buf.mean1,
+        &mut buf.inv_std1,
+        Some(Running {
+            mean: m1,
+            var: v1,
+            momentum: BN_MOMENTUM,
+        }),
+    );
+    activate(&mut buf.a1, g.act);
+    conv::conv_transposed_forward(
+        &stride_2(c2, 1),
+        &sides2,
+        &buf.a1,
+        up2,
+        Some(bias2),
+        out,
+        scratch,
+    );
+    output_activation(out, g.output);
+}
+
+/// G's backward pass from `buf.dout` (the gradient at its output pixels `out`): adds every
+/// parameter gradient to `grad`.
+fn generator_backward(
+    g: &ConvGenerator,
+    out: &[f32],
+    buf: &mut GBuffers,
+    grad: &mut [f32],
+    scratch: &mut Scratch,
+) {
+    let [c1, c2] = g.channels;
+    let n = buf.z.len() / g.noise_dim;
+    let lens = g.lens();
+    let [_, g0, _, up1, g1, _, up2, _] = split_ref(&g.params, lens);
+    let [d_fc, d_g0, d_b0, d_up1, d_g1, d_b1, d_up2, d_bias2] = split(grad, lens);
+    match g.output {
+        Output::Sigmoid => {
+            for (d, &y) in buf.dout.iter_mut().zip(out) {
+                *d *= y * (1.0 - y);
+            }
+        }
+        Output::Tanh => {
+            for (d, &y) in buf.dout.iter_mut().zip(out) {
+                *d *= 1.0 - y * y;
+            }
+        }
+        Output::Identity => {}
+    }
+    let (sides1, sides2) = g_sides(n);
+    conv::conv_transposed_backward(
+        &stride_2(c2, 1),
+        &sides2,
+        &buf.a1,
+        up2,
+        &buf.dout,
+        Some(Grads {
+            weight: d_up2,
+            bias: Some(d_bias2),
+        }),
+        Some(&mut buf.da1),
+        scratch,
+    );
+    scale_by_derivative(&mut buf.da1, &buf.a1, g.act);
+    conv::batch_norm_backward(
+        (n, c2, MID_PIXELS),
+        &buf.h1,
+        g1,
+        &buf.mean1,
+        &buf.inv_std1,
+        &buf.da1,
+        d_g1,
+        d_b1,
+        &mut buf.dh1,
+        &mut buf.bn_work,
+    );
+    conv::conv_transposed_backward(
+        &stride_2(c1, c2),
+        &sides1,
+        &buf.a0,
+        up1,
+        &buf.dh1,
+        Some(Grads {
+            weight: d_up1,
+            bias: None,
+        }),
+        Some(&mut buf.da0),
+        scratch,
+    );
+    scale_by_derivative(&mut buf.da0, &buf.a0, g.act);
+    conv::batch_norm_backward(
+        (n, c1, SEED_PIXELS),
+        &buf.h0,
+        g0,
+        &buf.mean0,
+        &buf.inv_std0,
+        &buf.da0,
+        d_g0,
+        d_b0,
+        &mut buf.dh0,
+        &mut buf.bn_work,
+    );
+    // fc.weight's gradient: dh0^T (C1*49 x n) * z (n x noise); the noise needs none.
+    matmul(
+        d_fc,
+        View::transposed(&buf.dh0, n, c1 * SEED_PIXELS),
+        View::rows(&buf.z, n, g.noise_dim),
+        Split::Cols(2),
+    );
+}
+
+/// D over the `n` images of `x` (`n x 784`) in training mode, their batch statistics taken
+/// over `halves` equal parts separately (real and fake); logits into `buf.logits[..n]`.
+fn discriminator_forward(
+    d: &ConvDiscriminator,
+    x: &[f32],
+    n: usize,
+    halves: usize,
+    buf: &mut DBuffers,
+    scratch: &mut Scratch,
+) {
+    let [c1, c2] = d.channels;
+    let [conv1, bias1, conv2, gamma, beta, fc, fc_bias] = split_ref(&d.params, d.lens());
+    let (sides1, sides2) = d_sides(n);
+    let (e1, h2, e2) = (
+        &mut buf.e1[..n * c1 * MID_PIXELS],
+        &mut buf.h2[..n * c2 * SEED_PIXELS],
+        &mut buf.e2[..n * c2 * SEED_PIXELS],
+    );
+    conv::conv_forward(
+        &stride_2(1, c1),
+        &sides1,
+        x,
+        conv1,
+        Some(bias1),
+        e1,
+        scratch,
+    );
+    activate(e1, d.act);
+    conv::conv_forward(&stride_2(c1, c2), &sides2, e1, conv2, None, h2, scratch);
+    let per_half = n / halves;
+    let part = per_half * c2 * SEED_PIXELS;
+    for (h, (x, y)) in h2
+        .chunks_exact(part)
+        .zip(e2.chunks_exact_mut(part))
+        .enumerate()
+    {
+        conv::batch_norm_forward(
+            (per_half, c2, SEED_PIXELS),
+            x,
+            gamma,
+            beta,
+            BN_EPS,
+            y,
+            &mut buf.mean[h * c2..(h + 1) * c2],
+            &mut buf.inv_std[h * c2..(h + 1) * c2],
+            None,
+        );
+    }
+    activate(e2, d.act);
+    kernels::rows_dot(&mut buf.logits[..n], e2, fc, fc_bias[0]);
+}
+
+/// D's backward pass from `buf.dl[..n]` after [`discriminator_forward`] on the same images:
+/// adds its parameter gradients to `grad` if given, writes the gradient at its input pixels
+/// into `dx` if given.
+#[allow(clippy::too_many_arguments)]
+fn discriminator_backward(
+    d: &ConvDiscriminator,
+    x: &[f32],
+    n: usize,
+    halves: usize,
+    buf: &mut DBuffers,
+    grad: Option<&mut [f32]>,
+    dx: Option<&mut [f32]>,
+    scratch: &mut Scratch,
+) {
+    let [c1, c2] = d.channels;
+    let lens = d.lens();
+    let [_, _, conv2, gamma, _, fc, _] = split_ref(&d.params, lens);
+    let (sides1, sides2) = d_sides(n);
+    let width = c2 * SEED_PIXELS;
+    let (e1, h2, e2) = (
+        &buf.e1[..n * c1 * MID_PIXELS],
+        &buf.h2[..n * width],
+        &buf.e2[..n * width],
+    );
+    let (de2, dh2, de1) = (
+        &mut buf.de2[..n * width],
+        &mut buf.dh2[..n * width],
+        &mut buf.de1[..n * c1 * MID_PIXELS],
+    );
+    let dl = &buf.dl[..n];
+    for (row, &g) in de2.chunks_exact_mut(width).zip(dl) {
+        for (o, &w) in row.iter_mut().zip(fc) {
+            *o = g * w;
+        }
+    }
+    scale_by_derivative(de2, e2, d.act);
+    let mut grads = grad.map(|g| split(g, lens));
+    if let Some([.., d_fc, d_fc_bias]) = grads.as_mut() {
+        for (row, &g) in e2.chunks_exact(width).zip(dl) {
+            for (o, &a) in d_fc.iter_mut().zip(row) {
+                *o += g * a;
+            }
+        }
+        d_fc_bias[0] += dl.iter().sum::<f32>();
+    }
+    let per_half = n / halves;
+    let part = per_half * width;
+    for h in 0..halves {
+        let range = h * part..(h + 1) * part;
+        let (d_gamma, d_beta) = match grads.as_mut() {
+            Some([_, _, _, d_gamma, d_beta, ..]) => (&mut **d_gamma, &mut **d_beta),
+            None => buf.unused.split_at_mut(c2),
+        };
+        conv::batch_norm_backward(
+            (per_half, c2, SEED_PIXELS),
+            &h2[range.clone()],
+            gamma,
+            &buf.mean[h * c2..(h + 1) * c2],
+            &buf.inv_std[h * c2..(h + 1) * c2],
+            &de2[range.clone()],
+            d_gamma,
+            d_beta,
+            &mut dh2[range],
+            &mut buf.bn_work,
+        );
+    }
+    let (conv1_grads, conv2_grads) = match grads {
+        Some([d_conv1, d_bias1, d_conv2, ..]) => (
+            Some(Grads {
+                weight: d_conv1,
+                bias: Some(d_bias1),
+            }),
+            Some(Grads {
+                weight: d_conv2,
+                bias: None,
+            }),
+        ),
+        None => (None, None),
+    };
+    conv::conv_backward(
+        &stride_2(c1, c2),
+        &sides2,
+        e1,
+        conv2,
+        dh2,
+        conv2_grads,
+        Some(de1),
+        scratch,
+    );
+    scale_by_derivative(de1, e1, d.act);
+    if conv1_grads.is_some() || dx.is_some() {
+        let conv1 = &d.params[..lens[0]];
+        conv::conv_backward(
+            &stride_2(1, c1),
+            &sides1,
+            x,
+            conv1,
+            de1,
+            conv1_grads,
+            dx,
+            scratch,
+        );
+    }
+}

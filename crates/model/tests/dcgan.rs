@@ -1,0 +1,181 @@
+//! The DCGAN step against PyTorch's autograd: three steps of both networks from the same
+//! weights, noise and images (`tools/oracle/dcgan_fixture.py` wrote the fixture; its layers
+//! are checked at full DCGAN sizes in `tests/conv.rs`), and its determinism at any thread
+//! count.
+
+use std::collections::BTreeMap;
+
+use gan_model::dcgan::{Dcgan, DcganTrainer};
+use gan_model::{Activation, AdamConfig, DcganShape, ModelConfig, Output, TrainConfig};
+
+mod common;
+use common::{det, rel_max_diff};
+
+const FIXTURE: &[u8] = include_bytes!("fixtures/dcgan_oracle.safetensors");
+const NOISE: usize = 32;
+const BATCH: usize = 16;
+const PIXELS: usize = 28 * 28;
+/// How far the weights' change may be from PyTorch's, relative to its largest entry.
+const UPDATE_TOLERANCE: f64 = 1e-2;
+
+/// The fixture's model and optimiser: DCGAN's activations and Adam(2e-4, 0.5, 0.999).
+fn config() -> (TrainConfig, DcganShape) {
+    let cfg = TrainConfig {
+        model: ModelConfig {
+            noise_dim: NOISE,
+            g_act: Activation::Relu,
+            d_act: Activation::LeakyRelu(0.2),
+            g_output: Output::Tanh,
+            init_std: 0.02,
+            ..ModelConfig::default()
+        },
+        batch_size: BATCH,
+        adam: AdamConfig {
+            lr: 2e-4,
+            beta1: 0.5,
+            ..AdamConfig::default()
+        },
+        ..TrainConfig::default()
+    };
+    let shape = DcganShape {
+        g_channels: [32, 16],
+        d_channels: [16, 32],
+    };
+    (cfg, shape)
+}
+
+/// The fixture's starting weights: every tensor from `det`, salts in buffer order.
+fn fixture_gan(cfg: &TrainConfig, shape: &DcganShape) -> Dcgan {
+    let mut gan = Dcgan::zeros(cfg, shape);
+    let fill = |slots: Vec<gan_model::ParamSlot>, params: &mut [f32], base: usize| {
+        for (i, s) in slots.into_iter().enumerate() {
+            let (scale, offset) = if s.name.starts_with("bn") && s.name.ends_with("weight") {
+                (0.1, 1.0)
+            } else {
+                (0.05, 0.0)
+            };
+            params[s.range.clone()].copy_from_slice(&det(s.range.len(), base + i, scale, offset));
+        }
+    };
+    let g = &mut gan.generator;
+    fill(g.slots(), &mut g.params, 100);
+    let d = &mut gan.discriminator;
+    fill(d.slots(), &mut d.params, 200);
+    gan
+}
+
+/// What each step gave: `[d_loss, g_loss, D(x), D(G(z))]` and the gradients `(G's, D's)`.
+struct Trace {
+    stats: Vec<[f32; 4]>,
+    grads: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+/// Runs `steps` of the fixture's steps.
+fn run(steps: usize) -> (DcganTrainer, Trace) {
+    let (cfg, shape) = config();
+    let gan = fixture_gan(&cfg, &shape);
+    let mut t = DcganTrainer::from_parts(cfg, gan, 0);
+    let (mut stats, mut grads) = (Vec::new(), Vec::new());
+    for step in 1..=steps {
+        let z = det(BATCH * NOISE, 400 + step, 1.0, 0.0);
+        let real = det(BATCH * PIXELS, 300 + step, 0.5, 0.5);
+        let s = t
+            .step_with_noise(&z, &mut |px, _| px.copy_from_slice(&real))
+            .expect("finite losses");
+        stats.push([s.d_loss, s.g_loss, s.d_real, s.d_fake]);
+        let (g, d) = t.last_gradients();
+        grads.push((g.to_vec(), d.to_vec()));
+    }
+    (t, Trace { stats, grads })
+}
+
+fn check(what: &str, got: &[f32], want: &[f32], tolerance: f64) {
+    let e = rel_max_diff(got, want);
+    assert!(e < tolerance, "{what}: off by {e:.1e} of its largest entry");
+}
+
+#[test]
+fn three_steps_match_pytorch() {
+    let f: BTreeMap<String, Vec<f32>> = common::f32_tensors(FIXTURE);
+    let (t, Trace { stats, grads }) = run(3);
+    let gan = t.gan();
+    for (step, (s, (grad_g, grad_d))) in stats.iter().zip(&grads).enumerate() {
+        let prefix = format!("step{}", step + 1);
+        let want = &f[&format!("{prefix}.stats")];
+        for (name, (&got, &want)) in ["d_loss", "g_loss", "D(x)", "D(G(z))"]
+            .iter()
+            .zip(s.iter().zip(want))
+        {
+            assert!(
+                (got - want).abs() < 1e-5,
+                "{prefix} {name}: {got} vs PyTorch's {want}"
+            );
+        }
+        for slot in gan.discriminator.slots() {
+            let key = format!("{prefix}.grad.discriminator.{}", slot.name);
+            check(&key, &grad_d[slot.range.clone()], &f[&key], 1e-4);
+        }
+        for slot in gan.generator.slots() {
+            let key = format!("{prefix}.grad.generator.{}", slot.name);
+            check(&key, &grad_g[slot.range.clone()], &f[&key], 1e-4);
+        }
+    }
+    // The weights' whole change over the three steps. Adam turns a gradient element's
+    // rounding into a step of up to the learning rate when the element is near zero, so the
+    // change is compared, not the weights (whose rounding would hide an error in it).
+    let (cfg, shape) = config();
+    let start = fixture_gan(&cfg, &shape);
+    let change = |now: &[f32], then: &[f32]| -> Vec<f32> {
+        now.iter().zip(then).map(|(a, b)| a - b).collect()
+    };
+    let networks = [
+        (
+            "discriminator",
+            gan.discriminator.slots(),
+            &gan.discriminator.params,
+            &start.discriminator.params,
+        ),
+        (
+            "generator",
+            gan.generator.slots(),
+            &gan.generator.params,
+            &start.generator.params,
+        ),
+    ];
+    for (net, slots, now, then) in networks {
+        for slot in slots {
+            let key = format!("final.{net}.{}", slot.name);
+            let r = slot.range.clone();
+            check(
+                &format!("{key} (change over 3 steps)"),
+                &change(&now[r.clone()], &then[r.clone()]),
+                &change(&f[&key], &then[r]),
+                UPDATE_TOLERANCE,
+            );
+        }
+    }
+    for slot in gan.generator.running_slots() {
+        let key = format!("final.generator.{}", slot.name);
+        check(
+            &key,
+            &gan.generator.running[slot.range.clone()],
+            &f[&key],
+            1e-5,
+        );
+    }
+}
+
+/// The same steps in rayon pools of one, two and three threads give bit-identical weights.
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let in_pool = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| run(3).0.gan().clone())
+    };
+    let one = in_pool(1);
+    assert_eq!(in_pool(2), one);
+    assert_eq!(in_pool(3), one);
+}

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Writes crates/model/tests/fixtures/dcgan_oracle.safetensors: three training steps of the
+DCGAN family as PyTorch's autograd computes them, the oracle of
+crates/model/tests/dcgan.rs (dfdx 0.13's Conv2D and ConvTrans2D exist only behind its
+`nightly` feature, which does not build on a stable compiler).
+
+The networks are gan_model::dcgan's (and tools/peers/gan_torch_dcgan.py's): G and D with
+batch normalisation, no bias before it, LeakyReLU(0.2) in D, ReLU and tanh in G; D sees its
+real and its fake images as two batches. Widths are small (noise 32, G 32-16, D 16-32) so
+the file stays small, the batch is 16 so both of the layers' lanes and an uneven group
+are used; the layers themselves are checked at full DCGAN sizes by conv_fixture.py.
+
+Each step: z and the real batch from a formula exact in f64 (`det`, as in the test); D's
+update with the non-saturating cross-entropy from logits; G's update with the same z against
+the updated D; both optimisers are TensorFlow 1's Adam (the project's rule: epsilon outside
+the bias correction), lr 2e-4, betas (0.5, 0.999), applied in float32. Stored per step: the
+losses, D(x), D(G(z)), every parameter gradient of both networks; after the last step every
+parameter and G's running statistics.
+
+Usage (any Python with torch, numpy and safetensors, e.g. peers.sh's torch environment):
+  python tools/oracle/dcgan_fixture.py [OUT]
+"""
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+NOISE, G_CH, D_CH, BATCH, STEPS = 32, (32, 16), (16, 32), 16, 3
+LR, BETA1, BETA2, EPS = 2e-4, 0.5, 0.999, 1e-8
+
+
+def det(shape, salt, scale, offset=0.0):
+    n = int(np.prod(shape))
+    i = np.arange(n, dtype=np.int64)
+    v = ((i * 7919 + salt * 104729) % 2001).astype(np.float64) / 1000.0 - 1.0
+    return torch.from_numpy((v * scale + offset).astype(np.float32).reshape(shape))
+
+
+class Generator(nn.Module):
+    def __init__(self, noise, c1, c2):
+        super().__init__()
+        self.c1 = c1
+        self.fc = nn.Linear(noise, c1 * 7 * 7, bias=False)
+        self.bn0 = nn.BatchNorm2d(c1)
+        self.up1 = nn.ConvTranspose2d(c1, c2, 4, 2, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c2)
+        self.up2 = nn.ConvTranspose2d(c2, 1, 4, 2, 1)
+
+    def forward(self, z):
+        x = F.relu(self.bn0(self.fc(z).view(-1, self.c1, 7, 7)))
+        x = F.relu(self.bn1(self.up1(x)))
+        return torch.tanh(self.up2(x))
+
+
+class Discriminator(nn.Module):
+    def __init__(self, c1, c2):
+        super().__init__()
+        self.c2 = c2
+        self.conv1 = nn.Conv2d(1, c1, 4, 2, 1)
+        self.conv2 = nn.Conv2d(c1, c2, 4, 2, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c2)
+        self.fc = nn.Linear(c2 * 7 * 7, 1)
+
+    def forward(self, x):
+        x = F.leaky_relu(self.conv1(x), 0.2)
+        x = F.leaky_relu(self.bn2(self.conv2(x)), 0.2)
+        return self.fc(x.view(-1, self.c2 * 7 * 7))
+
+
+def set_params(module, base):
+    """Every parameter from `det`, in the module's order (the project's buffer order)."""
+    for i, (name, p) in enumerate(module.named_parameters()):
+        scale, offset = (0.1, 1.0) if name.startswith("bn") and name.endswith("weight") else (0.05, 0.0)
+        with torch.no_grad():
+            p.copy_(det(list(p.shape), base + i, scale, offset))
+
+
+class Adam:
+    """TensorFlow 1's update in float32, as gan_model::adam applies it."""
+
+    def __init__(self, params):
+        self.params = list(params)
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+        self.t = 0
+
+    def step(self, grads):
+        self.t += 1
+        lr_t = np.float32(LR * np.sqrt(1.0 - BETA2 ** self.t) / (1.0 - BETA1 ** self.t))
+        b1, b2 = np.float32(BETA1), np.float32(BETA2)
+        with torch.no_grad():
+            for p, g, m, v in zip(self.params, grads, self.m, self.v):
+                m.mul_(b1).add_((np.float32(1) - b1) * g)
+                v.mul_(b2).add_((np.float32(1) - b2) * (g * g))
+                p.sub_(lr_t * m / (v.sqrt() + np.float32(EPS)))
+
+
+def main():
+    torch.set_num_threads(1)
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+        here, "..", "..", "crates", "model", "tests", "fixtures", "dcgan_oracle.safetensors")
+    G, D = Generator(NOISE, *G_CH), Discriminator(*D_CH)
+    set_params(G, 100)
+    set_params(D, 200)
+    opt_g, opt_d = Adam(G.parameters()), Adam(D.parameters())
+    out = {}
+    for step in range(1, STEPS + 1):
+        x01 = det([BATCH, 1, 28, 28], 300 + step, 0.5, 0.5)
+        x = 2.0 * x01 - 1.0
+        z = det([BATCH, NOISE], 400 + step, 1.0)
+        fake = G(z)
+        real_logits, fake_logits = D(x), D(fake.detach())
+        ones, zeros = torch.ones(BATCH, 1), torch.zeros(BATCH, 1)
+        d_loss = F.binary_cross_entropy_with_logits(real_logits, ones) + \
+            F.binary_cross_entropy_with_logits(fake_logits, zeros)
+        grads_d = torch.autograd.grad(d_loss, list(D.parameters()))
+        opt_d.step(grads_d)
+        g_loss = F.binary_cross_entropy_with_logits(D(fake), ones)
+        grads_g = torch.autograd.grad(g_loss, list(G.parameters()))
+        opt_g.step(grads_g)
+        s = f"step{step}"
+        out[f"{s}.stats"] = torch.tensor([
+            -d_loss.item(), -g_loss.item(),
+            torch.sigmoid(real_logits).mean().item(), torch.sigmoid(fake_logits).mean().item()])
+        for (name, _), g in zip(D.named_parameters(), grads_d):
+            out[f"{s}.grad.discriminator.{name}"] = g
+        for (name, _), g in zip(G.named_parameters(), grads_g):
+            out[f"{s}.grad.generator.{name}"] = g
+    for name, p in D.named_parameters():
+        out[f"final.discriminator.{name}"] = p.detach()
+    for name, p in G.named_parameters():
+        out[f"final.generator.{name}"] = p.detach()
+    for name, b in G.named_buffers():
+        if "running" in name:
+            out[f"final.generator.{name}"] = b
+    out = {k: v.contiguous().float() for k, v in out.items()}
+    save_file(out, path, metadata={"torch": torch.__version__})
+    print(f"wrote {path}: {len(out)} tensors, {os.path.getsize(path)} bytes")
+
+
+if __name__ == "__main__":
+    main()
