@@ -138,6 +138,10 @@ def main():
     for name, b in G.named_buffers():
         if "running" in name:
             out[f"final.generator.{name}"] = b
+    # Sampling: G in inference mode (the running statistics), pixels mapped to [0, 1].
+    G.eval()
+    with torch.no_grad():
+        out["final.samples"] = (G(det([8, NOISE], 500, 1.0)) + 1.0) / 2.0
     out = {k: v.contiguous().float() for k, v in out.items()}
     save_file(out, path, metadata={"torch": torch.__version__})
     print(f"wrote {path}: {len(out)} tensors, {os.path.getsize(path)} bytes")

@@ -18,8 +18,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use gan_data::{load_test, load_training, Split, IMAGE_PIXELS};
-use gan_model::generate::{balanced_labels, generate, generator_input, sample_noise};
-use gan_model::{stream, Mlp, Stream};
+use gan_model::generate::{balanced_labels, generator_input, sample_noise};
+use gan_model::{stream, Generator, Stream};
 use gan_rundir::{
     ClassifierInfo, Coverage, Metrics, Parzen, RunDir, SampleMetrics, METRICS_FORMAT,
 };
@@ -168,17 +168,17 @@ pub fn evaluate_images(
 
 /// `n` images from `generator` with noise from `seed`'s evaluation stream; a conditional
 /// generator is asked for [`requested_labels`].
-pub fn generated_images(generator: &Mlp, n: usize, seed: u64) -> Vec<f32> {
-    let z = sample_noise(n, generator.plain_inputs(), &mut stream(seed, Stream::Eval));
-    let classes = generator.label_inputs;
+pub fn generated_images(generator: &Generator, n: usize, seed: u64) -> Vec<f32> {
+    let z = sample_noise(n, generator.noise_dim(), &mut stream(seed, Stream::Eval));
+    let classes = generator.classes();
     let input = generator_input(&z, &balanced_labels(n, classes), classes);
-    generate(generator, &input)
+    generator.generate(&input)
 }
 
 /// The digits [`generated_images`] asks a conditional generator for (every digit equally
 /// often, in turn); `None` for an unconditional one.
-pub fn requested_labels(generator: &Mlp, n: usize) -> Option<Vec<u8>> {
-    (generator.label_inputs > 0).then(|| balanced_labels(n, generator.label_inputs))
+pub fn requested_labels(generator: &Generator, n: usize) -> Option<Vec<u8>> {
+    (generator.classes() > 0).then(|| balanced_labels(n, generator.classes()))
 }
 
 /// Evaluates a run's `model.safetensors` and writes `metrics.json` into the run.
@@ -190,22 +190,24 @@ pub fn evaluate_run(
     eval_seed: u64,
 ) -> Result<Metrics, EvalError> {
     let weights = run.file(gan_rundir::MODEL_FILE);
-    let gan = gan_model::checkpoint::decode_gan(&run.read_model()?)
-        .map_err(|e| EvalError::Model(format!("{}: {e}", weights.display())))?;
-    let metrics = evaluate_generator(&gan.generator, data, classifier, samples, eval_seed)
-        .map_err(|e| match e {
+    let generator = gan_model::checkpoint::decode_model(&run.read_model()?)
+        .map_err(|e| EvalError::Model(format!("{}: {e}", weights.display())))?
+        .into_generator();
+    let metrics = evaluate_generator(&generator, data, classifier, samples, eval_seed).map_err(
+        |e| match e {
             EvalError::NonFinite(m) => EvalError::NonFinite(format!("{}: {m}", weights.display())),
             other => other,
-        })?;
+        },
+    )?;
     run.write_metrics(&metrics)?;
     Ok(metrics)
 }
 
 /// The metrics of any generator, for example another program's, loaded with
-/// `gan_model::checkpoint::decode_generator`: the same noise and measurements as for a run.
-/// Non-finite weights or pixels are refused: no metric may turn a NaN into a number.
+/// `gan_model::checkpoint::decode_any_generator`: the same noise and measurements as for a
+/// run. Non-finite weights or pixels are refused: no metric may turn a NaN into a number.
 pub fn evaluate_generator(
-    generator: &Mlp,
+    generator: &Generator,
     data: &EvalData,
     classifier: &Classifier,
     samples: usize,
@@ -234,9 +236,17 @@ pub fn evaluate_generator(
 }
 
 /// The first non-finite weight of `generator`, named like its checkpoint tensor.
-fn check_finite_weights(generator: &Mlp) -> Result<(), EvalError> {
-    for slot in generator.slots() {
-        let values = &generator.params[slot.range.clone()];
+fn check_finite_weights(generator: &Generator) -> Result<(), EvalError> {
+    let tensors = match generator {
+        Generator::Mlp(g) => g.slots().into_iter().map(|s| (s, &g.params)).collect(),
+        Generator::Dcgan(g) => {
+            let params = g.slots().into_iter().map(|s| (s, &g.params));
+            let running = g.running_slots().into_iter().map(|s| (s, &g.running));
+            params.chain(running).collect::<Vec<_>>()
+        }
+    };
+    for (slot, buffer) in tensors {
+        let values = &buffer[slot.range.clone()];
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             return Err(EvalError::NonFinite(format!(
                 "weight generator.{}[{i}] is {}",

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use gan_eval::{
     ensure_classifier, evaluate_images, generated_images, references, Classifier, EvalData,
 };
-use gan_model::{stream, Gan, ModelConfig, Stream};
+use gan_model::{stream, Gan, Generator, ModelConfig, Stream};
 
 /// The fixture in `<tmp>/mnist`, so the classifier is cached in `<tmp>/classifier`.
 fn fixture_copy(tmp: &Path) -> PathBuf {
@@ -58,7 +58,7 @@ fn metrics_are_deterministic_and_references_give_a_scale() {
     let classifier: Classifier = ensure_classifier(&data, &mut |_| {}).unwrap();
     let eval_data = EvalData::load(&data, &classifier).unwrap();
     let gan = Gan::init(&ModelConfig::default(), &mut stream(1, Stream::Init));
-    let images = generated_images(&gan.generator, 300, 4);
+    let images = generated_images(&Generator::Mlp(gan.generator.clone()), 300, 4);
     let in_pool = |t: usize| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(t)
@@ -124,9 +124,12 @@ fn metrics_are_deterministic_and_references_give_a_scale() {
         },
         &mut stream(1, Stream::Init),
     );
-    let asked = gan_eval::requested_labels(&cond.generator, 25).unwrap();
+    let asked = gan_eval::requested_labels(&Generator::Mlp(cond.generator.clone()), 25).unwrap();
     assert_eq!(asked[..12], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]);
-    assert_eq!(generated_images(&cond.generator, 25, 4).len(), 25 * 784);
+    assert_eq!(
+        generated_images(&Generator::Mlp(cond.generator.clone()), 25, 4).len(),
+        25 * 784
+    );
     // The width is the one the validation images like best (not merely one of the ten),
     // and the test log-likelihood is the Parzen density with that width, computed here
     // naively in f64 as an independent check.

@@ -16,7 +16,9 @@ use dfdx::prelude::{Cpu, Tensor, ZerosTensor};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::adam::Adam;
+use crate::any::{AnyState, Generator, Model};
 use crate::config::AdamConfig;
+use crate::dcgan::{ConvDiscriminator, ConvGenerator, Dcgan, DcganState};
 use crate::params::{Activation, Gan, Mlp, Output, ParamSlot};
 use crate::trainer::TrainerState;
 use crate::IMAGE_PIXELS;
@@ -50,8 +52,8 @@ struct Entry {
     bytes: Vec<u8>,
 }
 
-fn entries_for(prefix: &str, mlp: &Mlp, values: &[f32]) -> Vec<Entry> {
-    mlp.slots()
+fn entries_for(prefix: &str, slots: Vec<ParamSlot>, values: &[f32]) -> Vec<Entry> {
+    slots
         .into_iter()
         .map(|slot| Entry {
             name: format!("{prefix}.{}", slot.name),
@@ -102,10 +104,10 @@ fn sorted_header(mut bytes: Vec<u8>) -> Vec<u8> {
 
 /// The tensors of both networks' weights, generator first.
 fn weight_entries(gan: &Gan) -> Vec<Entry> {
-    let mut entries = entries_for("generator", &gan.generator, &gan.generator.params);
+    let mut entries = entries_for("generator", gan.generator.slots(), &gan.generator.params);
     entries.extend(entries_for(
         "discriminator",
-        &gan.discriminator,
+        gan.discriminator.slots(),
         &gan.discriminator.params,
     ));
     entries
@@ -143,11 +145,19 @@ pub fn encode_state(state: &TrainerState, extra: &BTreeMap<String, String>) -> V
         ("generator", &gan.generator, &state.adam_g),
         ("discriminator", &gan.discriminator, &state.adam_d),
     ] {
-        entries.extend(entries_for(&format!("adam.{net}.exp_avg"), mlp, &adam.m));
-        entries.extend(entries_for(&format!("adam.{net}.exp_avg_sq"), mlp, &adam.v));
+        entries.extend(entries_for(
+            &format!("adam.{net}.exp_avg"),
+            mlp.slots(),
+            &adam.m,
+        ));
+        entries.extend(entries_for(
+            &format!("adam.{net}.exp_avg_sq"),
+            mlp.slots(),
+            &adam.v,
+        ));
     }
     if let Some(ema) = &state.g_ema {
-        entries.extend(entries_for("ema.generator", &gan.generator, ema));
+        entries.extend(entries_for("ema.generator", gan.generator.slots(), ema));
     }
     let mut metadata = extra.clone();
     metadata.extend(architecture(gan));
@@ -365,6 +375,11 @@ fn load_into(
         }
         let out = &mut values[slot.range.clone()];
         let loaded = match slot.shape[..] {
+            [a, b, c, d] => {
+                let mut t: Tensor<(usize, usize, usize, usize), f32, Cpu> =
+                    dev.zeros_like(&(a, b, c, d));
+                t.load_safetensor(st, &name).map(|_| t.copy_into(out))
+            }
             [r, c] => {
                 let mut t: Tensor<(usize, usize), f32, Cpu> = dev.zeros_like(&(r, c));
                 t.load_safetensor(st, &name).map(|_| t.copy_into(out))
@@ -377,4 +392,248 @@ fn load_into(
         loaded.map_err(|e| CheckpointError::Format(format!("{name}: {e:?}")))?;
     }
     Ok(())
+}
+
+const ARCH_KEY: &str = "architecture";
+
+/// The tensors of a DCGAN's networks: G's parameters and running statistics, then D's.
+fn dcgan_weight_entries(gan: &Dcgan) -> Vec<Entry> {
+    let g = &gan.generator;
+    let mut entries = entries_for("generator", g.slots(), &g.params);
+    entries.extend(entries_for("generator", g.running_slots(), &g.running));
+    let d = &gan.discriminator;
+    entries.extend(entries_for("discriminator", d.slots(), &d.params));
+    entries
+}
+
+/// A DCGAN's metadata: its architecture and the nonlinearities the shapes do not say.
+fn dcgan_architecture(gan: &Dcgan) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    m.insert(ARCH_KEY.into(), "dcgan".into());
+    m.insert("generator.activation".into(), gan.generator.act.name());
+    m.insert(
+        "generator.output".into(),
+        gan.generator.output.name().into(),
+    );
+    m.insert(
+        "discriminator.activation".into(),
+        gan.discriminator.act.name(),
+    );
+    m
+}
+
+/// The weights of a run's networks (its `model.safetensors`).
+pub fn encode_model(model: &Model) -> Vec<u8> {
+    match model {
+        Model::Mlp(gan) => encode_gan(gan),
+        Model::Dcgan(gan) => {
+            let mut metadata = dcgan_architecture(gan);
+            metadata.insert(FORMAT_KEY.into(), WEIGHTS_FORMAT.into());
+            serialize(&dcgan_weight_entries(gan), metadata)
+        }
+    }
+}
+
+/// Whether a file's metadata names the DCGAN architecture (files without the key hold MLPs).
+fn is_dcgan(meta: &BTreeMap<String, String>) -> Result<bool, CheckpointError> {
+    match meta.get(ARCH_KEY).map(String::as_str) {
+        None | Some("mlp") => Ok(false),
+        Some("dcgan") => Ok(true),
+        Some(_) => Err(CheckpointError::Metadata(ARCH_KEY.into())),
+    }
+}
+
+/// Reads weights written by [`encode_model`] (or those inside a training state).
+pub fn decode_model(bytes: &[u8]) -> Result<Model, CheckpointError> {
+    if is_dcgan(&read_metadata(bytes)?)? {
+        decode_dcgan(bytes).map(Model::Dcgan)
+    } else {
+        decode_gan(bytes).map(Model::Mlp)
+    }
+}
+
+/// The weights in a `.safetensors` file, of either architecture.
+pub fn load_model(path: &Path) -> Result<Model, CheckpointError> {
+    let bytes = std::fs::read(path).map_err(|cause| CheckpointError::Io {
+        path: path.display().to_string(),
+        cause,
+    })?;
+    decode_model(&bytes)
+}
+
+/// Only the generator of a `.safetensors` file: a DCGAN's if its metadata says so,
+/// otherwise an MLP's as [`decode_generator`] reads it.
+pub fn decode_any_generator(bytes: &[u8]) -> Result<Generator, CheckpointError> {
+    if is_dcgan(&read_metadata(bytes)?)? {
+        decode_dcgan(bytes).map(|gan| Generator::Dcgan(gan.generator))
+    } else {
+        decode_generator(bytes).map(Generator::Mlp)
+    }
+}
+
+/// The shape of tensor `name`, which must have `rank` dimensions.
+fn shape_of(st: &SafeTensors, name: &str, rank: usize) -> Result<Vec<usize>, CheckpointError> {
+    let t = st
+        .tensor(name)
+        .map_err(|_| CheckpointError::Missing(name.into()))?;
+    if t.shape().len() != rank {
+        return Err(CheckpointError::Shape {
+            name: name.into(),
+            found: t.shape().to_vec(),
+            expected: vec![0; rank],
+        });
+    }
+    Ok(t.shape().to_vec())
+}
+
+/// A DCGAN's networks: widths from the tensors' shapes, nonlinearities from the metadata.
+fn decode_dcgan(bytes: &[u8]) -> Result<Dcgan, CheckpointError> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format(e.to_string()))?;
+    let meta = read_metadata(bytes)?;
+    let fc = shape_of(&st, "generator.fc.weight", 2)?;
+    let up1 = shape_of(&st, "generator.up1.weight", 4)?;
+    let conv2 = shape_of(&st, "discriminator.conv2.weight", 4)?;
+    let activation = |key: &str| {
+        meta.get(key)
+            .and_then(|a| Activation::from_name(a))
+            .ok_or_else(|| CheckpointError::Metadata(key.into()))
+    };
+    let output = meta
+        .get("generator.output")
+        .and_then(|o| Output::from_name(o))
+        .ok_or_else(|| CheckpointError::Metadata("generator.output".into()))?;
+    let mut generator = ConvGenerator::zeros(
+        fc[1],
+        [up1[0], up1[1]],
+        activation("generator.activation")?,
+        output,
+    );
+    let mut discriminator = ConvDiscriminator::zeros(
+        [conv2[1], conv2[0]],
+        activation("discriminator.activation")?,
+    );
+    let dev = Cpu::default();
+    load_into(
+        &dev,
+        &st,
+        "generator",
+        &generator.slots(),
+        &mut generator.params,
+    )?;
+    let running = generator.running_slots();
+    load_into(&dev, &st, "generator", &running, &mut generator.running)?;
+    let slots = discriminator.slots();
+    load_into(
+        &dev,
+        &st,
+        "discriminator",
+        &slots,
+        &mut discriminator.params,
+    )?;
+    Ok(Dcgan {
+        generator,
+        discriminator,
+    })
+}
+
+/// A training state of either architecture plus `extra` metadata of the caller's.
+pub fn encode_any_state(state: &AnyState, extra: &BTreeMap<String, String>) -> Vec<u8> {
+    let s = match state {
+        AnyState::Mlp(s) => return encode_state(s, extra),
+        AnyState::Dcgan(s) => s,
+    };
+    let gan = &s.gan;
+    let mut entries = dcgan_weight_entries(gan);
+    for (net, slots, adam) in [
+        ("generator", gan.generator.slots(), &s.adam_g),
+        ("discriminator", gan.discriminator.slots(), &s.adam_d),
+    ] {
+        entries.extend(entries_for(
+            &format!("adam.{net}.exp_avg"),
+            slots.clone(),
+            &adam.m,
+        ));
+        entries.extend(entries_for(
+            &format!("adam.{net}.exp_avg_sq"),
+            slots,
+            &adam.v,
+        ));
+    }
+    if let Some(ema) = &s.g_ema {
+        entries.extend(entries_for("ema.generator", gan.generator.slots(), ema));
+    }
+    let mut metadata = extra.clone();
+    metadata.extend(dcgan_architecture(gan));
+    metadata.insert(FORMAT_KEY.into(), STATE_FORMAT.into());
+    metadata.insert("steps_done".into(), s.steps_done.to_string());
+    metadata.insert("noise_pos".into(), s.noise_pos.to_string());
+    metadata.insert("adam.generator.step".into(), s.adam_g.t.to_string());
+    metadata.insert("adam.discriminator.step".into(), s.adam_d.t.to_string());
+    serialize(&entries, metadata)
+}
+
+/// Reads a state written by [`encode_any_state`]; `adam` supplies the hyperparameters.
+pub fn decode_any_state(
+    bytes: &[u8],
+    adam: AdamConfig,
+) -> Result<(AnyState, BTreeMap<String, String>), CheckpointError> {
+    let metadata = read_metadata(bytes)?;
+    if !is_dcgan(&metadata)? {
+        return decode_state(bytes, adam).map(|(s, m)| (AnyState::Mlp(s), m));
+    }
+    if metadata.get(FORMAT_KEY).map(String::as_str) != Some(STATE_FORMAT) {
+        return Err(CheckpointError::Metadata(FORMAT_KEY.into()));
+    }
+    let gan = decode_dcgan(bytes)?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format(e.to_string()))?;
+    let dev = Cpu::default();
+    let number = |key: &str| -> Result<u128, CheckpointError> {
+        metadata
+            .get(key)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| CheckpointError::Metadata(key.into()))
+    };
+    let mut adams = Vec::new();
+    for (net, slots, len) in [
+        (
+            "generator",
+            gan.generator.slots(),
+            gan.generator.params.len(),
+        ),
+        (
+            "discriminator",
+            gan.discriminator.slots(),
+            gan.discriminator.params.len(),
+        ),
+    ] {
+        let mut a = Adam::new(adam, len);
+        load_into(&dev, &st, &format!("adam.{net}.exp_avg"), &slots, &mut a.m)?;
+        load_into(
+            &dev,
+            &st,
+            &format!("adam.{net}.exp_avg_sq"),
+            &slots,
+            &mut a.v,
+        )?;
+        a.t = number(&format!("adam.{net}.step"))? as u64;
+        adams.push(a);
+    }
+    let g_ema = if st.names().iter().any(|n| n.starts_with("ema.generator.")) {
+        let mut ema = vec![0.0; gan.generator.params.len()];
+        load_into(&dev, &st, "ema.generator", &gan.generator.slots(), &mut ema)?;
+        Some(ema)
+    } else {
+        None
+    };
+    let adam_d = adams.pop().expect("two optimisers");
+    let adam_g = adams.pop().expect("two optimisers");
+    let state = DcganState {
+        noise_pos: number("noise_pos")?,
+        g_ema,
+        steps_done: number("steps_done")? as u64,
+        gan,
+        adam_g,
+        adam_d,
+    };
+    Ok((AnyState::Dcgan(state), metadata))
 }

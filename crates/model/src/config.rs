@@ -27,6 +27,29 @@ pub struct ModelConfig {
     /// A conditional GAN's classes (0: unconditional, the tutorial). Both networks get the
     /// label as a one-hot vector after their usual input (Mirza and Osindero 2014).
     pub classes: usize,
+    /// Perceptrons (the tutorial's family: `g_hidden`, `d_hidden`, dropout, labels) or a
+    /// DCGAN (`noise_dim`, the activations, `g_output` and `init_std` apply to both).
+    pub arch: Arch,
+}
+
+/// The networks' kind.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Arch {
+    /// Multi-layer perceptrons ([`crate::Mlp`]), the tutorial's.
+    #[default]
+    Mlp,
+    /// Convolutional networks ([`crate::dcgan`]) of these widths.
+    Dcgan(DcganShape),
+}
+
+impl Arch {
+    /// As a spec and a checkpoint name it: `mlp`, `dcgan`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Arch::Mlp => "mlp",
+            Arch::Dcgan(_) => "dcgan",
+        }
+    }
 }
 
 impl Default for ModelConfig {
@@ -41,6 +64,7 @@ impl Default for ModelConfig {
             init_std: 0.01,
             d_dropout: 0.0,
             classes: 0,
+            arch: Arch::Mlp,
         }
     }
 }
@@ -74,7 +98,72 @@ impl ModelConfig {
             g_output: g.output,
             init_std: ModelConfig::default().init_std,
             d_dropout: ModelConfig::default().d_dropout,
+            arch: Arch::Mlp,
         }
+    }
+
+    /// The model of a DCGAN's networks (for checkpoints read without their spec).
+    pub fn of_dcgan(gan: &crate::dcgan::Dcgan) -> ModelConfig {
+        let (g, d) = (&gan.generator, &gan.discriminator);
+        ModelConfig {
+            noise_dim: g.noise_dim,
+            g_act: g.act,
+            d_act: d.act,
+            g_output: g.output,
+            arch: Arch::Dcgan(DcganShape {
+                g_channels: g.channels,
+                d_channels: d.channels,
+            }),
+            ..ModelConfig::default()
+        }
+    }
+
+    /// What a checkpoint's networks must agree with: the shapes and nonlinearities (not the
+    /// initialisation or dropout, which only shape training), in words.
+    pub fn describe(&self) -> String {
+        match &self.arch {
+            Arch::Mlp => format!(
+                "{}noise_dim {}, G hidden {:?} ({}, {} output), D hidden {:?} ({})",
+                if self.classes > 0 {
+                    format!("{} classes (conditional), ", self.classes)
+                } else {
+                    String::new()
+                },
+                self.noise_dim,
+                self.g_hidden,
+                self.g_act.name(),
+                self.g_output.name(),
+                self.d_hidden,
+                self.d_act.name()
+            ),
+            Arch::Dcgan(shape) => format!(
+                "a DCGAN: noise_dim {}, G channels {:?} ({}, {} output), D channels {:?} ({})",
+                self.noise_dim,
+                shape.g_channels,
+                self.g_act.name(),
+                self.g_output.name(),
+                shape.d_channels,
+                self.d_act.name()
+            ),
+        }
+    }
+
+    /// Whether networks of `self` (read from a checkpoint) are those `want` describes.
+    pub fn same_networks(&self, want: &ModelConfig) -> bool {
+        let key = |m: &ModelConfig| {
+            let mlp = matches!(m.arch, Arch::Mlp);
+            (
+                m.arch.clone(),
+                m.noise_dim,
+                m.g_act,
+                m.d_act,
+                m.g_output,
+                if mlp { m.classes } else { 0 },
+                if mlp { m.g_hidden.clone() } else { Vec::new() },
+                if mlp { m.d_hidden.clone() } else { Vec::new() },
+            )
+        };
+        key(self) == key(want)
     }
 }
 

@@ -43,14 +43,15 @@ const BN_MOMENTUM: f32 = 0.1;
 /// PyTorch's DCGAN example at MNIST's size, as `tools/peers/gan_torch_dcgan.py` trains it:
 /// noise 100, G 128-64 and D 64-128 channels, ReLU in G and LeakyReLU(0.2) in D, a tanh
 /// output, weights from N(0, 0.02), Adam(2e-4, betas 0.5 and 0.999), batch 100.
-pub fn pytorch_example() -> (TrainConfig, DcganShape) {
-    let cfg = TrainConfig {
+pub fn pytorch_example() -> TrainConfig {
+    TrainConfig {
         model: crate::ModelConfig {
             noise_dim: 100,
             g_act: Activation::Relu,
             d_act: Activation::LeakyRelu(0.2),
             g_output: Output::Tanh,
             init_std: 0.02,
+            arch: crate::Arch::Dcgan(DcganShape::default()),
             ..crate::ModelConfig::default()
         },
         adam: crate::AdamConfig {
@@ -58,8 +59,7 @@ pub fn pytorch_example() -> (TrainConfig, DcganShape) {
             ..crate::AdamConfig::default()
         },
         ..TrainConfig::tutorial()
-    };
-    (cfg, DcganShape::default())
+    }
 }
 
 /// Multiply-adds of one image through G's layers and through D's: `(G, D)`.
@@ -69,6 +69,37 @@ pub fn macs_per_image(noise_dim: usize, shape: &DcganShape) -> (usize, usize) {
     let g = noise_dim * g1 * SEED_PIXELS + SEED_PIXELS * k * g1 * g2 + MID_PIXELS * k * g2;
     let d = MID_PIXELS * k * d1 + SEED_PIXELS * k * d1 * d2 + d2 * SEED_PIXELS;
     (g, d)
+}
+
+/// Floats a DCGAN needs, counted without allocating (for memory estimates): `(G's
+/// parameters, D's parameters, the step's buffers)` for batches of `batch`.
+pub fn float_counts(noise_dim: usize, shape: &DcganShape, batch: usize) -> (u128, u128, u128) {
+    let ([g1, g2], [d1, d2]) = (shape.g_channels, shape.d_channels);
+    let [g1, g2, d1, d2, z, b] = [g1, g2, d1, d2, noise_dim, batch].map(|v| v as u128);
+    let k = 16;
+    let (seed, mid, image) = (
+        SEED_PIXELS as u128,
+        MID_PIXELS as u128,
+        IMAGE_PIXELS as u128,
+    );
+    let g = g1 * seed * z + 2 * g1 + g1 * g2 * k + 2 * g2 + g2 * k + 1 + 2 * (g1 + g2);
+    let d = d1 * k + d1 + d1 * d2 * k + 2 * d2 + d2 * seed + 1;
+    // D's buffers over 2B images, G's over B, D's input, the gradients.
+    let d_buffers = 2 * b * (2 * d1 * mid + 4 * d2 * seed) + 8 * d2 + 4 * b;
+    let g_buffers = b * (z + 4 * g1 * seed + 4 * g2 * mid + image) + 6 * (g1 + g2);
+    // Each lane's scratch, sized for the largest layer: im2col columns, staging, a weight
+    // gradient, the offsets and a padded plane.
+    let group = conv::GROUP.min(batch) as u128;
+    let layers = [
+        (g2 * k * group * seed, g1 * group * seed, g1 * g2 * k),
+        (k * group * mid, g2 * group * mid, g2 * k),
+        (k * group * mid, d1 * group * mid, d1 * k),
+        (d1 * k * group * seed, d2 * group * seed, d1 * d2 * k),
+    ];
+    let largest = |f: fn(&(u128, u128, u128)) -> u128| layers.iter().map(f).max().unwrap_or(0);
+    let lane = largest(|l| l.0) + largest(|l| l.1) + largest(|l| l.2) + k * mid + 30 * 30;
+    let scratch = conv::LANES as u128 * lane;
+    (g, d, d_buffers + g_buffers + 2 * b * image + scratch)
 }
 
 /// DCGAN's layers: kernel 4, stride 2, padding 1 (doubling or halving the side).
@@ -210,49 +241,62 @@ impl ConvGenerator {
 
     /// Images for noise `z` (`n x noise_dim`), `n x 784` in [0, 1] whatever the output range,
     /// with batch normalisation in inference mode (the running statistics), as sampling uses.
+    /// Generated [`GENERATE_CHUNK`] images at a time, so evaluation's thousands of images
+    /// need only one chunk's feature maps.
     pub fn generate(&self, z: &[f32]) -> Vec<f32> {
         let n = z.len() / self.noise_dim.max(1);
         let [c1, c2] = self.channels;
-        let [fc, g0, b0, up1, g1, b1, up2, bias2] = split_ref(&self.params, self.lens());
-        let [m0, v0, m1, v1] = split_ref(&self.running, [c1, c1, c2, c2]);
+        let chunk = GENERATE_CHUNK.min(n.max(1));
         let mut scratch = Scratch::default();
-        let (sides1, sides2) = g_sides(n);
+        let (sides1, sides2) = g_sides(chunk);
         scratch.reserve(&stride_2(c1, c2), &sides1, true);
         scratch.reserve(&stride_2(c2, 1), &sides2, true);
-        let mut h0 = vec![0.0; n * c1 * SEED_PIXELS];
+        let mut h0 = vec![0.0; chunk * c1 * SEED_PIXELS];
+        let mut h1 = vec![0.0; chunk * c2 * MID_PIXELS];
+        let mut out = vec![0.0; n * IMAGE_PIXELS];
+        for (z, out) in z
+            .chunks(chunk * self.noise_dim)
+            .zip(out.chunks_mut(chunk * IMAGE_PIXELS))
+        {
+            self.generate_chunk(z, out, &mut h0, &mut h1, &mut scratch);
+        }
+        crate::params::to_unit_range(self.output, &mut out);
+        out
+    }
+
+    fn generate_chunk(
+        &self,
+        z: &[f32],
+        out: &mut [f32],
+        h0: &mut [f32],
+        h1: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
+        let n = z.len() / self.noise_dim;
+        let [c1, c2] = self.channels;
+        let [fc, g0, b0, up1, g1, b1, up2, bias2] = split_ref(&self.params, self.lens());
+        let [m0, v0, m1, v1] = split_ref(&self.running, [c1, c1, c2, c2]);
+        let (sides1, sides2) = g_sides(n);
+        let h0 = &mut h0[..n * c1 * SEED_PIXELS];
+        let h1 = &mut h1[..n * c2 * MID_PIXELS];
         matmul(
-            &mut h0,
+            h0,
             View::rows(z, n, self.noise_dim),
             View::transposed(fc, c1 * SEED_PIXELS, self.noise_dim),
             Split::Cols(2),
         );
-        batch_norm_inference(&mut h0, c1, SEED_PIXELS, g0, b0, m0, v0, self.act);
-        let mut h1 = vec![0.0; n * c2 * MID_PIXELS];
-        conv::conv_transposed_forward(
-            &stride_2(c1, c2),
-            &sides1,
-            &h0,
-            up1,
-            None,
-            &mut h1,
-            &mut scratch,
-        );
-        batch_norm_inference(&mut h1, c2, MID_PIXELS, g1, b1, m1, v1, self.act);
-        let mut out = vec![0.0; n * IMAGE_PIXELS];
-        conv::conv_transposed_forward(
-            &stride_2(c2, 1),
-            &sides2,
-            &h1,
-            up2,
-            Some(bias2),
-            &mut out,
-            &mut scratch,
-        );
-        output_activation(&mut out, self.output);
-        crate::params::to_unit_range(self.output, &mut out);
-        out
+        batch_norm_inference(h0, c1, SEED_PIXELS, g0, b0, m0, v0, self.act);
+        let up = stride_2(c1, c2);
+        conv::conv_transposed_forward(&up, &sides1, h0, up1, None, h1, scratch);
+        batch_norm_inference(h1, c2, MID_PIXELS, g1, b1, m1, v1, self.act);
+        let up = stride_2(c2, 1);
+        conv::conv_transposed_forward(&up, &sides2, h1, up2, Some(bias2), out, scratch);
+        output_activation(out, self.output);
     }
 }
+
+/// Images [`ConvGenerator::generate`] makes at a time.
+pub const GENERATE_CHUNK: usize = 250;
 
 /// The sides of G's two transposed convolutions over `n` images.
 fn g_sides(n: usize) -> (Sides, Sides) {
@@ -463,11 +507,85 @@ pub struct DcganTrainer {
     scratch: Scratch,
 }
 
+/// Everything needed to continue a DCGAN's training exactly where it stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DcganState {
+    /// Both networks, G's running statistics included.
+    pub gan: Dcgan,
+    pub adam_g: Adam,
+    pub adam_d: Adam,
+    /// Word position of the noise stream.
+    pub noise_pos: u128,
+    /// The moving average of G's parameters (with `g_ema`), laid out like them.
+    pub g_ema: Option<Vec<f32>>,
+    pub steps_done: u64,
+}
+
+impl DcganState {
+    /// Whether these networks are the ones `cfg` describes (see
+    /// [`crate::TrainerState::check_fits`]).
+    pub fn check_fits(&self, cfg: &TrainConfig) -> Result<(), String> {
+        let have = crate::ModelConfig::of_dcgan(&self.gan);
+        if !have.same_networks(&cfg.model) {
+            return Err(format!(
+                "it holds {}, but the spec says {}",
+                have.describe(),
+                cfg.model.describe()
+            ));
+        }
+        crate::trainer::check_average_fits(self.g_ema.is_some(), cfg)
+    }
+}
+
 impl DcganTrainer {
-    /// A fresh run: weights from the seed's init stream, noise from its noise stream.
-    pub fn new(cfg: TrainConfig, shape: &DcganShape, seed: u64) -> DcganTrainer {
+    /// A fresh run of the DCGAN `cfg.model.arch` describes: weights from the seed's init
+    /// stream, noise from its noise stream.
+    pub fn new(cfg: TrainConfig, seed: u64) -> DcganTrainer {
+        let crate::Arch::Dcgan(shape) = &cfg.model.arch else {
+            panic!("DcganTrainer::new needs model.arch = dcgan");
+        };
         let gan = Dcgan::init(&cfg, shape, &mut stream(seed, Stream::Init));
         DcganTrainer::from_parts(cfg, gan, seed)
+    }
+
+    /// Continues from a saved state; `seed` must be the run's seed, and the state must fit
+    /// `cfg` ([`DcganState::check_fits`]).
+    pub fn restore(cfg: TrainConfig, seed: u64, state: DcganState) -> DcganTrainer {
+        let (adam_g, adam_d) = (cfg.adam_g(), cfg.adam_d());
+        let mut t = DcganTrainer::from_parts(cfg, state.gan, seed);
+        t.adam_g = state.adam_g;
+        t.adam_d = state.adam_d;
+        t.adam_g.cfg = adam_g;
+        t.adam_d.cfg = adam_d;
+        t.noise.set_word_pos(state.noise_pos);
+        if let (Some(ema), Some(params)) = (t.ema.as_mut(), state.g_ema) {
+            *ema = params;
+        }
+        t.steps_done = state.steps_done;
+        t
+    }
+
+    pub fn state(&self) -> DcganState {
+        DcganState {
+            gan: self.gan.clone(),
+            adam_g: self.adam_g.clone(),
+            adam_d: self.adam_d.clone(),
+            noise_pos: self.noise.get_word_pos(),
+            g_ema: self.ema.clone(),
+            steps_done: self.steps_done,
+        }
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+
+    /// The networks to save as the run's model: D and [`DcganTrainer::sampling_generator`].
+    pub fn model_to_save(&self) -> Dcgan {
+        Dcgan {
+            generator: self.sampling_generator(),
+            discriminator: self.gan.discriminator.clone(),
+        }
     }
 
     /// Starts training from given networks (fresh optimiser state).

@@ -13,6 +13,7 @@
 //! * [`lockstep`] records a run's inputs so TensorFlow can replay it step for step.
 
 pub mod adam;
+mod any;
 pub mod checkpoint;
 mod config;
 pub mod conv;
@@ -28,7 +29,8 @@ pub mod reference;
 mod rng;
 mod trainer;
 
-pub use config::{AdamConfig, DcganShape, Loss, ModelConfig, TrainConfig};
+pub use any::{AnyState, AnyTrainer, Generator, Model};
+pub use config::{AdamConfig, Arch, DcganShape, Loss, ModelConfig, TrainConfig};
 pub use params::{to_unit_range, Activation, Gan, Mlp, Output, ParamSlot};
 pub use rng::{stream, Stream};
 pub use trainer::{StepStats, TrainError, Trainer, TrainerState};

@@ -88,56 +88,30 @@ impl TrainerState {
     /// continued under a spec whose model it does not match.
     pub fn check_fits(&self, cfg: &TrainConfig) -> Result<(), String> {
         let have = crate::config::ModelConfig::of(&self.gan);
-        let want = &cfg.model;
-        let shape = |m: &crate::config::ModelConfig| {
-            format!(
-                "{}noise_dim {}, G hidden {:?} ({}, {} output), D hidden {:?} ({})",
-                if m.classes > 0 {
-                    format!("{} classes (conditional), ", m.classes)
-                } else {
-                    String::new()
-                },
-                m.noise_dim,
-                m.g_hidden,
-                m.g_act.name(),
-                m.g_output.name(),
-                m.d_hidden,
-                m.d_act.name()
-            )
-        };
-        let same = (
-            have.classes,
-            have.noise_dim,
-            &have.g_hidden,
-            &have.d_hidden,
-            have.g_act,
-            have.d_act,
-            have.g_output,
-        ) == (
-            want.classes,
-            want.noise_dim,
-            &want.g_hidden,
-            &want.d_hidden,
-            want.g_act,
-            want.d_act,
-            want.g_output,
-        );
-        if !same {
+        if !have.same_networks(&cfg.model) {
             return Err(format!(
                 "it holds a model with {}, but the spec says {}",
-                shape(&have),
-                shape(want)
+                have.describe(),
+                cfg.model.describe()
             ));
         }
-        match (&self.g_ema, cfg.g_ema) {
-            (Some(_), None) => Err("it holds an average of G's weights (train.g_ema), but the \
-                                    spec keeps none"
-                .into()),
-            (None, Some(_)) => Err("the spec keeps an average of G's weights (train.g_ema), \
-                                    but it holds none to continue"
-                .into()),
-            _ => Ok(()),
+        check_average_fits(self.g_ema.is_some(), cfg)
+    }
+}
+
+/// Whether a checkpoint that does (or does not) hold an average of G's weights can continue
+/// under `cfg`.
+pub(crate) fn check_average_fits(has_average: bool, cfg: &TrainConfig) -> Result<(), String> {
+    match (has_average, cfg.g_ema) {
+        (true, None) => {
+            Err("it holds an average of G's weights (train.g_ema), but the spec keeps none".into())
         }
+        (false, Some(_)) => Err(
+            "the spec keeps an average of G's weights (train.g_ema), but it \
+                                 holds none to continue"
+                .into(),
+        ),
+        _ => Ok(()),
     }
 }
 
@@ -226,6 +200,10 @@ impl Trainer {
     pub fn from_parts(cfg: TrainConfig, gan: Gan, seed: u64) -> Trainer {
         assert!(cfg.batch_size > 0, "batch size must be positive");
         assert!(cfg.d_steps > 0, "at least one D update per step");
+        assert!(
+            cfg.model.arch == crate::Arch::Mlp,
+            "Trainer runs perceptrons; AnyTrainer runs every model.arch"
+        );
         assert!(
             (0.0..1.0).contains(&cfg.model.d_dropout),
             "dropout probability in [0, 1)"

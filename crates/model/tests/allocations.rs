@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use gan_model::dcgan::DcganTrainer;
-use gan_model::{Activation, DcganShape, Loss, ModelConfig, Output, TrainConfig, Trainer};
+use gan_model::{Activation, Arch, DcganShape, Loss, ModelConfig, Output, TrainConfig, Trainer};
 
 struct Watching;
 
@@ -84,6 +84,10 @@ fn watch_dcgan(threads: usize, steps: usize) {
             noise_dim: 16,
             d_act: Activation::LeakyRelu(0.2),
             g_output: Output::Tanh,
+            arch: Arch::Dcgan(DcganShape {
+                g_channels: [16, 8],
+                d_channels: [8, 16],
+            }),
             ..ModelConfig::default()
         },
         batch_size: 16,
@@ -91,16 +95,12 @@ fn watch_dcgan(threads: usize, steps: usize) {
         g_ema: Some(0.999),
         ..TrainConfig::tutorial()
     };
-    let shape = DcganShape {
-        g_channels: [16, 8],
-        d_channels: [8, 16],
-    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .unwrap();
     pool.install(|| {
-        let mut t = DcganTrainer::new(cfg, &shape, 3);
+        let mut t = DcganTrainer::new(cfg, 3);
         let mut fill = |px: &mut [f32], _: &mut [u8]| {
             for (i, v) in px.iter_mut().enumerate() {
                 *v = (i % 97) as f32 / 96.0;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use gan_data::{load_training, Batcher};
-use gan_model::{stream, Stream, TrainConfig, Trainer};
+use gan_model::{stream, AnyTrainer, Arch, Stream, TrainConfig};
 
 const WARMUP: usize = 20;
 
@@ -39,7 +39,7 @@ struct Args {
     #[arg(long)]
     flush_denormals: bool,
     /// Time the DCGAN of PyTorch's example at MNIST's size (`gan_model::dcgan::pytorch_example`,
-    /// as `tools/peers/peer.sh dcgan` trains it) instead of a spec's MLP
+    /// as `tools/peers/peer.sh dcgan` trains it) instead of the tutorial
     #[arg(long, conflicts_with_all = ["spec", "checkpoint", "phases"])]
     dcgan: bool,
     /// Also print the time per phase of the step (needs the `phases` feature, which
@@ -86,24 +86,6 @@ fn dcgan_step_flops(cfg: &TrainConfig, shape: &gan_model::DcganShape) -> f64 {
     2.0 * (cfg.d_steps * d_update + g_update) as f64
 }
 
-/// A trainer of either kind, for timing.
-enum Timed {
-    Mlp(Box<Trainer>),
-    Dcgan(Box<gan_model::dcgan::DcganTrainer>),
-}
-
-impl Timed {
-    fn step_with(
-        &mut self,
-        fill: &mut (dyn FnMut(&mut [f32], &mut [u8]) + Send),
-    ) -> Result<gan_model::StepStats, gan_model::TrainError> {
-        match self {
-            Timed::Mlp(t) => t.step_with(fill),
-            Timed::Dcgan(t) => t.step_with(fill),
-        }
-    }
-}
-
 fn main() {
     let args = <Args as clap::Parser>::parse();
     let fail = |e: String| -> ! {
@@ -111,9 +93,8 @@ fn main() {
         std::process::exit(1);
     };
     let (train, _) = load_training(&args.data).unwrap_or_else(|e| fail(e.to_string()));
-    let dcgan = args.dcgan.then(gan_model::dcgan::pytorch_example);
     let cfg = match &args.spec {
-        None if dcgan.is_some() => dcgan.clone().unwrap().0,
+        None if args.dcgan => gan_model::dcgan::pytorch_example(),
         None => TrainConfig::tutorial(),
         Some(path) => runner::train_config(
             &gan_spec::load_spec(path, &[]).unwrap_or_else(|e| fail(e.to_string())),
@@ -130,25 +111,19 @@ fn main() {
         fail("--flush-denormals is only implemented on x86_64".into());
     }
     let times = pool.install(|| {
-        let mut trainer =
-            match &args.checkpoint {
-                None => match &dcgan {
-                    Some((_, shape)) => Timed::Dcgan(Box::new(
-                        gan_model::dcgan::DcganTrainer::new(cfg.clone(), shape, args.seed),
-                    )),
-                    None => Timed::Mlp(Box::new(Trainer::new(cfg.clone(), args.seed))),
-                },
-                Some(path) => {
-                    let bytes = std::fs::read(path)
-                        .unwrap_or_else(|e| fail(format!("{}: {e}", path.display())));
-                    let (state, _) = gan_model::checkpoint::decode_state(&bytes, cfg.adam_g())
-                        .unwrap_or_else(|e| fail(format!("{}: {e}", path.display())));
-                    if let Err(e) = state.check_fits(&cfg) {
-                        fail(format!("{}: {e} (pass --spec)", path.display()));
-                    }
-                    Timed::Mlp(Box::new(Trainer::restore(cfg.clone(), args.seed, state)))
+        let mut trainer = match &args.checkpoint {
+            None => AnyTrainer::new(cfg.clone(), args.seed),
+            Some(path) => {
+                let bytes = std::fs::read(path)
+                    .unwrap_or_else(|e| fail(format!("{}: {e}", path.display())));
+                let (state, _) = gan_model::checkpoint::decode_any_state(&bytes, cfg.adam_g())
+                    .unwrap_or_else(|e| fail(format!("{}: {e}", path.display())));
+                if let Err(e) = state.check_fits(&cfg) {
+                    fail(format!("{}: {e} (pass --spec)", path.display()));
                 }
-            };
+                AnyTrainer::restore(cfg.clone(), args.seed, state)
+            }
+        };
         let mut batches =
             Batcher::new(train.len(), cfg.batch_size, stream(args.seed, Stream::Data))
                 .unwrap_or_else(|e| fail(e.to_string()));
@@ -176,9 +151,9 @@ fn main() {
     timed.sort_by(f64::total_cmp);
     let pct = |p: f64| timed[((timed.len() - 1) as f64 * p).round() as usize];
     let median = pct(0.5);
-    let flops = match &dcgan {
-        Some((_, shape)) => dcgan_step_flops(&cfg, shape),
-        None => step_flops(&cfg),
+    let flops = match &cfg.model.arch {
+        Arch::Dcgan(shape) => dcgan_step_flops(&cfg, shape),
+        Arch::Mlp => step_flops(&cfg),
     };
     println!(
         "steps: {} (median of {} after {WARMUP} warm-up), threads: {}, p10 {:.3} ms, p90 {:.3} ms, {:.1} GFLOP/s at the median ({:.0} MFLOP per step)",

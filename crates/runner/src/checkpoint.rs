@@ -1,13 +1,13 @@
 //! What a checkpoint holds beyond the trainer's state: where in the data order and in the
 //! epoch the run stands, and the wall times so far. All of it rides in the safetensors
-//! metadata of `gan_model::checkpoint::encode_state`.
+//! metadata of `gan_model::checkpoint::encode_any_state`.
 
 use std::collections::BTreeMap;
 
 use anyhow::Context;
 use gan_data::{Batcher, BatcherState};
-use gan_model::checkpoint::{decode_state, encode_state};
-use gan_model::{AdamConfig, Trainer, TrainerState};
+use gan_model::checkpoint::{decode_any_state, encode_any_state};
+use gan_model::{AdamConfig, AnyState, AnyTrainer};
 
 /// A step boundary: `step_in_epoch` steps of `epoch` are done (0 at an epoch's start).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,7 +19,7 @@ pub(crate) struct Position {
 /// Everything needed to continue a run exactly.
 #[derive(Debug, Clone)]
 pub(crate) struct Resume {
-    pub trainer: TrainerState,
+    pub trainer: AnyState,
     pub batcher: BatcherState,
     pub epoch: usize,
     pub step_in_epoch: usize,
@@ -38,7 +38,7 @@ const PARTIAL_SECONDS: &str = "run.partial_epoch_seconds";
 const LOSSES_SHA256: &str = "run.losses_sha256";
 
 pub(crate) fn encode(
-    trainer: &Trainer,
+    trainer: &AnyTrainer,
     batches: &Batcher,
     at: Position,
     epoch_seconds: &[f64],
@@ -67,11 +67,11 @@ pub(crate) fn encode(
         (PARTIAL_SECONDS.to_string(), partial.to_string()),
         (LOSSES_SHA256.to_string(), losses_sha256),
     ]);
-    encode_state(&trainer.state(), &extra)
+    encode_any_state(&trainer.state(), &extra)
 }
 
 pub(crate) fn decode(bytes: &[u8], adam: AdamConfig) -> anyhow::Result<Resume> {
-    let (trainer, meta) = decode_state(bytes, adam)?;
+    let (trainer, meta) = decode_any_state(bytes, adam)?;
     let get = |k: &str| {
         meta.get(k)
             .with_context(|| format!("metadata `{k}` is missing"))

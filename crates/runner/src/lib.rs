@@ -21,9 +21,9 @@ use std::time::SystemTime;
 
 use anyhow::{bail, Context};
 use gan_data::{load_training, MnistFile, Split};
-use gan_model::{Activation, AdamConfig, Loss, ModelConfig, Output, TrainConfig};
+use gan_model::{Activation, AdamConfig, Arch, DcganShape, Loss, ModelConfig, Output, TrainConfig};
 use gan_rundir::{rfc3339, sha256_hex, write_atomic, RunDir, RunInfo, Status};
-use gan_spec::{ActivationSpec, GOutput, LossSpec, Spec, DEFAULT_DATA_DIR};
+use gan_spec::{ActivationSpec, ArchSpec, GOutput, LossSpec, Spec, DEFAULT_DATA_DIR};
 
 pub use console::{epoch_line, tutorial_number};
 pub use sweep::Shard;
@@ -87,6 +87,13 @@ pub fn train_config(spec: &Spec) -> TrainConfig {
             init_std: spec.model.init_std as f32,
             d_dropout: spec.model.d_dropout as f32,
             classes: if spec.model.conditional { 10 } else { 0 },
+            arch: match spec.model.arch {
+                ArchSpec::Mlp => Arch::Mlp,
+                ArchSpec::Dcgan => Arch::Dcgan(DcganShape {
+                    g_channels: [spec.model.g_channels[0], spec.model.g_channels[1]],
+                    d_channels: [spec.model.d_channels[0], spec.model.d_channels[1]],
+                }),
+            },
         },
         batch_size: spec.train.batch_size,
         loss: match spec.train.loss {

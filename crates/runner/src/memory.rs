@@ -3,7 +3,7 @@
 //! leaving a run marked `running` that every resume would abort again).
 
 use anyhow::bail;
-use gan_model::IMAGE_PIXELS;
+use gan_model::{Arch, DcganShape, IMAGE_PIXELS};
 use gan_spec::Spec;
 
 /// Images of MNIST's training file, the most a run loads.
@@ -24,6 +24,9 @@ struct Part {
 /// The estimate's parts: upper estimates, each within a small factor of what is allocated.
 fn parts(spec: &Spec) -> Vec<Part> {
     let cfg = crate::train_config(spec);
+    if let Arch::Dcgan(shape) = &cfg.model.arch {
+        return dcgan_parts(spec, &cfg, shape);
+    }
     let (g, d) = (cfg.model.generator_sizes(), cfg.model.discriminator_sizes());
     let (z, x) = (g[0] as u128, IMAGE_PIXELS as u128);
     let count = |sizes: &[usize]| -> u128 {
@@ -82,6 +85,59 @@ fn parts(spec: &Spec) -> Vec<Part> {
             what: "the training images",
             keys: "data",
             bytes: data,
+        },
+        Part {
+            what: "the sample pictures",
+            keys: "samples.count",
+            bytes: pictures,
+        },
+        Part {
+            what: "the evaluation",
+            keys: "eval.samples",
+            bytes: eval,
+        },
+        Part {
+            what: "the program itself",
+            keys: "",
+            bytes: FIXED_BYTES,
+        },
+    ]
+}
+
+/// The same for a DCGAN.
+fn dcgan_parts(spec: &Spec, cfg: &gan_model::TrainConfig, shape: &DcganShape) -> Vec<Part> {
+    let f = 4u128;
+    let z = cfg.model.noise_dim as u128;
+    let x = IMAGE_PIXELS as u128;
+    let (g, d, workspace) =
+        gan_model::dcgan::float_counts(cfg.model.noise_dim, shape, cfg.batch_size);
+    let average = if cfg.g_ema.is_some() { 2 * g } else { 0 };
+    // Generation runs in chunks: one chunk's feature maps (counted as a training step's
+    // buffers for that many images), plus each image and its noise.
+    let chunk = gan_model::dcgan::GENERATE_CHUNK;
+    let (_, _, generating) = gan_model::dcgan::float_counts(cfg.model.noise_dim, shape, chunk);
+    let pictures = (generating + spec.samples.count as u128 * (x + z)) * f
+        + spec.samples.count as u128 * x * PICTURE_BYTES_PER_PIXEL;
+    let eval = if spec.eval.enabled {
+        generating * f + spec.eval.samples as u128 * (x + z + 1024 + 256 + 10) * f * 2
+    } else {
+        0
+    };
+    vec![
+        Part {
+            what: "the two networks with their gradients, Adam state and checkpoint copies",
+            keys: "model.g_channels, model.d_channels, model.noise_dim, train.g_ema",
+            bytes: ((g + d) * (4 + 6) + average) * f,
+        },
+        Part {
+            what: "the training step's buffers",
+            keys: "train.batch_size, model.g_channels, model.d_channels",
+            bytes: workspace * f,
+        },
+        Part {
+            what: "the training images",
+            keys: "data",
+            bytes: TRAINING_FILE_IMAGES * x * 2,
         },
         Part {
             what: "the sample pictures",

@@ -70,7 +70,7 @@ pub(crate) fn resume_session(
                  or set train.epochs back to at least {past})",
                 dir.path().display(),
                 r.epoch,
-                r.trainer.steps_done,
+                r.trainer.steps_done(),
                 spec.train.epochs
             );
         }
@@ -80,7 +80,7 @@ pub(crate) fn resume_session(
             Some(r) => println!(
                 "resuming {} at step {} (epoch {}, step {} of it)",
                 dir.path().display(),
-                r.trainer.steps_done,
+                r.trainer.steps_done(),
                 r.epoch,
                 r.step_in_epoch
             ),
@@ -163,14 +163,14 @@ fn newest_checkpoint(dir: &RunDir, spec: &Spec) -> anyhow::Result<Option<Resume>
             .map_err(anyhow::Error::from)
             .and_then(|bytes| checkpoint::decode(&bytes, adam));
         match decoded {
-            Ok(r) if r.trainer.steps_done == c.steps && !losses_match(dir, &r)? => eprintln!(
+            Ok(r) if r.trainer.steps_done() == c.steps && !losses_match(dir, &r)? => eprintln!(
                 "losses.csv is not what the run had written by step {} (checkpoint {}): a row \
                  was changed or lost; trying the previous checkpoint, whose later rows are \
                  computed again",
                 c.steps,
                 c.path.display()
             ),
-            Ok(r) if r.trainer.steps_done == c.steps => {
+            Ok(r) if r.trainer.steps_done() == c.steps => {
                 // Every checkpoint of a run has the same shapes: a mismatch is the spec's.
                 r.trainer.check_fits(&cfg).map_err(|e| {
                     anyhow::anyhow!(
@@ -205,6 +205,6 @@ fn losses_match(dir: &RunDir, r: &Resume) -> anyhow::Result<bool> {
     if !path.exists() {
         return Ok(false);
     }
-    let got = gan_rundir::losses_prefix_sha256(&path, r.trainer.steps_done as usize)?;
+    let got = gan_rundir::losses_prefix_sha256(&path, r.trainer.steps_done() as usize)?;
     Ok(got.as_deref() == Some(want.as_str()))
 }

@@ -7,9 +7,9 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
 use gan_data::{Batcher, Split};
-use gan_model::checkpoint::encode_gan;
-use gan_model::generate::{generate, generator_input, sample_noise};
-use gan_model::{stream, Stream, Trainer};
+use gan_model::checkpoint::encode_model;
+use gan_model::generate::{generator_input, sample_noise};
+use gan_model::{stream, AnyTrainer, Stream};
 use gan_plot::SampleGrid;
 use gan_rundir::{rfc3339, write_atomic, LossRow, LossWriter, RunDir, RunInfo, Status};
 use gan_spec::Spec;
@@ -82,7 +82,7 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
     let mut carried = 0.0;
     let (mut trainer, mut batches, first_epoch, mut first_step, mut losses) = match s.start.take() {
         None => (
-            Trainer::new(cfg.clone(), spec.seed),
+            AnyTrainer::new(cfg.clone(), spec.seed),
             Batcher::new(
                 s.train.len(),
                 cfg.batch_size,
@@ -96,13 +96,13 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
             carried = r.partial_seconds;
             s.info.epoch_seconds = r.epoch_seconds.clone();
             s.info.epochs_done = r.epoch;
-            s.info.steps_done = r.trainer.steps_done;
+            s.info.steps_done = r.trainer.steps_done();
             let losses = LossWriter::resume(
                 &s.dir.file(gan_rundir::LOSSES_FILE),
-                r.trainer.steps_done as usize,
+                r.trainer.steps_done() as usize,
             )?;
             (
-                Trainer::restore(cfg.clone(), spec.seed, r.trainer),
+                AnyTrainer::restore(cfg.clone(), spec.seed, r.trainer),
                 Batcher::restore(
                     s.train.len(),
                     cfg.batch_size,
@@ -227,7 +227,7 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
         losses.flush()?;
         let mut picture = None;
         if spec.is_sample_epoch(epoch) {
-            let images = generate(trainer.sampling_generator(), &picture_input);
+            let images = trainer.sampling_generator().generate(&picture_input);
             let png = grid.encode_png(&images)?;
             write_atomic(&s.dir.sample_path(epoch), &png)?;
             picture = Some(png);
@@ -261,7 +261,7 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
     }
     bar.finish_and_clear();
     // The weights' hash is in run.json before anything (evaluation first) reads them.
-    s.info.model_sha256 = Some(s.dir.write_model(&encode_gan(&trainer.model_to_save()))?);
+    s.info.model_sha256 = Some(s.dir.write_model(&encode_model(&trainer.model_to_save()))?);
     s.dir.write_info(&s.info)?;
     if spec.eval.enabled {
         if s.interrupt.load(Ordering::SeqCst) {
@@ -297,7 +297,7 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
 /// away, on Ctrl-C with the `interrupted` status).
 fn save_checkpoint(
     s: &mut Session,
-    trainer: &Trainer,
+    trainer: &AnyTrainer,
     batches: &Batcher,
     at: checkpoint::Position,
     partial_seconds: f64,

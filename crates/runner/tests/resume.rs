@@ -729,3 +729,45 @@ fn a_conditional_dropout_run_resumes_exactly_and_draws_a_row_per_digit() {
         "{err}"
     );
 }
+
+#[test]
+fn a_dcgan_run_resumes_exactly_and_its_checkpoint_refuses_an_mlp_spec() {
+    // A small DCGAN with the moving average of G: interrupted mid-epoch and resumed, the run
+    // is byte-identical to an uninterrupted one (losses, pictures, weights, log).
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let body = "model:\n  arch: dcgan\n  noise_dim: 16\n  g_channels: [8, 4]\n  d_channels: [4, 8]\n  d_activation: leaky_relu\n  g_output: tanh\n  init_std: 0.02\ntrain:\n  epochs: 2\n  batch_size: 50\n  beta1: 0.5\n  g_ema: 0.99\nsamples:\n  count: 3\n  every: 1\ncheckpoint:\n  keep: 2\n";
+    let spec = fixture_spec_file(t, "dcgan", "name: dcgan\nseed: 3\n", body);
+    resumes_like_the_whole_run(&spec, t, 25);
+    // The weights carry their architecture: sampling needs no spec.
+    let model = gan_model::checkpoint::load_model(&t.join("whole/model.safetensors")).unwrap();
+    let gan_model::Model::Dcgan(gan) = &model else {
+        panic!("a DCGAN's weights read back as {model:?}")
+    };
+    assert_eq!(
+        (gan.generator.channels, gan.discriminator.channels),
+        ([8, 4], [4, 8])
+    );
+    let images = model.generator().generate(&[0.5; 3 * 16]);
+    assert!(images.len() == 3 * 784 && images.iter().all(|p| (0.0..=1.0).contains(p)));
+
+    // Its checkpoint cannot continue as an MLP, nor with other widths: clear refusals.
+    pretend_interrupted(&t.join("int"));
+    let own = std::fs::read_to_string(t.join("int/spec.yaml")).unwrap();
+    for (from, to, says) in [
+        ("arch: dcgan", "arch: mlp", "G hidden [256]"),
+        ("- 8\n  - 4", "- 8\n  - 2", "G channels [8, 2]"),
+    ] {
+        assert!(own.contains(from), "{own}");
+        std::fs::write(t.join("int/spec.yaml"), own.replace(from, to)).unwrap();
+        let out = runner(&["--resume", "int", "--force", "--quiet"], t);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success()
+                && !err.contains("panicked")
+                && err.contains("it holds a DCGAN: noise_dim 16, G channels [8, 4]")
+                && err.contains(says),
+            "{err}"
+        );
+    }
+}

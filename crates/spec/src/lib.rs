@@ -49,6 +49,8 @@ pub struct DataSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelSpec {
+    /// The networks' kind: perceptrons (the tutorial's) or a DCGAN.
+    pub arch: ArchSpec,
     pub noise_dim: usize,
     /// Width of the one hidden layer of each network, unless `g_hidden` / `d_hidden` say more.
     pub hidden: usize,
@@ -69,6 +71,10 @@ pub struct ModelSpec {
     pub d_dropout: f64,
     /// A conditional GAN: the digit's label, one-hot, is an input of both networks.
     pub conditional: bool,
+    /// A DCGAN's G feature maps: channels at 7 x 7, then at 14 x 14.
+    pub g_channels: Vec<usize>,
+    /// A DCGAN's D feature maps: channels at 14 x 14, then at 7 x 7.
+    pub d_channels: Vec<usize>,
 }
 
 impl ModelSpec {
@@ -81,6 +87,17 @@ impl ModelSpec {
     pub fn d_widths(&self) -> Vec<usize> {
         self.d_hidden.clone().unwrap_or_else(|| vec![self.hidden])
     }
+}
+
+/// The networks' kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchSpec {
+    /// Multi-layer perceptrons (the tutorial's family).
+    #[default]
+    Mlp,
+    /// Convolutional networks with batch normalisation (Radford et al. 2016).
+    Dcgan,
 }
 
 /// A hidden-layer nonlinearity.
@@ -213,6 +230,7 @@ impl Default for DataSpec {
 impl Default for ModelSpec {
     fn default() -> Self {
         ModelSpec {
+            arch: ArchSpec::Mlp,
             noise_dim: 128,
             hidden: 256,
             g_hidden: None,
@@ -224,6 +242,8 @@ impl Default for ModelSpec {
             init_std: 0.01,
             d_dropout: 0.0,
             conditional: false,
+            g_channels: vec![128, 64],
+            d_channels: vec![64, 128],
         }
     }
 }
@@ -321,6 +341,11 @@ pub const KEYS: &[KeyDoc] = &[
         meaning: "train on the first N images of the 55,000-image train split",
     },
     KeyDoc {
+        key: "model.arch",
+        default: "mlp",
+        meaning: "the networks: mlp (perceptrons, the tutorial's) or dcgan (convolutional)",
+    },
+    KeyDoc {
         key: "model.noise_dim",
         default: "128",
         meaning: "length of the noise vector z",
@@ -375,6 +400,16 @@ pub const KEYS: &[KeyDoc] = &[
         key: "model.d_dropout",
         default: "0.0",
         meaning: "probability of dropping each of D's hidden units in training (0: none)",
+    },
+    KeyDoc {
+        key: "model.g_channels",
+        default: "[128, 64]",
+        meaning: "dcgan: G's channels at 7 x 7, then at 14 x 14",
+    },
+    KeyDoc {
+        key: "model.d_channels",
+        default: "[64, 128]",
+        meaning: "dcgan: D's channels at 14 x 14, then at 7 x 7",
     },
     KeyDoc {
         key: "train.epochs",

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_yaml::{Mapping, Value};
 
-use crate::{LossSpec, Spec, KEYS};
+use crate::{ArchSpec, LossSpec, ModelSpec, Spec, KEYS};
 
 /// A spec problem, always naming the file (with line) or the `--set` argument.
 #[derive(Debug, thiserror::Error)]
@@ -187,7 +187,12 @@ pub fn expand_sweep(spec: &Spec, origin: &str) -> Result<Vec<SweepPoint>, SpecEr
 }
 
 /// Keys whose values are lists (a sweep over them lists lists).
-const LIST_KEYS: [&str; 2] = ["model.g_hidden", "model.d_hidden"];
+const LIST_KEYS: [&str; 4] = [
+    "model.g_hidden",
+    "model.d_hidden",
+    "model.g_channels",
+    "model.d_channels",
+];
 
 /// The sweep's keys are known spec keys (not `name`), each with a non-empty list of distinct
 /// plain values (lists of numbers for list keys).
@@ -582,6 +587,37 @@ fn validate(s: &Spec) -> Result<(), String> {
                     w.len()
                 ));
             }
+        }
+    }
+    for (key, widths) in [
+        ("model.g_channels", &s.model.g_channels),
+        ("model.d_channels", &s.model.d_channels),
+    ] {
+        if widths.len() != 2 || widths.iter().any(|&c| c == 0 || c > 4096) {
+            return Err(format!(
+                "{key} must be two channel counts from 1 to 4096, one for 7 x 7 and one for \
+                 14 x 14 feature maps (MNIST's 28 pixels halved twice), e.g. [128, 64] (got \
+                 {widths:?})"
+            ));
+        }
+    }
+    if s.model.arch == ArchSpec::Dcgan {
+        let mlp_only = [
+            ("model.conditional", s.model.conditional, "false"),
+            ("model.d_dropout", s.model.d_dropout != 0.0, "0.0"),
+            ("model.g_hidden", s.model.g_hidden.is_some(), "null"),
+            ("model.d_hidden", s.model.d_hidden.is_some(), "null"),
+            (
+                "model.hidden",
+                s.model.hidden != ModelSpec::default().hidden,
+                "256",
+            ),
+        ];
+        if let Some((key, _, default)) = mlp_only.iter().find(|(_, set, _)| *set) {
+            return Err(format!(
+                "{key} applies to model.arch: mlp only; a dcgan's networks are set by \
+                 model.g_channels and model.d_channels: leave {key} at {default}"
+            ));
         }
     }
     let slope = s.model.leaky_slope as f32;

@@ -342,3 +342,53 @@ fn the_loss_and_training_keys() {
         assert!(e.contains(want), "{text:?}: {e}");
     }
 }
+
+#[test]
+fn the_dcgan_keys() {
+    let s = parse("model:\n  arch: dcgan\n", &[]).unwrap();
+    assert_eq!(s.model.arch, gan_spec::ArchSpec::Dcgan);
+    assert_eq!(
+        (s.model.g_channels.clone(), s.model.d_channels.clone()),
+        (vec![128, 64], vec![64, 128])
+    );
+    let s = parse("model:\n  arch: dcgan\n", &["model.g_channels=[64, 32]"]).unwrap();
+    assert_eq!(s.model.g_channels, vec![64, 32]);
+    for (text, want) in [
+        ("model:\n  arch: conv\n", "unknown variant `conv`"),
+        (
+            "model:\n  arch: dcgan\n  g_channels: [128, 64, 32]\n",
+            "model.g_channels must be two channel counts",
+        ),
+        (
+            "model:\n  d_channels: [0, 64]\n",
+            "model.d_channels must be two channel counts",
+        ),
+        (
+            "model:\n  arch: dcgan\n  conditional: true\n",
+            "model.conditional applies to model.arch: mlp only",
+        ),
+        (
+            "model:\n  arch: dcgan\n  d_dropout: 0.3\n",
+            "model.d_dropout applies to model.arch: mlp only",
+        ),
+        (
+            "model:\n  arch: dcgan\n  g_hidden: [512]\n",
+            "model.g_hidden applies to model.arch: mlp only",
+        ),
+        (
+            "model:\n  arch: dcgan\n  hidden: 512\n",
+            "leave model.hidden at 256",
+        ),
+    ] {
+        let e = parse(text, &[]).unwrap_err();
+        assert!(e.contains(want), "{text:?}: {e}");
+    }
+    // A sweep over channel lists, one point per list.
+    let s = parse(
+        "model:\n  arch: dcgan\nsweep:\n  model.g_channels: [[128, 64], [64, 32]]\n",
+        &[],
+    )
+    .unwrap();
+    let points = gan_spec::expand_sweep(&s, "exp.yaml").unwrap();
+    assert_eq!(points[1].spec.model.g_channels, vec![64, 32]);
+}

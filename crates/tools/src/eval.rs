@@ -136,16 +136,17 @@ pub fn eval(args: EvalArgs, paths: &crate::Paths) -> anyhow::Result<()> {
         (Some(path), _) => {
             let bytes =
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            let generator = gan_model::checkpoint::decode_generator(&bytes)
+            let generator = gan_model::checkpoint::decode_any_generator(&bytes)
                 .with_context(|| format!("reading a generator from {}", path.display()))?;
             Some((path.clone(), generator, None))
         }
         (None, Some(path)) => {
             let run = RunDir::open(path)?;
-            let gan = gan_model::checkpoint::decode_gan(&run.read_model()?).with_context(|| {
-                format!("reading {}", run.file(gan_rundir::MODEL_FILE).display())
-            })?;
-            Some((path.clone(), gan.generator, Some(run)))
+            let model =
+                gan_model::checkpoint::decode_model(&run.read_model()?).with_context(|| {
+                    format!("reading {}", run.file(gan_rundir::MODEL_FILE).display())
+                })?;
+            Some((path.clone(), model.into_generator(), Some(run)))
         }
         (None, None) => None,
     };
@@ -275,9 +276,10 @@ pub fn sample(args: SampleArgs) -> anyhow::Result<()> {
         bail!("--count must be at least 1");
     }
     let run = RunDir::open(&args.run)?;
-    let gan = gan_model::checkpoint::decode_gan(&run.read_model()?)
-        .with_context(|| format!("reading {}", run.file(gan_rundir::MODEL_FILE).display()))?;
-    let labels = gan_eval::requested_labels(&gan.generator, args.count);
+    let generator = gan_model::checkpoint::decode_model(&run.read_model()?)
+        .with_context(|| format!("reading {}", run.file(gan_rundir::MODEL_FILE).display()))?
+        .into_generator();
+    let labels = gan_eval::requested_labels(&generator, args.count);
     if let (Some(path), None) = (&args.labels_out, &labels) {
         bail!(
             "--labels-out {}: {} holds an unconditional generator, which is not asked for \
@@ -286,7 +288,7 @@ pub fn sample(args: SampleArgs) -> anyhow::Result<()> {
             args.run.display()
         );
     }
-    let images = gan_eval::generated_images(&gan.generator, args.count, args.seed);
+    let images = gan_eval::generated_images(&generator, args.count, args.seed);
     let bytes: Vec<u8> = images
         .iter()
         .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
