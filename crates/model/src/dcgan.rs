@@ -26,7 +26,7 @@ use crate::conv::{self, ConvShape, Grads, Running, Scratch, Sides};
 use crate::kernels::{self, matmul, Split, View};
 use crate::params::{Activation, Output, ParamSlot};
 use crate::rng::{stream, Stream};
-use crate::trainer::{StepStats, TrainError};
+use crate::trainer::{check_finite, update_average, StepStats, TrainError};
 use crate::IMAGE_PIXELS;
 
 /// The side of G's first image (MNIST's 28 halved twice).
@@ -724,10 +724,7 @@ impl DcganTrainer {
         let [d_loss, d_real, d_fake] = sums.map(|s| (s / k as f64) as f32);
         let g_loss = self.g_step(step)?;
         if let (Some(ema), Some(decay)) = (self.ema.as_mut(), self.cfg.g_ema) {
-            let rest = 1.0 - decay;
-            for (a, &p) in ema.iter_mut().zip(&self.gan.generator.params) {
-                *a = decay * *a + rest * p;
-            }
+            update_average(ema, &self.gan.generator.params, decay);
         }
         self.steps_done = step;
         Ok(StepStats {
@@ -835,14 +832,6 @@ impl DcganTrainer {
         self.adam_g
             .update(&mut self.gan.generator.params, &self.grad_g);
         Ok(g_loss)
-    }
-}
-
-fn check_finite(step: u64, what: &'static str, value: f32) -> Result<(), TrainError> {
-    if value.is_finite() {
-        Ok(())
-    } else {
-        Err(TrainError::NonFinite { step, what, value })
     }
 }
 

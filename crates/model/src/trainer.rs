@@ -739,7 +739,7 @@ const W1_ROW_BLOCK: usize = 64;
 /// Rows of G's output weight matrix per block of its gradient.
 const W2_ROW_BLOCK: usize = 200;
 
-fn check_finite(step: u64, what: &'static str, value: f32) -> Result<(), TrainError> {
+pub(crate) fn check_finite(step: u64, what: &'static str, value: f32) -> Result<(), TrainError> {
     if value.is_finite() {
         Ok(())
     } else {
@@ -776,7 +776,7 @@ fn generator_forward(g: &Mlp, z: &[f32], hidden: &mut [Vec<f32>], out: &mut [f32
 
 /// `average = decay * average + (1 - decay) * current`, element by element (in parallel
 /// blocks; each element's arithmetic is the same however it is cut).
-fn update_average(average: &mut [f32], current: &[f32], decay: f32) {
+pub(crate) fn update_average(average: &mut [f32], current: &[f32], decay: f32) {
     use rayon::prelude::*;
     let rest = 1.0 - decay;
     average
