@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Writes crates/model/tests/fixtures/dcgan_oracle.safetensors: three training steps of the
+"""Writes crates/model/tests/fixtures/dcgan_oracle.safetensors (and, with
+--no-d-batch-norm, dcgan_oracle_no_bn.safetensors): three training steps of the
 DCGAN family as PyTorch's autograd computes them, the oracle of
 crates/model/tests/dcgan.rs (dfdx 0.13's Conv2D and ConvTrans2D exist only behind its
 `nightly` feature, which does not build on a stable compiler).
 
 The networks are gan_model::dcgan's (and tools/peers/gan_torch_dcgan.py's): G and D with
 batch normalisation, no bias before it, LeakyReLU(0.2) in D, ReLU and tanh in G; D sees its
-real and its fake images as two batches. Widths are small (noise 32, G 32-16, D 16-32) so
+real and its fake images as two batches (with --no-d-batch-norm, D's second convolution
+has a bias and no normalisation, as model.d_batch_norm: false). Widths are small (noise 32, G 32-16, D 16-32) so
 the file stays small, the batch is 16 so both of the layers' lanes and an uneven group
 are used; the layers themselves are checked at full DCGAN sizes by conv_fixture.py.
 
@@ -18,7 +20,7 @@ losses, D(x), D(G(z)), every parameter gradient of both networks; after the last
 parameter and G's running statistics.
 
 Usage (any Python with torch, numpy and safetensors, e.g. peers.sh's torch environment):
-  python tools/oracle/dcgan_fixture.py [OUT]
+  python tools/oracle/dcgan_fixture.py [--no-d-batch-norm] [OUT]
 """
 import os
 import sys
@@ -57,12 +59,12 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, c1, c2):
+    def __init__(self, c1, c2, batch_norm=True):
         super().__init__()
         self.c2 = c2
         self.conv1 = nn.Conv2d(1, c1, 4, 2, 1)
-        self.conv2 = nn.Conv2d(c1, c2, 4, 2, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c2)
+        self.conv2 = nn.Conv2d(c1, c2, 4, 2, 1, bias=not batch_norm)
+        self.bn2 = nn.BatchNorm2d(c2) if batch_norm else nn.Identity()
         self.fc = nn.Linear(c2 * 7 * 7, 1)
 
     def forward(self, x):
@@ -102,9 +104,13 @@ class Adam:
 def main():
     torch.set_num_threads(1)
     here = os.path.dirname(os.path.abspath(__file__))
-    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        here, "..", "..", "crates", "model", "tests", "fixtures", "dcgan_oracle.safetensors")
-    G, D = Generator(NOISE, *G_CH), Discriminator(*D_CH)
+    args = sys.argv[1:]
+    d_batch_norm = "--no-d-batch-norm" not in args
+    args = [a for a in args if a != "--no-d-batch-norm"]
+    name = "dcgan_oracle.safetensors" if d_batch_norm else "dcgan_oracle_no_bn.safetensors"
+    path = args[0] if args else os.path.join(
+        here, "..", "..", "crates", "model", "tests", "fixtures", name)
+    G, D = Generator(NOISE, *G_CH), Discriminator(*D_CH, batch_norm=d_batch_norm)
     set_params(G, 100)
     set_params(D, 200)
     opt_g, opt_d = Adam(G.parameters()), Adam(D.parameters())

@@ -17,9 +17,13 @@ Data: the 55,000 training images after the first 5,000, scaled to [-1, 1], reshu
 pass.
 
 Usage: gan_torch_dcgan.py --data DIR --out DIR [--steps N] [--threads T] [--batch B]
-       [--noise Z] [--g-channels C1,C2] [--d-channels C1,C2]
+       [--noise Z] [--g-channels C1,C2] [--d-channels C1,C2] [--save-generator FILE]
 Writes OUT/timing.json with the median ms per step after 20 warm-up steps, as the peers in
-../shared/reference/peers do.
+../shared/reference/peers do. With --save-generator it also writes both networks after the
+last step in this project's model.safetensors layout (PyTorch's module names under
+`generator.` / `discriminator.`, G's running statistics, the `architecture: dcgan`
+metadata), so `gan eval --generator FILE` scores PyTorch's training of the same network
+(--steps 2750 is 5 epochs of 550 steps).
 """
 import argparse
 import os
@@ -86,6 +90,7 @@ def main():
     ap.add_argument("--noise", type=int, default=100)
     ap.add_argument("--g-channels", default="128,64")
     ap.add_argument("--d-channels", default="64,128")
+    ap.add_argument("--save-generator", default=None)
     args = ap.parse_args()
     gc = [int(c) for c in args.g_channels.split(",")]
     dc = [int(c) for c in args.d_channels.split(",")]
@@ -120,6 +125,16 @@ def main():
     times = time_steps(train_step, data, b, args.steps)
     write_timing(args.out, times, args.warmup, model="dcgan", batch=b, noise=args.noise,
                  g_channels=gc, d_channels=dc)
+    if args.save_generator:
+        from safetensors.torch import save_file
+        tensors = {f"generator.{k}": v for k, v in G.state_dict().items()
+                   if "num_batches" not in k}
+        tensors.update({f"discriminator.{k}": v for k, v in D.state_dict().items()
+                        if "running" not in k and "num_batches" not in k})
+        save_file({k: v.contiguous().float() for k, v in tensors.items()}, args.save_generator,
+                  metadata={"format": "gan-weights-v1", "architecture": "dcgan",
+                            "generator.activation": "relu", "generator.output": "tanh",
+                            "discriminator.activation": "leaky_relu:0.2"})
 
 
 if __name__ == "__main__":

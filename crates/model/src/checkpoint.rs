@@ -508,9 +508,12 @@ fn decode_dcgan(bytes: &[u8]) -> Result<Dcgan, CheckpointError> {
         activation("generator.activation")?,
         output,
     );
+    // PyTorch's names say it: a normalised D has `bn2.weight`, one without has `conv2.bias`.
+    let batch_norm = st.tensor("discriminator.bn2.weight").is_ok();
     let mut discriminator = ConvDiscriminator::zeros(
         [conv2[1], conv2[0]],
         activation("discriminator.activation")?,
+        batch_norm,
     );
     let dev = Cpu::default();
     load_into(

@@ -113,6 +113,7 @@ impl ModelConfig {
             arch: Arch::Dcgan(DcganShape {
                 g_channels: g.channels,
                 d_channels: d.channels,
+                d_batch_norm: d.batch_norm,
             }),
             ..ModelConfig::default()
         }
@@ -137,13 +138,18 @@ impl ModelConfig {
                 self.d_act.name()
             ),
             Arch::Dcgan(shape) => format!(
-                "a DCGAN: noise_dim {}, G channels {:?} ({}, {} output), D channels {:?} ({})",
+                "a DCGAN: noise_dim {}, G channels {:?} ({}, {} output), D channels {:?} ({}{})",
                 self.noise_dim,
                 shape.g_channels,
                 self.g_act.name(),
                 self.g_output.name(),
                 shape.d_channels,
-                self.d_act.name()
+                self.d_act.name(),
+                if shape.d_batch_norm {
+                    ", batch normalised"
+                } else {
+                    ", no batch normalisation"
+                }
             ),
         }
     }
@@ -169,11 +175,12 @@ impl ModelConfig {
 
 /// A DCGAN's channel widths ([`crate::dcgan`]): G's feature maps at 7 x 7 and at 14 x 14,
 /// D's at 14 x 14 and at 7 x 7 (PyTorch's DCGAN example at MNIST's size: `[128, 64]` and
-/// `[64, 128]`).
+/// `[64, 128]`), and whether D normalises its second convolution (the example does).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DcganShape {
     pub g_channels: [usize; 2],
     pub d_channels: [usize; 2],
+    pub d_batch_norm: bool,
 }
 
 impl Default for DcganShape {
@@ -181,6 +188,7 @@ impl Default for DcganShape {
         DcganShape {
             g_channels: [128, 64],
             d_channels: [64, 128],
+            d_batch_norm: true,
         }
     }
 }

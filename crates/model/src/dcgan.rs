@@ -373,44 +373,59 @@ fn activate(x: &mut [f32], act: Activation) {
     }
 }
 
-/// A DCGAN discriminator: its widths, activation and one flat parameter buffer.
+/// A DCGAN discriminator: its widths, activation, whether its second convolution is batch
+/// normalised, and one flat parameter buffer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConvDiscriminator {
     pub channels: [usize; 2],
     pub act: Activation,
-    /// `conv1.weight, conv1.bias, conv2.weight, bn2.weight, bn2.bias, fc.weight, fc.bias`.
+    /// PyTorch's DCGAN example normalises; TensorFlow's DCGAN tutorial does not (its second
+    /// convolution has a bias instead), and a batch of fakes normalised on its own hides
+    /// the batch's mean features from D.
+    pub batch_norm: bool,
+    /// `conv1.weight, conv1.bias, conv2.weight, bn2.weight, bn2.bias, fc.weight, fc.bias`;
+    /// without batch normalisation `conv2.bias` instead of `bn2.weight, bn2.bias`.
     pub params: Vec<f32>,
 }
 
 impl ConvDiscriminator {
-    pub fn zeros(channels: [usize; 2], act: Activation) -> Self {
+    pub fn zeros(channels: [usize; 2], act: Activation, batch_norm: bool) -> Self {
         let mut d = ConvDiscriminator {
             channels,
             act,
+            batch_norm,
             params: Vec::new(),
         };
         d.params = vec![0.0; d.lens().iter().sum()];
         d
     }
 
+    /// The parts of `params`: `[conv1, bias1, conv2, gamma or bias2, beta, fc, fc_bias]`,
+    /// `beta` empty without batch normalisation.
     fn lens(&self) -> [usize; 7] {
         let [c1, c2] = self.channels;
         let conv1 = stride_2(1, c1).weight_len();
         let conv2 = stride_2(c1, c2).weight_len();
-        [conv1, c1, conv2, c2, c2, c2 * SEED_PIXELS, 1]
+        let beta = if self.batch_norm { c2 } else { 0 };
+        [conv1, c1, conv2, c2, beta, c2 * SEED_PIXELS, 1]
     }
 
     pub fn slots(&self) -> Vec<ParamSlot> {
         let [c1, c2] = self.channels;
-        slots(&[
+        let middle = if self.batch_norm {
+            vec![("bn2.weight", vec![c2]), ("bn2.bias", vec![c2])]
+        } else {
+            vec![("conv2.bias", vec![c2])]
+        };
+        let mut tensors = vec![
             ("conv1.weight", vec![c1, 1, 4, 4]),
             ("conv1.bias", vec![c1]),
             ("conv2.weight", vec![c2, c1, 4, 4]),
-            ("bn2.weight", vec![c2]),
-            ("bn2.bias", vec![c2]),
-            ("fc.weight", vec![1, c2 * SEED_PIXELS]),
-            ("fc.bias", vec![1]),
-        ])
+        ];
+        tensors.extend(middle);
+        tensors.push(("fc.weight", vec![1, c2 * SEED_PIXELS]));
+        tensors.push(("fc.bias", vec![1]));
+        slots(&tensors)
     }
 }
 
@@ -426,7 +441,7 @@ impl Dcgan {
         let m = &cfg.model;
         Dcgan {
             generator: ConvGenerator::zeros(m.noise_dim, shape.g_channels, m.g_act, m.g_output),
-            discriminator: ConvDiscriminator::zeros(shape.d_channels, m.d_act),
+            discriminator: ConvDiscriminator::zeros(shape.d_channels, m.d_act, shape.d_batch_norm),
         }
     }
 
@@ -1024,6 +1039,21 @@ fn discriminator_forward(
         scratch,
     );
     activate(e1, d.act);
+    if !d.batch_norm {
+        let bias2 = gamma;
+        conv::conv_forward(
+            &stride_2(c1, c2),
+            &sides2,
+            e1,
+            conv2,
+            Some(bias2),
+            e2,
+            scratch,
+        );
+        activate(e2, d.act);
+        kernels::rows_dot(&mut buf.logits[..n], e2, fc, fc_bias[0]);
+        return;
+    }
     conv::conv_forward(&stride_2(c1, c2), &sides2, e1, conv2, None, h2, scratch);
     let per_half = n / halves;
     let part = per_half * c2 * SEED_PIXELS;
@@ -1095,7 +1125,7 @@ fn discriminator_backward(
     }
     let per_half = n / halves;
     let part = per_half * width;
-    for h in 0..halves {
+    for h in (0..halves).filter(|_| d.batch_norm) {
         let range = h * part..(h + 1) * part;
         let (d_gamma, d_beta) = match grads.as_mut() {
             Some([_, _, _, d_gamma, d_beta, ..]) => (&mut **d_gamma, &mut **d_beta),
@@ -1115,18 +1145,20 @@ fn discriminator_backward(
         );
     }
     let (conv1_grads, conv2_grads) = match grads {
-        Some([d_conv1, d_bias1, d_conv2, ..]) => (
+        Some([d_conv1, d_bias1, d_conv2, d_bias2, ..]) => (
             Some(Grads {
                 weight: d_conv1,
                 bias: Some(d_bias1),
             }),
             Some(Grads {
                 weight: d_conv2,
-                bias: None,
+                bias: (!d.batch_norm).then_some(d_bias2),
             }),
         ),
         None => (None, None),
     };
+    // Without batch normalisation the gradient at the convolution's output is `de2`.
+    let dh2: &[f32] = if d.batch_norm { dh2 } else { de2 };
     conv::conv_backward(
         &stride_2(c1, c2),
         &sides2,

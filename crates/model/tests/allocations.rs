@@ -87,6 +87,7 @@ fn watch_dcgan(threads: usize, steps: usize) {
             arch: Arch::Dcgan(DcganShape {
                 g_channels: [16, 8],
                 d_channels: [8, 16],
+                d_batch_norm: true,
             }),
             ..ModelConfig::default()
         },

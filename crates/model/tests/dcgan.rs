@@ -15,6 +15,8 @@ mod common;
 use common::{det, rel_max_diff};
 
 const FIXTURE: &[u8] = include_bytes!("fixtures/dcgan_oracle.safetensors");
+/// The same steps with `--no-d-batch-norm`: D's second convolution has a bias instead.
+const FIXTURE_NO_BN: &[u8] = include_bytes!("fixtures/dcgan_oracle_no_bn.safetensors");
 const NOISE: usize = 32;
 const BATCH: usize = 16;
 const PIXELS: usize = 28 * 28;
@@ -23,6 +25,10 @@ const UPDATE_TOLERANCE: f64 = 1e-2;
 
 /// The fixture's model and optimiser: DCGAN's activations and Adam(2e-4, 0.5, 0.999).
 fn config() -> (TrainConfig, DcganShape) {
+    config_with(true)
+}
+
+fn config_with(d_batch_norm: bool) -> (TrainConfig, DcganShape) {
     let cfg = TrainConfig {
         model: ModelConfig {
             noise_dim: NOISE,
@@ -43,6 +49,7 @@ fn config() -> (TrainConfig, DcganShape) {
     let shape = DcganShape {
         g_channels: [32, 16],
         d_channels: [16, 32],
+        d_batch_norm,
     };
     (cfg, shape)
 }
@@ -73,9 +80,9 @@ struct Trace {
     grads: Vec<(Vec<f32>, Vec<f32>)>,
 }
 
-/// Runs `steps` of the fixture's steps.
-fn run(steps: usize) -> (DcganTrainer, Trace) {
-    let (cfg, shape) = config();
+/// Runs `steps` of the fixture's steps, D normalised or not.
+fn run_with(d_batch_norm: bool, steps: usize) -> (DcganTrainer, Trace) {
+    let (cfg, shape) = config_with(d_batch_norm);
     let gan = fixture_gan(&cfg, &shape);
     let mut t = DcganTrainer::from_parts(cfg, gan, 0);
     let (mut stats, mut grads) = (Vec::new(), Vec::new());
@@ -99,8 +106,24 @@ fn check(what: &str, got: &[f32], want: &[f32], tolerance: f64) {
 
 #[test]
 fn three_steps_match_pytorch() {
-    let f: BTreeMap<String, Vec<f32>> = common::f32_tensors(FIXTURE);
-    let (t, Trace { stats, grads }) = run(3);
+    three_steps_match(FIXTURE, true);
+}
+
+#[test]
+fn three_steps_without_batch_normalisation_in_d_match_pytorch() {
+    three_steps_match(FIXTURE_NO_BN, false);
+}
+
+fn three_steps_match(fixture: &[u8], d_batch_norm: bool) {
+    let f: BTreeMap<String, Vec<f32>> = common::f32_tensors(fixture);
+    let (t, Trace { stats, grads }) = run_with(d_batch_norm, 3);
+    assert_eq!(
+        t.gan().discriminator.slots().len(),
+        f.keys()
+            .filter(|k| k.starts_with("step1.grad.discriminator."))
+            .count(),
+        "D's tensors are the fixture's"
+    );
     let gan = t.gan();
     for (step, (s, (grad_g, grad_d))) in stats.iter().zip(&grads).enumerate() {
         let prefix = format!("step{}", step + 1);
@@ -126,7 +149,7 @@ fn three_steps_match_pytorch() {
     // The weights' whole change over the three steps. Adam turns a gradient element's
     // rounding into a step of up to the learning rate when the element is near zero, so the
     // change is compared, not the weights (whose rounding would hide an error in it).
-    let (cfg, shape) = config();
+    let (cfg, shape) = config_with(d_batch_norm);
     let start = fixture_gan(&cfg, &shape);
     let change = |now: &[f32], then: &[f32]| -> Vec<f32> {
         now.iter().zip(then).map(|(a, b)| a - b).collect()
@@ -217,6 +240,19 @@ fn a_restored_state_continues_bit_identically() {
     let back = checkpoint::decode_model(&checkpoint::encode_model(&model)).unwrap();
     assert_eq!(back, model);
 
+    // A D without batch normalisation reads back as one, and a normalised spec refuses it.
+    let (mut plain, plain_shape) = config_with(false);
+    plain.model.arch = Arch::Dcgan(plain_shape);
+    let fresh = DcganTrainer::new(plain, 7);
+    let model = Model::Dcgan(fresh.model_to_save());
+    let back = checkpoint::decode_model(&checkpoint::encode_model(&model)).unwrap();
+    assert_eq!(back, model);
+    let err = AnyState::Dcgan(fresh.state()).check_fits(&cfg).unwrap_err();
+    assert!(
+        err.contains("no batch normalisation") && err.contains("batch normalised"),
+        "{err}"
+    );
+
     let mut other = cfg.clone();
     other.model.arch = Arch::Dcgan(DcganShape {
         g_channels: [32, 8],
@@ -239,17 +275,20 @@ fn a_restored_state_continues_bit_identically() {
     );
 }
 
-/// The same steps in rayon pools of one, two and three threads give bit-identical weights.
+/// The same steps in rayon pools of one, two and three threads give bit-identical weights,
+/// with and without batch normalisation in D.
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
-    let in_pool = |threads: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| run(3).0.gan().clone())
-    };
-    let one = in_pool(1);
-    assert_eq!(in_pool(2), one);
-    assert_eq!(in_pool(3), one);
+    for d_batch_norm in [true, false] {
+        let in_pool = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| run_with(d_batch_norm, 3).0.gan().clone())
+        };
+        let one = in_pool(1);
+        assert_eq!(in_pool(2), one);
+        assert_eq!(in_pool(3), one);
+    }
 }

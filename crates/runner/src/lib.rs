@@ -92,6 +92,7 @@ pub fn train_config(spec: &Spec) -> TrainConfig {
                 ArchSpec::Dcgan => Arch::Dcgan(DcganShape {
                     g_channels: [spec.model.g_channels[0], spec.model.g_channels[1]],
                     d_channels: [spec.model.d_channels[0], spec.model.d_channels[1]],
+                    d_batch_norm: spec.model.d_batch_norm,
                 }),
             },
         },

@@ -75,6 +75,8 @@ pub struct ModelSpec {
     pub g_channels: Vec<usize>,
     /// A DCGAN's D feature maps: channels at 14 x 14, then at 7 x 7.
     pub d_channels: Vec<usize>,
+    /// Whether a DCGAN's D batch-normalises its second convolution (PyTorch's example does).
+    pub d_batch_norm: bool,
 }
 
 impl ModelSpec {
@@ -244,6 +246,7 @@ impl Default for ModelSpec {
             conditional: false,
             g_channels: vec![128, 64],
             d_channels: vec![64, 128],
+            d_batch_norm: true,
         }
     }
 }
@@ -410,6 +413,11 @@ pub const KEYS: &[KeyDoc] = &[
         key: "model.d_channels",
         default: "[64, 128]",
         meaning: "dcgan: D's channels at 14 x 14, then at 7 x 7",
+    },
+    KeyDoc {
+        key: "model.d_batch_norm",
+        default: "true",
+        meaning: "dcgan: batch normalisation in D (false: a bias instead, as TF's DCGAN tutorial)",
     },
     KeyDoc {
         key: "train.epochs",

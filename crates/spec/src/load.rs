@@ -601,6 +601,13 @@ fn validate(s: &Spec) -> Result<(), String> {
             ));
         }
     }
+    if s.model.arch == ArchSpec::Mlp && !s.model.d_batch_norm {
+        return Err(
+            "model.d_batch_norm applies to model.arch: dcgan only; an mlp's D has no \
+                    batch normalisation: remove the key or set model.arch: dcgan"
+                .into(),
+        );
+    }
     if s.model.arch == ArchSpec::Dcgan {
         let mlp_only = [
             ("model.conditional", s.model.conditional, "false"),

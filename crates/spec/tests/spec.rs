@@ -353,6 +353,9 @@ fn the_dcgan_keys() {
     );
     let s = parse("model:\n  arch: dcgan\n", &["model.g_channels=[64, 32]"]).unwrap();
     assert_eq!(s.model.g_channels, vec![64, 32]);
+    assert!(s.model.d_batch_norm);
+    let s = parse("model:\n  arch: dcgan\n  d_batch_norm: false\n", &[]).unwrap();
+    assert!(!s.model.d_batch_norm);
     for (text, want) in [
         ("model:\n  arch: conv\n", "unknown variant `conv`"),
         (
@@ -362,6 +365,10 @@ fn the_dcgan_keys() {
         (
             "model:\n  d_channels: [0, 64]\n",
             "model.d_channels must be two channel counts",
+        ),
+        (
+            "model:\n  d_batch_norm: false\n",
+            "model.d_batch_norm applies to model.arch: dcgan only",
         ),
         (
             "model:\n  arch: dcgan\n  conditional: true\n",
