@@ -5,7 +5,7 @@ DCGAN family as PyTorch's autograd computes them, the oracle of
 crates/model/tests/dcgan.rs (dfdx 0.13's Conv2D and ConvTrans2D exist only behind its
 `nightly` feature, which does not build on a stable compiler).
 
-The networks are gan_model::dcgan's (and tools/peers/gan_torch_dcgan.py's): G and D with
+The networks are tools/peers/gan_torch_dcgan.py's, imported from it (and gan_model::dcgan's): G and D with
 batch normalisation, no bias before it, LeakyReLU(0.2) in D, ReLU and tanh in G; D sees its
 real and its fake images as two batches (with --no-d-batch-norm, D's second convolution
 has a bias and no normalisation, as model.d_batch_norm: false). Widths are small (noise 32, G 32-16, D 16-32) so
@@ -27,9 +27,12 @@ import sys
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import save_file
+
+# The networks are the PyTorch peer's, so the oracle and the timed peer cannot drift apart.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "peers"))
+from gan_torch_dcgan import Discriminator, Generator  # noqa: E402
 
 NOISE, G_CH, D_CH, BATCH, STEPS = 32, (32, 16), (16, 32), 16, 3
 LR, BETA1, BETA2, EPS = 2e-4, 0.5, 0.999, 1e-8
@@ -40,37 +43,6 @@ def det(shape, salt, scale, offset=0.0):
     i = np.arange(n, dtype=np.int64)
     v = ((i * 7919 + salt * 104729) % 2001).astype(np.float64) / 1000.0 - 1.0
     return torch.from_numpy((v * scale + offset).astype(np.float32).reshape(shape))
-
-
-class Generator(nn.Module):
-    def __init__(self, noise, c1, c2):
-        super().__init__()
-        self.c1 = c1
-        self.fc = nn.Linear(noise, c1 * 7 * 7, bias=False)
-        self.bn0 = nn.BatchNorm2d(c1)
-        self.up1 = nn.ConvTranspose2d(c1, c2, 4, 2, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c2)
-        self.up2 = nn.ConvTranspose2d(c2, 1, 4, 2, 1)
-
-    def forward(self, z):
-        x = F.relu(self.bn0(self.fc(z).view(-1, self.c1, 7, 7)))
-        x = F.relu(self.bn1(self.up1(x)))
-        return torch.tanh(self.up2(x))
-
-
-class Discriminator(nn.Module):
-    def __init__(self, c1, c2, batch_norm=True):
-        super().__init__()
-        self.c2 = c2
-        self.conv1 = nn.Conv2d(1, c1, 4, 2, 1)
-        self.conv2 = nn.Conv2d(c1, c2, 4, 2, 1, bias=not batch_norm)
-        self.bn2 = nn.BatchNorm2d(c2) if batch_norm else nn.Identity()
-        self.fc = nn.Linear(c2 * 7 * 7, 1)
-
-    def forward(self, x):
-        x = F.leaky_relu(self.conv1(x), 0.2)
-        x = F.leaky_relu(self.bn2(self.conv2(x)), 0.2)
-        return self.fc(x.view(-1, self.c2 * 7 * 7))
 
 
 def set_params(module, base):

@@ -64,12 +64,14 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, c1, c2):
+    """With batch_norm=False (model.d_batch_norm: false) conv2 has a bias and no BN."""
+
+    def __init__(self, c1, c2, batch_norm=True):
         super().__init__()
         self.c2 = c2
         self.conv1 = nn.Conv2d(1, c1, 4, 2, 1)
-        self.conv2 = nn.Conv2d(c1, c2, 4, 2, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c2)
+        self.conv2 = nn.Conv2d(c1, c2, 4, 2, 1, bias=not batch_norm)
+        self.bn2 = nn.BatchNorm2d(c2) if batch_norm else nn.Identity()
         self.fc = nn.Linear(c2 * 7 * 7, 1)
 
     def forward(self, x):
