@@ -399,3 +399,22 @@ fn the_dcgan_keys() {
     let points = gan_spec::expand_sweep(&s, "exp.yaml").unwrap();
     assert_eq!(points[1].spec.model.g_channels, vec![64, 32]);
 }
+
+#[test]
+fn every_committed_experiment_loads_and_expands() {
+    // The specs users run first: a key renamed or a value tightened must not strand them.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let spec = gan_spec::load_spec(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+        let origin = path.display().to_string();
+        let points = gan_spec::expand_sweep(&spec, &origin).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(spec.sweep.is_some(), !points.is_empty(), "{origin}");
+        seen += 1;
+    }
+    assert!(seen >= 10, "only {seen} specs in {}", dir.display());
+}
