@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -75,8 +76,12 @@ def check(run):
         fail("{}: the spec text is not spec.yaml".format(run))
     content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
     start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
-    if abs(start.hparams["train.lr"].number_value - 0.0002) > 1e-12 or "seed" not in start.hparams:
-        fail("{}: hparams {}".format(run, dict(start.hparams)))
+    # The resolved spec.yaml is the reference: its train.lr and train.batch_size lines.
+    spec_text = open(os.path.join(run, "spec.yaml")).read()
+    for key, line in (("train.lr", "lr"), ("train.batch_size", "batch_size")):
+        on_disk = float(re.search(r"^  {}: (\S+)$".format(line), spec_text, re.M).group(1))
+        if abs(start.hparams[key].number_value - on_disk) > 1e-12 or "seed" not in start.hparams:
+            fail("{}: hparam {} is not spec.yaml's {}: {}".format(run, key, on_disk, dict(start.hparams)))
     metrics_file = os.path.join(run, "metrics.json")
     if os.path.exists(metrics_file):
         fid = json.load(open(metrics_file))["generated"]["fid"]
