@@ -72,15 +72,17 @@ def check(run):
         if img.encoded_image_string != on_disk or (img.width, img.height) != decoded.size:
             fail("{}: picture at step {} is not samples/{}".format(run, img.step, name))
     spec = acc.Tensors("spec")[0].tensor_proto.string_val[0].decode()
-    if open(os.path.join(run, "spec.yaml")).read().strip() not in spec:
+    spec_text = open(os.path.join(run, "spec.yaml")).read()
+    if spec_text.strip() not in spec:
         fail("{}: the spec text is not spec.yaml".format(run))
     content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
     start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    if "seed" not in start.hparams:
+        fail("{}: no seed in hparams {}".format(run, dict(start.hparams)))
     # The resolved spec.yaml is the reference: its train.lr and train.batch_size lines.
-    spec_text = open(os.path.join(run, "spec.yaml")).read()
     for key, line in (("train.lr", "lr"), ("train.batch_size", "batch_size")):
         on_disk = float(re.search(r"^  {}: (\S+)$".format(line), spec_text, re.M).group(1))
-        if abs(start.hparams[key].number_value - on_disk) > 1e-12 or "seed" not in start.hparams:
+        if abs(start.hparams[key].number_value - on_disk) > 1e-12:
             fail("{}: hparam {} is not spec.yaml's {}: {}".format(run, key, on_disk, dict(start.hparams)))
     metrics_file = os.path.join(run, "metrics.json")
     if os.path.exists(metrics_file):
