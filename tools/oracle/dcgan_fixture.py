@@ -5,8 +5,8 @@ DCGAN family as PyTorch's autograd computes them, the oracle of
 crates/model/tests/dcgan.rs (dfdx 0.13's Conv2D and ConvTrans2D exist only behind its
 `nightly` feature, which does not build on a stable compiler).
 
-The networks are tools/peers/gan_torch_dcgan.py's, imported from it (and gan_model::dcgan's): G and D with
-batch normalisation, no bias before it, LeakyReLU(0.2) in D, ReLU and tanh in G; D sees its
+The networks are tools/peers/gan_torch_dcgan.py's, imported from it (and gan_model::dcgan's):
+G and D with batch normalisation, no bias before it, LeakyReLU(0.2) in D, ReLU and tanh in G; D sees its
 real and its fake images as two batches (with --no-d-batch-norm, D's second convolution
 has a bias and no normalisation, as model.d_batch_norm: false). Widths are small (noise 32, G 32-16, D 16-32) so
 the file stays small, the batch is 16 so both of the layers' lanes and an uneven group
