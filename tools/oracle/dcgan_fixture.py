@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Writes crates/model/tests/fixtures/dcgan_oracle.safetensors (and, with
---no-d-batch-norm, dcgan_oracle_no_bn.safetensors): three training steps of the
+"""Writes crates/model/tests/fixtures/dcgan_oracle.safetensors (with --no-d-batch-norm
+dcgan_oracle_no_bn.safetensors, with --d-dropout dcgan_oracle_dropout.safetensors): three
+training steps of the
 DCGAN family as PyTorch's autograd computes them, the oracle of
 crates/model/tests/dcgan.rs (dfdx 0.13's Conv2D and ConvTrans2D exist only behind its
 `nightly` feature, which does not build on a stable compiler).
@@ -8,7 +9,12 @@ crates/model/tests/dcgan.rs (dfdx 0.13's Conv2D and ConvTrans2D exist only behin
 The networks are tools/peers/gan_torch_dcgan.py's, imported from it (and gan_model::dcgan's):
 G and D with batch normalisation, no bias before it, LeakyReLU(0.2) in D, ReLU and tanh in G; D sees its
 real and its fake images as two batches (with --no-d-batch-norm, D's second convolution
-has a bias and no normalisation, as model.d_batch_norm: false). Widths are small (noise 32, G 32-16, D 16-32) so
+has a bias and no normalisation, as model.d_batch_norm: false; with --d-dropout, D drops
+30% of the units after each activation, as model.d_dropout: 0.3, with masks from `det`
+that the test makes the same way, since the project draws its own; each step stores how
+many units its masks keep, so the two cannot silently differ; that file also holds the
+final G's standing statistics: its batch normalisation's statistics averaged over four
+batches of noise in training mode, as an averaged G is sampled). Widths are small (noise 32, G 32-16, D 16-32) so
 the file stays small, the batch is 16 so both of the layers' lanes and an uneven group
 are used; the layers themselves are checked at full DCGAN sizes by conv_fixture.py.
 
@@ -20,8 +26,9 @@ losses, D(x), D(G(z)), every parameter gradient of both networks; after the last
 parameter and G's running statistics.
 
 Usage (any Python with torch, numpy and safetensors, e.g. peers.sh's torch environment):
-  python tools/oracle/dcgan_fixture.py [--no-d-batch-norm] [OUT]
+  python tools/oracle/dcgan_fixture.py [--no-d-batch-norm | --d-dropout] [OUT]
 """
+import copy
 import os
 import sys
 
@@ -36,6 +43,26 @@ from gan_torch_dcgan import Discriminator, Generator  # noqa: E402
 
 NOISE, G_CH, D_CH, BATCH, STEPS = 32, (32, 16), (16, 32), 16, 3
 LR, BETA1, BETA2, EPS = 2e-4, 0.5, 0.999, 1e-8
+DROPOUT = 0.3
+STANDING = 4
+
+
+class GivenMasks(torch.nn.Module):
+    """Dropout whose masks are given (0 or 1 / (1 - p)), taken in the order D applies them."""
+
+    def __init__(self):
+        super().__init__()
+        self.queue = []
+
+    def forward(self, x):
+        return x * self.queue.pop(0)
+
+
+def masks(rows, widths, salt):
+    """One mask per unit of each layer for `rows` images: dropped where det < DROPOUT."""
+    keep = np.float32(1) / (np.float32(1) - np.float32(DROPOUT))
+    return [torch.where(det([rows, *w], salt + i, 0.5, 0.5) < DROPOUT,
+                        torch.tensor(0.0), torch.tensor(keep)) for i, w in enumerate(widths)]
 
 
 def det(shape, salt, scale, offset=0.0):
@@ -78,13 +105,19 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     args = sys.argv[1:]
     d_batch_norm = "--no-d-batch-norm" not in args
-    args = [a for a in args if a != "--no-d-batch-norm"]
-    name = "dcgan_oracle.safetensors" if d_batch_norm else "dcgan_oracle_no_bn.safetensors"
+    dropout = "--d-dropout" in args
+    args = [a for a in args if a not in ("--no-d-batch-norm", "--d-dropout")]
+    name = "dcgan_oracle_dropout.safetensors" if dropout else \
+        "dcgan_oracle.safetensors" if d_batch_norm else "dcgan_oracle_no_bn.safetensors"
     path = args[0] if args else os.path.join(
         here, "..", "..", "crates", "model", "tests", "fixtures", name)
     G, D = Generator(NOISE, *G_CH), Discriminator(*D_CH, batch_norm=d_batch_norm)
     set_params(G, 100)
     set_params(D, 200)
+    given = GivenMasks()
+    if dropout:
+        D.drop = given
+    widths = [(D_CH[0], 14, 14), (D_CH[1], 7, 7)]
     opt_g, opt_d = Adam(G.parameters()), Adam(D.parameters())
     out = {}
     for step in range(1, STEPS + 1):
@@ -92,6 +125,14 @@ def main():
         x = 2.0 * x01 - 1.0
         z = det([BATCH, NOISE], 400 + step, 1.0)
         fake = G(z)
+        if dropout:
+            # The project's order: D's update draws layer 1's masks for the real and the
+            # fake images, then layer 2's; G's update draws one more of each.
+            (d1, d2), (g1, g2) = masks(2 * BATCH, widths, 600 + 10 * step), \
+                masks(BATCH, widths, 605 + 10 * step)
+            given.queue = [d1[:BATCH], d2[:BATCH], d1[BATCH:], d2[BATCH:], g1, g2]
+            out[f"step{step}.masks_kept"] = torch.tensor(
+                [float(sum(int((m != 0).sum()) for m in (d1, d2, g1, g2)))])
         real_logits, fake_logits = D(x), D(fake.detach())
         ones, zeros = torch.ones(BATCH, 1), torch.zeros(BATCH, 1)
         d_loss = F.binary_cross_entropy_with_logits(real_logits, ones) + \
@@ -100,6 +141,7 @@ def main():
         opt_d.step(grads_d)
         g_loss = F.binary_cross_entropy_with_logits(D(fake), ones)
         grads_g = torch.autograd.grad(g_loss, list(G.parameters()))
+        assert not given.queue, "every mask used once"
         opt_g.step(grads_g)
         s = f"step{step}"
         out[f"{s}.stats"] = torch.tensor([
@@ -116,6 +158,21 @@ def main():
     for name, b in G.named_buffers():
         if "running" in name:
             out[f"final.generator.{name}"] = b
+    if dropout:
+        # Standing statistics of the final G (what a moving average of G is sampled with):
+        # fresh running statistics averaged over STANDING batches in training mode, which is
+        # what PyTorch's batch normalisation keeps with momentum=None.
+        standing = copy.deepcopy(G)
+        for m in standing.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.reset_running_stats()
+                m.momentum = None
+        with torch.no_grad():
+            for i in range(STANDING):
+                standing(det([BATCH, NOISE], 700 + i, 1.0))
+        for name, b in standing.named_buffers():
+            if "running" in name:
+                out[f"standing.generator.{name}"] = b
     # Sampling: G in inference mode (the running statistics), pixels mapped to [0, 1].
     G.eval()
     with torch.no_grad():

@@ -100,6 +100,27 @@ impl AnyState {
         }
     }
 
+    /// The moving average of G's weights the state holds (`train.g_ema`), as the run would
+    /// sample it: a DCGAN's with its own batch-normalisation statistics, from the run's
+    /// `seed` and `batch_size` ([`crate::dcgan::average_generator`]). `None` without one.
+    pub fn average_generator(&self, batch_size: usize, seed: u64) -> Option<Generator> {
+        match self {
+            AnyState::Mlp(s) => s.g_ema.as_ref().map(|ema| {
+                let mut g = s.gan.generator.clone();
+                g.params.clone_from(ema);
+                Generator::Mlp(g)
+            }),
+            AnyState::Dcgan(s) => s.g_ema.as_ref().map(|ema| {
+                Generator::Dcgan(crate::dcgan::average_generator(
+                    &s.gan.generator,
+                    ema,
+                    batch_size,
+                    seed,
+                ))
+            }),
+        }
+    }
+
     /// Whether the state's networks are those `cfg` describes, so that a checkpoint is never
     /// continued under a spec whose model it does not match.
     pub fn check_fits(&self, cfg: &TrainConfig) -> Result<(), String> {

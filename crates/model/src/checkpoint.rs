@@ -570,6 +570,10 @@ pub fn encode_any_state(state: &AnyState, extra: &BTreeMap<String, String>) -> V
     metadata.insert(FORMAT_KEY.into(), STATE_FORMAT.into());
     metadata.insert("steps_done".into(), s.steps_done.to_string());
     metadata.insert("noise_pos".into(), s.noise_pos.to_string());
+    if s.dropout_pos > 0 {
+        // Only runs with dropout draw from this stream; others' checkpoints stay as they were.
+        metadata.insert("dropout_pos".into(), s.dropout_pos.to_string());
+    }
     metadata.insert("adam.generator.step".into(), s.adam_g.t.to_string());
     metadata.insert("adam.discriminator.step".into(), s.adam_d.t.to_string());
     serialize(&entries, metadata)
@@ -632,6 +636,10 @@ pub fn decode_any_state(
     let adam_g = adams.pop().expect("two optimisers");
     let state = DcganState {
         noise_pos: number("noise_pos")?,
+        dropout_pos: match metadata.get("dropout_pos") {
+            None => 0,
+            Some(_) => number("dropout_pos")?,
+        },
         g_ema,
         steps_done: number("steps_done")? as u64,
         gan,

@@ -26,7 +26,10 @@ use crate::conv::{self, ConvShape, Grads, Running, Scratch, Sides};
 use crate::kernels::{self, matmul, Split, View};
 use crate::params::{Activation, Output, ParamSlot};
 use crate::rng::{stream, Stream};
-use crate::trainer::{check_finite, update_average, StepStats, TrainError};
+use crate::trainer::{
+    apply_mask, check_finite, draw_mask, scale_by_derivative as scale_masked, update_average, Mask,
+    StepStats, TrainError,
+};
 use crate::IMAGE_PIXELS;
 
 /// The side of G's first image (MNIST's 28 halved twice).
@@ -264,6 +267,25 @@ impl ConvGenerator {
         out
     }
 
+    /// Replaces the running statistics with their average over G's batches of `batch`
+    /// images from the noise `z` in training mode, each batch weighted equally ("standing
+    /// statistics", Brock et al. 2019): the statistics that fit these weights, which a
+    /// moving average of G's weights needs, as the live G's running statistics do not.
+    pub fn standing_statistics(&mut self, z: &[f32], batch: usize) {
+        let mut buf = GBuffers::new(batch, self);
+        let mut scratch = Scratch::default();
+        let [c1, c2] = self.channels;
+        let (s1, s2) = g_sides(batch);
+        scratch.reserve(&stride_2(c1, c2), &s1, true);
+        scratch.reserve(&stride_2(c2, 1), &s2, true);
+        let mut out = vec![0.0; batch * IMAGE_PIXELS];
+        for (i, z) in z.chunks_exact(batch * self.noise_dim).enumerate() {
+            buf.z.copy_from_slice(z);
+            // Momentum 1 / (i + 1) makes the running values the mean of the i + 1 batches.
+            generator_forward(self, &mut buf, &mut out, &mut scratch, 1.0 / (i + 1) as f32);
+        }
+    }
+
     fn generate_chunk(
         &self,
         z: &[f32],
@@ -293,6 +315,32 @@ impl ConvGenerator {
         conv::conv_transposed_forward(&up, &sides2, h1, up2, Some(bias2), out, scratch);
         output_activation(out, self.output);
     }
+}
+
+/// Noise vectors [`average_generator`] takes its statistics from.
+pub const STANDING_IMAGES: usize = 2000;
+
+/// G with the weights `average` (a moving average of `live`'s) and running statistics
+/// measured on them: [`ConvGenerator::standing_statistics`] over [`STANDING_IMAGES`] noise
+/// vectors from the seed's `Standing` stream, in training batches of `batch`. The live G's
+/// running statistics belong to the live weights, not to their average. The same weights
+/// and seed always give the same statistics.
+pub fn average_generator(
+    live: &ConvGenerator,
+    average: &[f32],
+    batch: usize,
+    seed: u64,
+) -> ConvGenerator {
+    let mut g = live.clone();
+    g.params.copy_from_slice(average);
+    let batch = batch.clamp(2, STANDING_IMAGES);
+    let n = STANDING_IMAGES / batch * batch;
+    let mut rng = stream(seed, Stream::Standing);
+    let z: Vec<f32> = (0..n * g.noise_dim)
+        .map(|_| rng.sample(StandardNormal))
+        .collect();
+    g.standing_statistics(&z, batch);
+    g
 }
 
 /// Images [`ConvGenerator::generate`] makes at a time.
@@ -402,6 +450,14 @@ impl ConvDiscriminator {
 
     /// The parts of `params`: `[conv1, bias1, conv2, gamma or bias2, beta, fc, fc_bias]`,
     /// `beta` empty without batch normalisation.
+    /// Units per image after each activation (where dropout acts).
+    fn widths(&self) -> [usize; 2] {
+        [
+            self.channels[0] * MID_PIXELS,
+            self.channels[1] * SEED_PIXELS,
+        ]
+    }
+
     fn lens(&self) -> [usize; 7] {
         let [c1, c2] = self.channels;
         let conv1 = stride_2(1, c1).weight_len();
@@ -479,6 +535,61 @@ struct DBuffers {
     unused: Vec<f32>,
     /// The normalisation's backward pass's working memory (`2 x C2`).
     bn_work: Vec<f32>,
+    /// Dropout masks after each activation (`model.d_dropout`; empty without): 0 for a
+    /// dropped unit, `1 / keep` for a kept one, `2B` rows in D's update, the first `B`
+    /// redrawn for G's.
+    mask1: Vec<f32>,
+    mask2: Vec<f32>,
+    /// The probability of keeping a unit (1 without dropout).
+    keep: f32,
+}
+
+/// The dropout masks of `n` rows of each of D's layers (none without dropout).
+fn layer_masks<'a>(
+    buf: (&'a [f32], &'a [f32], f32),
+    n: usize,
+    widths: [usize; 2],
+) -> [Mask<'a>; 2] {
+    let (mask1, mask2, keep) = buf;
+    if mask1.is_empty() {
+        return [None, None];
+    }
+    [
+        Some((&mask1[..n * widths[0]], keep)),
+        Some((&mask2[..n * widths[1]], keep)),
+    ]
+}
+
+impl DBuffers {
+    /// Fresh masks for the first `n` rows of each layer (nothing without dropout): from
+    /// `rng`, or copied from `given` (layer 1's rows, then layer 2's).
+    fn draw_masks(
+        &mut self,
+        n: usize,
+        widths: [usize; 2],
+        rng: &mut ChaCha8Rng,
+        given: Option<&[f32]>,
+    ) {
+        if self.mask1.is_empty() {
+            return;
+        }
+        let (m1, m2) = (
+            &mut self.mask1[..n * widths[0]],
+            &mut self.mask2[..n * widths[1]],
+        );
+        match given {
+            Some(given) => {
+                let (g1, g2) = given.split_at(m1.len());
+                m1.copy_from_slice(g1);
+                m2.copy_from_slice(g2);
+            }
+            None => {
+                let p = 1.0 - self.keep;
+                draw_mask(m1, rng, p);
+                draw_mask(m2, rng, p);
+            }
+        }
+    }
 }
 
 /// G's buffers for `B` images.
@@ -503,6 +614,31 @@ struct GBuffers {
     bn_work: Vec<f32>,
 }
 
+impl GBuffers {
+    /// G's buffers for `b` images.
+    fn new(b: usize, g: &ConvGenerator) -> GBuffers {
+        let [g1, g2] = g.channels;
+        let zeros = |n: usize| vec![0.0f32; n];
+        GBuffers {
+            z: zeros(b * g.noise_dim),
+            h0: zeros(b * g1 * SEED_PIXELS),
+            a0: zeros(b * g1 * SEED_PIXELS),
+            h1: zeros(b * g2 * MID_PIXELS),
+            a1: zeros(b * g2 * MID_PIXELS),
+            mean0: zeros(g1),
+            inv_std0: zeros(g1),
+            mean1: zeros(g2),
+            inv_std1: zeros(g2),
+            dout: zeros(b * IMAGE_PIXELS),
+            da1: zeros(b * g2 * MID_PIXELS),
+            dh1: zeros(b * g2 * MID_PIXELS),
+            da0: zeros(b * g1 * SEED_PIXELS),
+            dh0: zeros(b * g1 * SEED_PIXELS),
+            bn_work: zeros(2 * g1.max(g2)),
+        }
+    }
+}
+
 /// A DCGAN's whole training state plus the buffers its step works in.
 pub struct DcganTrainer {
     cfg: TrainConfig,
@@ -510,6 +646,10 @@ pub struct DcganTrainer {
     adam_g: Adam,
     adam_d: Adam,
     noise: ChaCha8Rng,
+    /// Draws D's dropout masks (untouched without dropout).
+    dropout: ChaCha8Rng,
+    /// The run's seed, for the averaged G's statistics ([`DcganTrainer::sampling_generator`]).
+    seed: u64,
     ema: Option<Vec<f32>>,
     steps_done: u64,
     /// D's input: `B` real images, then `B` of G's (G writes straight into them).
@@ -531,6 +671,8 @@ pub struct DcganState {
     pub adam_d: Adam,
     /// Word position of the noise stream.
     pub noise_pos: u128,
+    /// Word position of the dropout stream (0 without dropout).
+    pub dropout_pos: u128,
     /// The moving average of G's parameters (with `g_ema`), laid out like them.
     pub g_ema: Option<Vec<f32>>,
     pub steps_done: u64,
@@ -573,6 +715,7 @@ impl DcganTrainer {
         t.adam_g.cfg = adam_g;
         t.adam_d.cfg = adam_d;
         t.noise.set_word_pos(state.noise_pos);
+        t.dropout.set_word_pos(state.dropout_pos);
         if let (Some(ema), Some(params)) = (t.ema.as_mut(), state.g_ema) {
             *ema = params;
         }
@@ -586,6 +729,7 @@ impl DcganTrainer {
             adam_g: self.adam_g.clone(),
             adam_d: self.adam_d.clone(),
             noise_pos: self.noise.get_word_pos(),
+            dropout_pos: self.dropout.get_word_pos(),
             g_ema: self.ema.clone(),
             steps_done: self.steps_done,
         }
@@ -607,6 +751,11 @@ impl DcganTrainer {
     pub fn from_parts(cfg: TrainConfig, gan: Dcgan, seed: u64) -> DcganTrainer {
         assert!(cfg.batch_size > 0, "batch size must be positive");
         assert!(cfg.d_steps > 0, "at least one D update per step");
+        let drop_p = cfg.model.d_dropout;
+        assert!(
+            (0.0..1.0).contains(&drop_p),
+            "dropout probability in [0, 1)"
+        );
         let b = cfg.batch_size;
         let [g1, g2] = gan.generator.channels;
         let [d1, d2] = gan.discriminator.channels;
@@ -631,28 +780,25 @@ impl DcganTrainer {
             de1: zeros(2 * b * d1 * MID_PIXELS),
             unused: zeros(2 * d2),
             bn_work: zeros(2 * d2),
+            mask1: zeros(if drop_p > 0.0 {
+                2 * b * d1 * MID_PIXELS
+            } else {
+                0
+            }),
+            mask2: zeros(if drop_p > 0.0 {
+                2 * b * d2 * SEED_PIXELS
+            } else {
+                0
+            }),
+            keep: 1.0 - drop_p,
         };
-        let g = GBuffers {
-            z: zeros(b * gan.generator.noise_dim),
-            h0: zeros(b * g1 * SEED_PIXELS),
-            a0: zeros(b * g1 * SEED_PIXELS),
-            h1: zeros(b * g2 * MID_PIXELS),
-            a1: zeros(b * g2 * MID_PIXELS),
-            mean0: zeros(g1),
-            inv_std0: zeros(g1),
-            mean1: zeros(g2),
-            inv_std1: zeros(g2),
-            dout: zeros(b * IMAGE_PIXELS),
-            da1: zeros(b * g2 * MID_PIXELS),
-            dh1: zeros(b * g2 * MID_PIXELS),
-            da0: zeros(b * g1 * SEED_PIXELS),
-            dh0: zeros(b * g1 * SEED_PIXELS),
-            bn_work: zeros(2 * g1.max(g2)),
-        };
+        let g = GBuffers::new(b, &gan.generator);
         DcganTrainer {
             adam_g: Adam::new(cfg.adam_g(), gan.generator.params.len()),
             adam_d: Adam::new(cfg.adam_d(), gan.discriminator.params.len()),
             noise: stream(seed, Stream::Noise),
+            dropout: stream(seed, Stream::Dropout),
+            seed,
             ema: cfg.g_ema.map(|_| gan.generator.params.clone()),
             steps_done: 0,
             inp: zeros(2 * b * IMAGE_PIXELS),
@@ -676,13 +822,15 @@ impl DcganTrainer {
     }
 
     /// The generator to sample from: with `g_ema`, G with the moving average of its weights
-    /// (and its running statistics), G itself otherwise.
+    /// and batch-normalisation statistics of its own ([`average_generator`]), G itself
+    /// otherwise.
     pub fn sampling_generator(&self) -> ConvGenerator {
-        let mut g = self.gan.generator.clone();
-        if let Some(ema) = &self.ema {
-            g.params.clone_from(ema);
+        match &self.ema {
+            Some(ema) => {
+                average_generator(&self.gan.generator, ema, self.cfg.batch_size, self.seed)
+            }
+            None => self.gan.generator.clone(),
         }
-        g
     }
 
     /// The buffer the next step reads its real images from (`batch_size x 784`, [0, 1]).
@@ -707,7 +855,7 @@ impl DcganTrainer {
         &mut self,
         fill_real: &mut (dyn FnMut(&mut [f32], &mut [u8]) + Send),
     ) -> Result<StepStats, TrainError> {
-        self.step_inner(fill_real, None)
+        self.step_inner(fill_real, None, None)
     }
 
     /// One step with the given noise (`batch_size x noise_dim` for each D update) instead of
@@ -717,27 +865,51 @@ impl DcganTrainer {
         noise: &[f32],
         fill_real: &mut (dyn FnMut(&mut [f32], &mut [u8]) + Send),
     ) -> Result<StepStats, TrainError> {
-        self.step_inner(fill_real, Some(noise))
+        self.step_inner(fill_real, Some(noise), None)
+    }
+
+    /// [`DcganTrainer::step_with_noise`] with D's dropout masks given too (0 for a dropped
+    /// unit, `1 / (1 - d_dropout)` for a kept one) in the order the step draws them: for
+    /// each D update the `2B` rows of D's first layer (`C1 x 14 x 14` each), then the `2B`
+    /// of its second (`C2 x 7 x 7`); then the `B` rows of each for G's update.
+    pub fn step_with_noise_and_masks(
+        &mut self,
+        noise: &[f32],
+        masks: &[f32],
+        fill_real: &mut (dyn FnMut(&mut [f32], &mut [u8]) + Send),
+    ) -> Result<StepStats, TrainError> {
+        let per_row: usize = self.gan.discriminator.widths().iter().sum();
+        let rows = (2 * self.cfg.d_steps + 1) * self.cfg.batch_size;
+        assert!(
+            self.cfg.model.d_dropout > 0.0,
+            "masks need model.d_dropout > 0"
+        );
+        assert_eq!(masks.len(), rows * per_row, "one mask per unit and row");
+        self.step_inner(fill_real, Some(noise), Some(masks))
     }
 
     fn step_inner(
         &mut self,
         fill_real: &mut (dyn FnMut(&mut [f32], &mut [u8]) + Send),
         noise: Option<&[f32]>,
+        masks: Option<&[f32]>,
     ) -> Result<StepStats, TrainError> {
         let step = self.steps_done + 1;
         let k = self.cfg.d_steps;
         let per_update = self.g.z.len();
+        let d_masks =
+            2 * self.cfg.batch_size * self.gan.discriminator.widths().iter().sum::<usize>();
         let mut sums = [0.0f64; 3];
         for i in 0..k {
             let z = noise.map(|n| &n[i * per_update..(i + 1) * per_update]);
-            let (loss, real, fake) = self.d_step(step, fill_real, z)?;
+            let m = masks.map(|m| &m[i * d_masks..(i + 1) * d_masks]);
+            let (loss, real, fake) = self.d_step(step, fill_real, z, m)?;
             for (s, v) in sums.iter_mut().zip([loss, real, fake]) {
                 *s += v as f64;
             }
         }
         let [d_loss, d_real, d_fake] = sums.map(|s| (s / k as f64) as f32);
-        let g_loss = self.g_step(step)?;
+        let g_loss = self.g_step(step, masks.map(|m| &m[k * d_masks..]))?;
         if let (Some(ema), Some(decay)) = (self.ema.as_mut(), self.cfg.g_ema) {
             update_average(ema, &self.gan.generator.params, decay);
         }
@@ -755,6 +927,7 @@ impl DcganTrainer {
         step: u64,
         fill_real: &mut (dyn FnMut(&mut [f32], &mut [u8]) + Send),
         given_noise: Option<&[f32]>,
+        given_masks: Option<&[f32]>,
     ) -> Result<(f32, f32, f32), TrainError> {
         let b = self.cfg.batch_size;
         let (real, fake) = self.inp.split_at_mut(b * IMAGE_PIXELS);
@@ -762,6 +935,8 @@ impl DcganTrainer {
         let labels = &mut self.labels;
         let tanh = g.output == Output::Tanh;
         let scratch = &mut self.scratch;
+        let (dbuf, dropout) = (&mut self.d, &mut self.dropout);
+        let widths = self.gan.discriminator.widths();
         // G's forward pass beside the real batch's gather, which does not depend on it.
         rayon::join(
             || {
@@ -773,9 +948,10 @@ impl DcganTrainer {
                         }
                     }
                 }
-                generator_forward(g, gbuf, fake, scratch);
+                generator_forward(g, gbuf, fake, scratch, BN_MOMENTUM);
             },
             || {
+                dbuf.draw_masks(2 * b, widths, dropout, given_masks);
                 fill_real(real, labels);
                 if tanh {
                     // A tanh generator draws on [-1, 1]: so do the real images it faces.
@@ -815,10 +991,12 @@ impl DcganTrainer {
         ))
     }
 
-    fn g_step(&mut self, step: u64) -> Result<f32, TrainError> {
+    fn g_step(&mut self, step: u64, given_masks: Option<&[f32]>) -> Result<f32, TrainError> {
         let b = self.cfg.batch_size;
         let d = &self.gan.discriminator;
         let fake = &self.inp[b * IMAGE_PIXELS..];
+        self.d
+            .draw_masks(b, d.widths(), &mut self.dropout, given_masks);
         // G has not changed since the D update: its output and layers are reused, and only D
         // runs again, on the fake images alone.
         discriminator_forward(d, fake, b, 1, &mut self.d, &mut self.scratch);
@@ -856,6 +1034,7 @@ fn generator_forward(
     buf: &mut GBuffers,
     out: &mut [f32],
     scratch: &mut Scratch,
+    momentum: f32,
 ) {
     let [c1, c2] = g.channels;
     let n = buf.z.len() / g.noise_dim;
@@ -880,7 +1059,7 @@ fn generator_forward(
         Some(Running {
             mean: m0,
             var: v0,
-            momentum: BN_MOMENTUM,
+            momentum,
         }),
     );
     activate(&mut buf.a0, g.act);
@@ -906,7 +1085,7 @@ fn generator_forward(
         Some(Running {
             mean: m1,
             var: v1,
-            momentum: BN_MOMENTUM,
+            momentum,
         }),
     );
     activate(&mut buf.a1, g.act);
@@ -1039,6 +1218,10 @@ fn discriminator_forward(
         scratch,
     );
     activate(e1, d.act);
+    let [mask1, mask2] = layer_masks((&buf.mask1, &buf.mask2, buf.keep), n, d.widths());
+    if let Some((mask, _)) = mask1 {
+        apply_mask(e1, mask);
+    }
     if !d.batch_norm {
         let bias2 = gamma;
         conv::conv_forward(
@@ -1051,6 +1234,9 @@ fn discriminator_forward(
             scratch,
         );
         activate(e2, d.act);
+        if let Some((mask, _)) = mask2 {
+            apply_mask(e2, mask);
+        }
         kernels::rows_dot(&mut buf.logits[..n], e2, fc, fc_bias[0]);
         return;
     }
@@ -1075,6 +1261,9 @@ fn discriminator_forward(
         );
     }
     activate(e2, d.act);
+    if let Some((mask, _)) = mask2 {
+        apply_mask(e2, mask);
+    }
     kernels::rows_dot(&mut buf.logits[..n], e2, fc, fc_bias[0]);
 }
 
@@ -1113,7 +1302,8 @@ fn discriminator_backward(
             *o = g * w;
         }
     }
-    scale_by_derivative(de2, e2, d.act);
+    let [mask1, mask2] = layer_masks((&buf.mask1, &buf.mask2, buf.keep), n, d.widths());
+    scale_masked(de2, e2, d.act, mask2);
     let mut grads = grad.map(|g| split(g, lens));
     if let Some([.., d_fc, d_fc_bias]) = grads.as_mut() {
         for (row, &g) in e2.chunks_exact(width).zip(dl) {
@@ -1169,7 +1359,7 @@ fn discriminator_backward(
         Some(de1),
         scratch,
     );
-    scale_by_derivative(de1, e1, d.act);
+    scale_masked(de1, e1, d.act, mask1);
     if conv1_grads.is_some() || dx.is_some() {
         let conv1 = &d.params[..lens[0]];
         conv::conv_backward(

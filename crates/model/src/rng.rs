@@ -21,6 +21,8 @@ pub enum Stream {
     Eval = 4,
     /// D's dropout masks.
     Dropout = 5,
+    /// The noise that gives an averaged convolutional G its batch-normalisation statistics.
+    Standing = 6,
 }
 
 /// The stream `which` of `seed`, at its start.

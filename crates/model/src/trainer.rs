@@ -790,7 +790,7 @@ pub(crate) fn update_average(average: &mut [f32], current: &[f32], decay: f32) {
 }
 
 /// Dropout masks of a layer's rows and the keep probability they were drawn with.
-type Mask<'a> = Option<(&'a [f32], f32)>;
+pub(crate) type Mask<'a> = Option<(&'a [f32], f32)>;
 
 /// Hidden layer `l`'s masks among `masks` (none without dropout).
 fn layer_mask(masks: &[Vec<f32>], l: usize, keep: f32) -> Mask<'_> {
@@ -798,7 +798,7 @@ fn layer_mask(masks: &[Vec<f32>], l: usize, keep: f32) -> Mask<'_> {
 }
 
 /// Fills `mask` with 0 (probability `p`) or `1 / (1 - p)`, from `rng`.
-fn draw_mask(mask: &mut [f32], rng: &mut ChaCha8Rng, p: f32) {
+pub(crate) fn draw_mask(mask: &mut [f32], rng: &mut ChaCha8Rng, p: f32) {
     let threshold = (p as f64 * 4_294_967_296.0) as u64;
     let kept = 1.0 / (1.0 - p);
     for m in mask.iter_mut() {
@@ -811,7 +811,7 @@ fn draw_mask(mask: &mut [f32], rng: &mut ChaCha8Rng, p: f32) {
 }
 
 /// `out ⊙= mask` for the rows `out` holds.
-fn apply_mask(out: &mut [f32], mask: &[f32]) {
+pub(crate) fn apply_mask(out: &mut [f32], mask: &[f32]) {
     for (y, &m) in out.iter_mut().zip(mask) {
         *y *= m;
     }
@@ -869,7 +869,7 @@ fn back_through(
 
 /// `grad ⊙= act'` at the layer's outputs; with dropout also `⊙= mask`, where `out` holds the
 /// masked outputs (a kept unit's `y / keep`, so `act'` is taken at `out * keep`).
-fn scale_by_derivative(grad: &mut [f32], out: &[f32], act: Activation, mask: Mask) {
+pub(crate) fn scale_by_derivative(grad: &mut [f32], out: &[f32], act: Activation, mask: Mask) {
     if let Some((mask, keep)) = mask {
         for ((g, &y), &m) in grad.iter_mut().zip(out).zip(mask) {
             *g *= m * act.derivative_at_output(y * keep);

@@ -77,7 +77,7 @@ fn watch(cfg: TrainConfig, threads: usize, steps: usize) {
 }
 
 /// The same for a DCGAN (small widths, a batch that leaves one lane an uneven group, the
-/// moving average of G and two D updates a step).
+/// moving average of G, dropout in D and two D updates a step).
 fn watch_dcgan(threads: usize, steps: usize) {
     let cfg = TrainConfig {
         model: ModelConfig {
@@ -89,6 +89,7 @@ fn watch_dcgan(threads: usize, steps: usize) {
                 d_channels: [8, 16],
                 d_batch_norm: true,
             }),
+            d_dropout: 0.3,
             ..ModelConfig::default()
         },
         batch_size: 16,

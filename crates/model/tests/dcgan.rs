@@ -17,6 +17,10 @@ use common::{det, rel_max_diff};
 const FIXTURE: &[u8] = include_bytes!("fixtures/dcgan_oracle.safetensors");
 /// The same steps with `--no-d-batch-norm`: D's second convolution has a bias instead.
 const FIXTURE_NO_BN: &[u8] = include_bytes!("fixtures/dcgan_oracle_no_bn.safetensors");
+/// The same steps with `--d-dropout`: dropout 0.3 after D's activations, the masks stored.
+const FIXTURE_DROPOUT: &[u8] = include_bytes!("fixtures/dcgan_oracle_dropout.safetensors");
+/// The fixture's dropout probability with `--d-dropout`.
+const DROPOUT: f32 = 0.3;
 const NOISE: usize = 32;
 const BATCH: usize = 16;
 const PIXELS: usize = 28 * 28;
@@ -80,18 +84,25 @@ struct Trace {
     grads: Vec<(Vec<f32>, Vec<f32>)>,
 }
 
-/// Runs `steps` of the fixture's steps, D normalised or not.
-fn run_with(d_batch_norm: bool, steps: usize) -> (DcganTrainer, Trace) {
-    let (cfg, shape) = config_with(d_batch_norm);
+/// Runs `steps` of the fixture's steps, D normalised or not; with `masks` (one per step),
+/// with dropout in D and those masks.
+fn run_with(d_batch_norm: bool, masks: Option<&[Vec<f32>]>, steps: usize) -> (DcganTrainer, Trace) {
+    let (mut cfg, shape) = config_with(d_batch_norm);
+    if masks.is_some() {
+        cfg.model.d_dropout = DROPOUT;
+    }
     let gan = fixture_gan(&cfg, &shape);
     let mut t = DcganTrainer::from_parts(cfg, gan, 0);
     let (mut stats, mut grads) = (Vec::new(), Vec::new());
     for step in 1..=steps {
         let z = det(BATCH * NOISE, 400 + step, 1.0, 0.0);
         let real = det(BATCH * PIXELS, 300 + step, 0.5, 0.5);
-        let s = t
-            .step_with_noise(&z, &mut |px, _| px.copy_from_slice(&real))
-            .expect("finite losses");
+        let fill = &mut |px: &mut [f32], _: &mut [u8]| px.copy_from_slice(&real);
+        let s = match masks {
+            Some(m) => t.step_with_noise_and_masks(&z, &m[step - 1], fill),
+            None => t.step_with_noise(&z, fill),
+        }
+        .expect("finite losses");
         stats.push([s.d_loss, s.g_loss, s.d_real, s.d_fake]);
         let (g, d) = t.last_gradients();
         grads.push((g.to_vec(), d.to_vec()));
@@ -106,17 +117,85 @@ fn check(what: &str, got: &[f32], want: &[f32], tolerance: f64) {
 
 #[test]
 fn three_steps_match_pytorch() {
-    three_steps_match(FIXTURE, true);
+    three_steps_match(FIXTURE, true, false);
 }
 
 #[test]
 fn three_steps_without_batch_normalisation_in_d_match_pytorch() {
-    three_steps_match(FIXTURE_NO_BN, false);
+    three_steps_match(FIXTURE_NO_BN, false, false);
 }
 
-fn three_steps_match(fixture: &[u8], d_batch_norm: bool) {
+#[test]
+fn three_steps_with_dropout_in_d_match_pytorch() {
+    three_steps_match(FIXTURE_DROPOUT, true, true);
+}
+
+/// An averaged G's batch-normalisation statistics ("standing statistics": the mean over
+/// batches of the training-mode statistics) as PyTorch's `momentum=None` keeps them, for
+/// the fixture's final G and four batches of noise.
+#[test]
+fn standing_statistics_match_pytorch() {
+    let f: BTreeMap<String, Vec<f32>> = common::f32_tensors(FIXTURE_DROPOUT);
+    let (cfg, shape) = config();
+    let mut g = fixture_gan(&cfg, &shape).generator;
+    for slot in g.slots() {
+        let key = format!("final.generator.{}", slot.name);
+        g.params[slot.range.clone()].copy_from_slice(&f[&key]);
+    }
+    let z: Vec<f32> = (0..4)
+        .flat_map(|i| det(BATCH * NOISE, 700 + i, 1.0, 0.0))
+        .collect();
+    let before = g.running.clone();
+    g.standing_statistics(&z, BATCH);
+    assert_ne!(g.running, before);
+    for slot in g.running_slots() {
+        let key = format!("standing.generator.{}", slot.name);
+        check(&key, &g.running[slot.range.clone()], &f[&key], 1e-5);
+    }
+}
+
+/// The fixture's dropout masks of each step, in the order the step draws them, made as
+/// `dcgan_fixture.py` makes them (a unit is dropped where `det` is below the probability);
+/// checked against the number of kept units it stored.
+fn fixture_masks(f: &BTreeMap<String, Vec<f32>>, steps: usize) -> Vec<Vec<f32>> {
+    let (_, shape) = config();
+    let widths = [shape.d_channels[0] * 14 * 14, shape.d_channels[1] * 7 * 7];
+    let keep = 1.0f32 / (1.0 - DROPOUT);
+    let layers = |rows: usize, salt: usize| -> Vec<f32> {
+        let mut m = Vec::new();
+        for (i, &w) in widths.iter().enumerate() {
+            let u = det(rows * w, salt + i, 0.5, 0.5);
+            m.extend(u.iter().map(|&v| if v < DROPOUT { 0.0 } else { keep }));
+        }
+        m
+    };
+    (1..=steps)
+        .map(|s| {
+            let mut m = layers(2 * BATCH, 600 + 10 * s);
+            m.extend(layers(BATCH, 605 + 10 * s));
+            let kept = m.iter().filter(|&&v| v != 0.0).count() as f32;
+            assert_eq!(
+                kept,
+                f[&format!("step{s}.masks_kept")][0],
+                "step {s}'s masks"
+            );
+            m
+        })
+        .collect()
+}
+
+fn three_steps_match(fixture: &[u8], d_batch_norm: bool, dropout: bool) {
     let f: BTreeMap<String, Vec<f32>> = common::f32_tensors(fixture);
-    let (t, Trace { stats, grads }) = run_with(d_batch_norm, 3);
+    let masks = dropout.then(|| fixture_masks(&f, 3));
+    if let Some(m) = &masks {
+        let dropped = m.iter().flatten().filter(|&&v| v == 0.0).count() as f64;
+        let share = dropped / m.iter().map(Vec::len).sum::<usize>() as f64;
+        assert!(
+            (share - DROPOUT as f64).abs() < 0.01,
+            "the fixture drops {share}"
+        );
+    }
+    let (t, Trace { stats, grads }) = run_with(d_batch_norm, masks.as_deref(), 3);
     assert_eq!(
         t.gan().discriminator.slots().len(),
         f.keys()
@@ -212,6 +291,7 @@ fn a_restored_state_continues_bit_identically() {
     let (mut cfg, shape) = config();
     cfg.g_ema = Some(0.99);
     cfg.d_steps = 2;
+    cfg.model.d_dropout = DROPOUT;
     cfg.model.arch = Arch::Dcgan(shape.clone());
     let fill = |step: usize| det(BATCH * PIXELS, 600 + step, 0.5, 0.5);
     let run = |t: &mut DcganTrainer, steps: std::ops::Range<usize>| {
@@ -276,19 +356,35 @@ fn a_restored_state_continues_bit_identically() {
 }
 
 /// The same steps in rayon pools of one, two and three threads give bit-identical weights,
-/// with and without batch normalisation in D.
+/// with and without batch normalisation in D, and with dropout masks from the seed's stream.
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
-    for d_batch_norm in [true, false] {
-        let in_pool = |threads: usize| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| run_with(d_batch_norm, 3).0.gan().clone())
-        };
-        let one = in_pool(1);
-        assert_eq!(in_pool(2), one);
-        assert_eq!(in_pool(3), one);
+    let in_pool = |threads: usize, run: &(dyn Fn() -> Dcgan + Sync)| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(run)
+    };
+    let with_dropout = || {
+        let (mut cfg, shape) = config();
+        cfg.model.d_dropout = DROPOUT;
+        cfg.model.arch = Arch::Dcgan(shape);
+        let mut t = DcganTrainer::new(cfg, 7);
+        for step in 0..3 {
+            let real = det(BATCH * PIXELS, 600 + step, 0.5, 0.5);
+            t.step_with(&mut |px, _| px.copy_from_slice(&real)).unwrap();
+        }
+        t.gan().clone()
+    };
+    let runs: [&(dyn Fn() -> Dcgan + Sync); 3] = [
+        &|| run_with(true, None, 3).0.gan().clone(),
+        &|| run_with(false, None, 3).0.gan().clone(),
+        &with_dropout,
+    ];
+    for run in runs {
+        let one = in_pool(1, run);
+        assert_eq!(in_pool(2, run), one);
+        assert_eq!(in_pool(3, run), one);
     }
 }

@@ -112,6 +112,13 @@ fn dcgan_parts(spec: &Spec, cfg: &gan_model::TrainConfig, shape: &DcganShape) ->
     let (g, d, workspace) =
         gan_model::dcgan::float_counts(cfg.model.noise_dim, shape, cfg.batch_size);
     let average = if cfg.g_ema.is_some() { 2 * g } else { 0 };
+    // D's dropout masks after each activation, `2B` rows (G's update reuses the first `B`).
+    let [d1, d2] = shape.d_channels.map(|c| c as u128);
+    let masks = if cfg.model.d_dropout > 0.0 {
+        2 * cfg.batch_size as u128 * (d1 * 14 * 14 + d2 * 7 * 7)
+    } else {
+        0
+    };
     // Generation runs in chunks: one chunk's feature maps (counted as a training step's
     // buffers for that many images), plus each image and its noise.
     let chunk = gan_model::dcgan::GENERATE_CHUNK;
@@ -131,8 +138,8 @@ fn dcgan_parts(spec: &Spec, cfg: &gan_model::TrainConfig, shape: &DcganShape) ->
         },
         Part {
             what: "the training step's buffers",
-            keys: "train.batch_size, model.g_channels, model.d_channels",
-            bytes: workspace * f,
+            keys: "train.batch_size, model.g_channels, model.d_channels, model.d_dropout",
+            bytes: (workspace + masks) * f,
         },
         Part {
             what: "the training images",

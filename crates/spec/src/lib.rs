@@ -402,7 +402,7 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc {
         key: "model.d_dropout",
         default: "0.0",
-        meaning: "probability of dropping each of D's hidden units in training (0: none)",
+        meaning: "probability of dropping each of D's hidden units (dcgan: after each activation) in training (0: none)",
     },
     KeyDoc {
         key: "model.g_channels",

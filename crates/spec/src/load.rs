@@ -611,7 +611,6 @@ fn validate(s: &Spec) -> Result<(), String> {
     if s.model.arch == ArchSpec::Dcgan {
         let mlp_only = [
             ("model.conditional", s.model.conditional, "false"),
-            ("model.d_dropout", s.model.d_dropout != 0.0, "0.0"),
             ("model.g_hidden", s.model.g_hidden.is_some(), "null"),
             ("model.d_hidden", s.model.d_hidden.is_some(), "null"),
             (

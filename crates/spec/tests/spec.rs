@@ -375,10 +375,6 @@ fn the_dcgan_keys() {
             "model.conditional applies to model.arch: mlp only",
         ),
         (
-            "model:\n  arch: dcgan\n  d_dropout: 0.3\n",
-            "model.d_dropout applies to model.arch: mlp only",
-        ),
-        (
             "model:\n  arch: dcgan\n  g_hidden: [512]\n",
             "model.g_hidden applies to model.arch: mlp only",
         ),

@@ -31,6 +31,11 @@ pub struct EvalArgs {
     /// With --generator: also write the metrics as JSON (metrics.json's format) to this file
     #[arg(long, value_name = "FILE", requires = "generator")]
     out: Option<PathBuf>,
+    /// With --generator naming a training checkpoint (`<run>/checkpoints/step-*.safetensors`)
+    /// of a run with train.g_ema: evaluate the moving average of G's weights, as the run
+    /// samples it, instead of the live G (the run's spec.yaml supplies its seed and batch size)
+    #[arg(long, requires = "generator")]
+    average: bool,
     /// Print the reference rows instead: real training images, and pure noise for Parzen
     #[arg(long)]
     reference: bool,
@@ -128,6 +133,37 @@ pub fn train_classifier(args: TrainClassifierArgs, paths: &crate::Paths) -> anyh
     Ok(())
 }
 
+/// The moving average of G in the training checkpoint `path` (read into `bytes`), with the
+/// seed and batch size of the run it belongs to.
+fn checkpoint_average(path: &Path, bytes: &[u8]) -> anyhow::Result<gan_model::Generator> {
+    let (state, _) =
+        gan_model::checkpoint::decode_any_state(bytes, gan_model::AdamConfig::default())
+            .with_context(|| format!("reading {} as a training checkpoint", path.display()))?;
+    let run = path
+        .parent()
+        .and_then(Path::parent)
+        .map(|r| r.join(gan_rundir::SPEC_FILE))
+        .filter(|s| s.is_file())
+        .with_context(|| {
+            format!(
+                "--average needs the run's {} two folders above {}: give a checkpoint inside \
+                 its run's checkpoints/ folder",
+                gan_rundir::SPEC_FILE,
+                path.display()
+            )
+        })?;
+    let spec = gan_spec::load_spec(&run, &[])?;
+    state
+        .average_generator(spec.train.batch_size, spec.seed)
+        .with_context(|| {
+            format!(
+                "{} holds no moving average of G (its run's train.g_ema is null): leave out \
+                 --average to evaluate its G",
+                path.display()
+            )
+        })
+}
+
 pub fn eval(args: EvalArgs, paths: &crate::Paths) -> anyhow::Result<()> {
     let data = paths.mnist_dir(args.data);
     // The generator first: a missing, damaged or broken model is reported at once, not after
@@ -136,8 +172,12 @@ pub fn eval(args: EvalArgs, paths: &crate::Paths) -> anyhow::Result<()> {
         (Some(path), _) => {
             let bytes =
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            let generator = gan_model::checkpoint::decode_any_generator(&bytes)
-                .with_context(|| format!("reading a generator from {}", path.display()))?;
+            let generator = if args.average {
+                checkpoint_average(path, &bytes)?
+            } else {
+                gan_model::checkpoint::decode_any_generator(&bytes)
+                    .with_context(|| format!("reading a generator from {}", path.display()))?
+            };
             Some((path.clone(), generator, None))
         }
         (None, Some(path)) => {
