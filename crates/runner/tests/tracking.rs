@@ -605,3 +605,57 @@ fn a_closed_pipe_ends_gan_quietly() {
 fn libc_sigpipe() -> i32 {
     13 // SIGPIPE on Linux and the BSDs
 }
+
+/// `gan eval --generator <checkpoint> --average`: each way the file can be unfit is one
+/// message, said before any classifier is trained.
+#[test]
+fn eval_average_refuses_what_holds_no_average() {
+    use gan_model::{dcgan::DcganTrainer, AnyState, Arch, DcganShape, ModelConfig, TrainConfig};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = common::fixture_copy(tmp.path());
+    let data = data.to_str().unwrap();
+    let cfg = TrainConfig {
+        model: ModelConfig {
+            noise_dim: 8,
+            arch: Arch::Dcgan(DcganShape {
+                g_channels: [8, 4],
+                d_channels: [4, 8],
+                d_batch_norm: true,
+            }),
+            ..ModelConfig::default()
+        },
+        batch_size: 4,
+        ..TrainConfig::tutorial()
+    };
+    let state = AnyState::Dcgan(DcganTrainer::new(cfg, 1).state());
+    let bytes = gan_model::checkpoint::encode_any_state(&state, &Default::default());
+    let run = make_run(tmp.path(), "r", 1, 1, None, Status::Completed);
+    std::fs::create_dir_all(run.join("checkpoints")).unwrap();
+    let inside = run.join("checkpoints/step-1.safetensors");
+    let outside = tmp.path().join("step-1.safetensors");
+    for path in [&inside, &outside] {
+        std::fs::write(path, &bytes).unwrap();
+    }
+    let eval = |path: &Path| {
+        stderr_of_failure(&run_gan(&[
+            "eval",
+            "--generator",
+            path.to_str().unwrap(),
+            "--average",
+            "--data",
+            data,
+        ]))
+    };
+    let err = eval(&outside);
+    assert!(err.contains("needs the run's spec.yaml"), "{err}");
+    std::fs::write(run.join("spec.yaml"), "seed: 1\n").unwrap();
+    let err = eval(&inside);
+    assert!(err.contains("holds no moving average of G"), "{err}");
+    let model = run_with_model(tmp.path(), "m", &Default::default(), None);
+    let err = eval(&model.join(gan_rundir::MODEL_FILE));
+    assert!(
+        err.contains("is saved weights, not a training checkpoint"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("classifier").exists());
+}

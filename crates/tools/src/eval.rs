@@ -136,9 +136,19 @@ pub fn train_classifier(args: TrainClassifierArgs, paths: &crate::Paths) -> anyh
 /// The moving average of G in the training checkpoint `path` (read into `bytes`), with the
 /// seed and batch size of the run it belongs to.
 fn checkpoint_average(path: &Path, bytes: &[u8]) -> anyhow::Result<gan_model::Generator> {
-    let (state, _) =
-        gan_model::checkpoint::decode_any_state(bytes, gan_model::AdamConfig::default())
-            .with_context(|| format!("reading {} as a training checkpoint", path.display()))?;
+    let decoded = gan_model::checkpoint::decode_any_state(bytes, gan_model::AdamConfig::default());
+    let state = match decoded {
+        Ok((state, _)) => state,
+        Err(_) if gan_model::checkpoint::decode_any_generator(bytes).is_ok() => bail!(
+            "{} is saved weights, not a training checkpoint: its generator already is the \
+             one its run samples (the average, with train.g_ema), so leave out --average",
+            path.display()
+        ),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("reading {} as a training checkpoint", path.display()))
+        }
+    };
     let run = path
         .parent()
         .and_then(Path::parent)
