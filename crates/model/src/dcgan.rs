@@ -448,8 +448,6 @@ impl ConvDiscriminator {
         d
     }
 
-    /// The parts of `params`: `[conv1, bias1, conv2, gamma or bias2, beta, fc, fc_bias]`,
-    /// `beta` empty without batch normalisation.
     /// Units per image after each activation (where dropout acts).
     fn widths(&self) -> [usize; 2] {
         [
@@ -458,6 +456,8 @@ impl ConvDiscriminator {
         ]
     }
 
+    /// The parts of `params`: `[conv1, bias1, conv2, gamma or bias2, beta, fc, fc_bias]`,
+    /// `beta` empty without batch normalisation.
     fn lens(&self) -> [usize; 7] {
         let [c1, c2] = self.channels;
         let conv1 = stride_2(1, c1).weight_len();
@@ -540,8 +540,8 @@ struct DBuffers {
     /// redrawn for G's.
     mask1: Vec<f32>,
     mask2: Vec<f32>,
-    /// The probability of keeping a unit (1 without dropout).
-    keep: f32,
+    /// The probability of dropping a unit (`model.d_dropout`).
+    drop: f32,
 }
 
 /// The dropout masks of `n` rows of each of D's layers (none without dropout).
@@ -584,9 +584,8 @@ impl DBuffers {
                 m2.copy_from_slice(g2);
             }
             None => {
-                let p = 1.0 - self.keep;
-                draw_mask(m1, rng, p);
-                draw_mask(m2, rng, p);
+                draw_mask(m1, rng, self.drop);
+                draw_mask(m2, rng, self.drop);
             }
         }
     }
@@ -790,7 +789,7 @@ impl DcganTrainer {
             } else {
                 0
             }),
-            keep: 1.0 - drop_p,
+            drop: drop_p,
         };
         let g = GBuffers::new(b, &gan.generator);
         DcganTrainer {
@@ -1218,7 +1217,7 @@ fn discriminator_forward(
         scratch,
     );
     activate(e1, d.act);
-    let [mask1, mask2] = layer_masks((&buf.mask1, &buf.mask2, buf.keep), n, d.widths());
+    let [mask1, mask2] = layer_masks((&buf.mask1, &buf.mask2, 1.0 - buf.drop), n, d.widths());
     if let Some((mask, _)) = mask1 {
         apply_mask(e1, mask);
     }
@@ -1302,7 +1301,7 @@ fn discriminator_backward(
             *o = g * w;
         }
     }
-    let [mask1, mask2] = layer_masks((&buf.mask1, &buf.mask2, buf.keep), n, d.widths());
+    let [mask1, mask2] = layer_masks((&buf.mask1, &buf.mask2, 1.0 - buf.drop), n, d.widths());
     scale_masked(de2, e2, d.act, mask2);
     let mut grads = grad.map(|g| split(g, lens));
     if let Some([.., d_fc, d_fc_bias]) = grads.as_mut() {
