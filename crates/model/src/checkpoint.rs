@@ -164,10 +164,7 @@ pub fn encode_state(state: &TrainerState, extra: &BTreeMap<String, String>) -> V
     metadata.insert(FORMAT_KEY.into(), STATE_FORMAT.into());
     metadata.insert("steps_done".into(), state.steps_done.to_string());
     metadata.insert("noise_pos".into(), state.noise_pos.to_string());
-    if state.dropout_pos > 0 {
-        // Only runs with dropout draw from this stream; others' checkpoints stay as they were.
-        metadata.insert("dropout_pos".into(), state.dropout_pos.to_string());
-    }
+    insert_dropout_pos(&mut metadata, state.dropout_pos);
     metadata.insert("adam.generator.step".into(), state.adam_g.t.to_string());
     metadata.insert("adam.discriminator.step".into(), state.adam_d.t.to_string());
     serialize(&entries, metadata)
@@ -302,10 +299,7 @@ pub fn decode_state(
     let state = TrainerState {
         noise_pos: number("noise_pos")?,
         g_ema,
-        dropout_pos: match metadata.get("dropout_pos") {
-            None => 0,
-            Some(_) => number("dropout_pos")?,
-        },
+        dropout_pos: dropout_pos(&metadata)?,
         steps_done: number("steps_done")? as u64,
         gan,
         adam_g,
@@ -570,13 +564,28 @@ pub fn encode_any_state(state: &AnyState, extra: &BTreeMap<String, String>) -> V
     metadata.insert(FORMAT_KEY.into(), STATE_FORMAT.into());
     metadata.insert("steps_done".into(), s.steps_done.to_string());
     metadata.insert("noise_pos".into(), s.noise_pos.to_string());
-    if s.dropout_pos > 0 {
-        // Only runs with dropout draw from this stream; others' checkpoints stay as they were.
-        metadata.insert("dropout_pos".into(), s.dropout_pos.to_string());
-    }
+    insert_dropout_pos(&mut metadata, s.dropout_pos);
     metadata.insert("adam.generator.step".into(), s.adam_g.t.to_string());
     metadata.insert("adam.discriminator.step".into(), s.adam_d.t.to_string());
     serialize(&entries, metadata)
+}
+
+/// Records the dropout stream's word position. Only runs with dropout draw from that
+/// stream; others' checkpoints stay as they were, without the key.
+fn insert_dropout_pos(metadata: &mut BTreeMap<String, String>, pos: u128) {
+    if pos > 0 {
+        metadata.insert("dropout_pos".into(), pos.to_string());
+    }
+}
+
+/// The dropout stream's word position ([`insert_dropout_pos`]): 0 when the key is absent.
+fn dropout_pos(metadata: &BTreeMap<String, String>) -> Result<u128, CheckpointError> {
+    match metadata.get("dropout_pos") {
+        None => Ok(0),
+        Some(v) => v
+            .parse()
+            .map_err(|_| CheckpointError::Metadata("dropout_pos".into())),
+    }
 }
 
 /// Reads a state written by [`encode_any_state`]; `adam` supplies the hyperparameters.
@@ -636,10 +645,7 @@ pub fn decode_any_state(
     let adam_g = adams.pop().expect("two optimisers");
     let state = DcganState {
         noise_pos: number("noise_pos")?,
-        dropout_pos: match metadata.get("dropout_pos") {
-            None => 0,
-            Some(_) => number("dropout_pos")?,
-        },
+        dropout_pos: dropout_pos(&metadata)?,
         g_ema,
         steps_done: number("steps_done")? as u64,
         gan,

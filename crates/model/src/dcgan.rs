@@ -74,6 +74,13 @@ pub fn macs_per_image(noise_dim: usize, shape: &DcganShape) -> (usize, usize) {
     (g, d)
 }
 
+/// Floats of D's dropout masks (`model.d_dropout > 0`) for batches of `batch`: one per unit
+/// after each activation, for the `2B` images of D's update (G's update reuses `B` rows).
+pub fn dropout_mask_floats(shape: &DcganShape, batch: usize) -> u128 {
+    let [d1, d2] = shape.d_channels;
+    2 * batch as u128 * (d1 * MID_PIXELS + d2 * SEED_PIXELS) as u128
+}
+
 /// Floats a DCGAN needs, counted without allocating (for memory estimates): `(G's
 /// parameters, D's parameters, the step's buffers)` for batches of `batch`.
 pub fn float_counts(noise_dim: usize, shape: &DcganShape, batch: usize) -> (u128, u128, u128) {
@@ -535,57 +542,57 @@ struct DBuffers {
     unused: Vec<f32>,
     /// The normalisation's backward pass's working memory (`2 x C2`).
     bn_work: Vec<f32>,
-    /// Dropout masks after each activation (`model.d_dropout`; empty without): 0 for a
-    /// dropped unit, `1 / keep` for a kept one, `2B` rows in D's update, the first `B`
-    /// redrawn for G's.
-    mask1: Vec<f32>,
-    mask2: Vec<f32>,
-    /// The probability of dropping a unit (`model.d_dropout`).
+    dropout: DropoutMasks,
+}
+
+/// D's dropout masks after each activation (`model.d_dropout`; empty without): 0 for a
+/// dropped unit, `1 / keep` for a kept one, `2B` rows in D's update, the first `B` redrawn
+/// for G's.
+struct DropoutMasks {
+    layers: [Vec<f32>; 2],
+    /// The probability of dropping a unit.
     drop: f32,
 }
 
-/// The dropout masks of `n` rows of each of D's layers (none without dropout).
-fn layer_masks<'a>(
-    buf: (&'a [f32], &'a [f32], f32),
-    n: usize,
-    widths: [usize; 2],
-) -> [Mask<'a>; 2] {
-    let (mask1, mask2, keep) = buf;
-    if mask1.is_empty() {
-        return [None, None];
+impl DropoutMasks {
+    /// Masks for `rows` images of D's layers `widths` units wide, if `drop > 0`.
+    fn new(drop: f32, rows: usize, widths: [usize; 2]) -> DropoutMasks {
+        let len = |w: usize| if drop > 0.0 { rows * w } else { 0 };
+        DropoutMasks {
+            layers: widths.map(|w| vec![0.0; len(w)]),
+            drop,
+        }
     }
-    [
-        Some((&mask1[..n * widths[0]], keep)),
-        Some((&mask2[..n * widths[1]], keep)),
-    ]
-}
 
-impl DBuffers {
+    /// The masks of `n` rows of each layer (none without dropout).
+    fn of_rows(&self, n: usize, widths: [usize; 2]) -> [Mask<'_>; 2] {
+        let keep = 1.0 - self.drop;
+        let [m1, m2] = &self.layers;
+        if m1.is_empty() {
+            return [None, None];
+        }
+        [
+            Some((&m1[..n * widths[0]], keep)),
+            Some((&m2[..n * widths[1]], keep)),
+        ]
+    }
+
     /// Fresh masks for the first `n` rows of each layer (nothing without dropout): from
     /// `rng`, or copied from `given` (layer 1's rows, then layer 2's).
-    fn draw_masks(
-        &mut self,
-        n: usize,
-        widths: [usize; 2],
-        rng: &mut ChaCha8Rng,
-        given: Option<&[f32]>,
-    ) {
-        if self.mask1.is_empty() {
+    fn draw(&mut self, n: usize, widths: [usize; 2], rng: &mut ChaCha8Rng, given: Option<&[f32]>) {
+        if self.layers[0].is_empty() {
             return;
         }
-        let (m1, m2) = (
-            &mut self.mask1[..n * widths[0]],
-            &mut self.mask2[..n * widths[1]],
-        );
-        match given {
-            Some(given) => {
-                let (g1, g2) = given.split_at(m1.len());
-                m1.copy_from_slice(g1);
-                m2.copy_from_slice(g2);
-            }
-            None => {
-                draw_mask(m1, rng, self.drop);
-                draw_mask(m2, rng, self.drop);
+        let mut given = given;
+        for (mask, w) in self.layers.iter_mut().zip(widths) {
+            let mask = &mut mask[..n * w];
+            match given {
+                Some(g) => {
+                    let (this, rest) = g.split_at(mask.len());
+                    mask.copy_from_slice(this);
+                    given = Some(rest);
+                }
+                None => draw_mask(mask, rng, self.drop),
             }
         }
     }
@@ -779,17 +786,7 @@ impl DcganTrainer {
             de1: zeros(2 * b * d1 * MID_PIXELS),
             unused: zeros(2 * d2),
             bn_work: zeros(2 * d2),
-            mask1: zeros(if drop_p > 0.0 {
-                2 * b * d1 * MID_PIXELS
-            } else {
-                0
-            }),
-            mask2: zeros(if drop_p > 0.0 {
-                2 * b * d2 * SEED_PIXELS
-            } else {
-                0
-            }),
-            drop: drop_p,
+            dropout: DropoutMasks::new(drop_p, 2 * b, gan.discriminator.widths()),
         };
         let g = GBuffers::new(b, &gan.generator);
         DcganTrainer {
@@ -934,7 +931,7 @@ impl DcganTrainer {
         let labels = &mut self.labels;
         let tanh = g.output == Output::Tanh;
         let scratch = &mut self.scratch;
-        let (dbuf, dropout) = (&mut self.d, &mut self.dropout);
+        let (masks, dropout) = (&mut self.d.dropout, &mut self.dropout);
         let widths = self.gan.discriminator.widths();
         // G's forward pass beside the real batch's gather, which does not depend on it.
         rayon::join(
@@ -950,7 +947,7 @@ impl DcganTrainer {
                 generator_forward(g, gbuf, fake, scratch, BN_MOMENTUM);
             },
             || {
-                dbuf.draw_masks(2 * b, widths, dropout, given_masks);
+                masks.draw(2 * b, widths, dropout, given_masks);
                 fill_real(real, labels);
                 if tanh {
                     // A tanh generator draws on [-1, 1]: so do the real images it faces.
@@ -995,7 +992,8 @@ impl DcganTrainer {
         let d = &self.gan.discriminator;
         let fake = &self.inp[b * IMAGE_PIXELS..];
         self.d
-            .draw_masks(b, d.widths(), &mut self.dropout, given_masks);
+            .dropout
+            .draw(b, d.widths(), &mut self.dropout, given_masks);
         // G has not changed since the D update: its output and layers are reused, and only D
         // runs again, on the fake images alone.
         discriminator_forward(d, fake, b, 1, &mut self.d, &mut self.scratch);
@@ -1217,7 +1215,7 @@ fn discriminator_forward(
         scratch,
     );
     activate(e1, d.act);
-    let [mask1, mask2] = layer_masks((&buf.mask1, &buf.mask2, 1.0 - buf.drop), n, d.widths());
+    let [mask1, mask2] = buf.dropout.of_rows(n, d.widths());
     if let Some((mask, _)) = mask1 {
         apply_mask(e1, mask);
     }
@@ -1301,7 +1299,7 @@ fn discriminator_backward(
             *o = g * w;
         }
     }
-    let [mask1, mask2] = layer_masks((&buf.mask1, &buf.mask2, 1.0 - buf.drop), n, d.widths());
+    let [mask1, mask2] = buf.dropout.of_rows(n, d.widths());
     scale_masked(de2, e2, d.act, mask2);
     let mut grads = grad.map(|g| split(g, lens));
     if let Some([.., d_fc, d_fc_bias]) = grads.as_mut() {

@@ -112,10 +112,8 @@ fn dcgan_parts(spec: &Spec, cfg: &gan_model::TrainConfig, shape: &DcganShape) ->
     let (g, d, workspace) =
         gan_model::dcgan::float_counts(cfg.model.noise_dim, shape, cfg.batch_size);
     let average = if cfg.g_ema.is_some() { 2 * g } else { 0 };
-    // D's dropout masks after each activation, `2B` rows (G's update reuses the first `B`).
-    let [d1, d2] = shape.d_channels.map(|c| c as u128);
     let masks = if cfg.model.d_dropout > 0.0 {
-        2 * cfg.batch_size as u128 * (d1 * 14 * 14 + d2 * 7 * 7)
+        gan_model::dcgan::dropout_mask_floats(shape, cfg.batch_size)
     } else {
         0
     };
