@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes crates/model/tests/fixtures/dcgan_oracle.safetensors (with --no-d-batch-norm
-dcgan_oracle_no_bn.safetensors, with --d-dropout dcgan_oracle_dropout.safetensors): three
+dcgan_oracle_no_bn.safetensors, with --d-dropout dcgan_oracle_dropout.safetensors, with
+--d-dense dcgan_oracle_dense.safetensors: D with a dense layer of DENSE units): three
 training steps of the
 DCGAN family as PyTorch's autograd computes them, the oracle of
 crates/model/tests/dcgan.rs (dfdx 0.13's Conv2D and ConvTrans2D exist only behind its
@@ -26,7 +27,7 @@ losses, D(x), D(G(z)), every parameter gradient of both networks; after the last
 parameter and G's running statistics.
 
 Usage (any Python with torch, numpy and safetensors, e.g. peers.sh's torch environment):
-  python tools/oracle/dcgan_fixture.py [--no-d-batch-norm | --d-dropout] [OUT]
+  python tools/oracle/dcgan_fixture.py [--no-d-batch-norm | --d-dropout | --d-dense] [OUT]
 """
 import copy
 import os
@@ -44,6 +45,7 @@ from gan_torch_dcgan import Discriminator, Generator  # noqa: E402
 NOISE, G_CH, D_CH, BATCH, STEPS = 32, (32, 16), (16, 32), 16, 3
 LR, BETA1, BETA2, EPS = 2e-4, 0.5, 0.999, 1e-8
 DROPOUT = 0.3
+DENSE = 24
 STANDING = 4
 
 
@@ -106,12 +108,14 @@ def main():
     args = sys.argv[1:]
     d_batch_norm = "--no-d-batch-norm" not in args
     dropout = "--d-dropout" in args
-    args = [a for a in args if a not in ("--no-d-batch-norm", "--d-dropout")]
+    dense = DENSE if "--d-dense" in args else 0
+    args = [a for a in args if a not in ("--no-d-batch-norm", "--d-dropout", "--d-dense")]
     name = "dcgan_oracle_dropout.safetensors" if dropout else \
+        "dcgan_oracle_dense.safetensors" if dense else \
         "dcgan_oracle.safetensors" if d_batch_norm else "dcgan_oracle_no_bn.safetensors"
     path = args[0] if args else os.path.join(
         here, "..", "..", "crates", "model", "tests", "fixtures", name)
-    G, D = Generator(NOISE, *G_CH), Discriminator(*D_CH, batch_norm=d_batch_norm)
+    G, D = Generator(NOISE, *G_CH), Discriminator(*D_CH, batch_norm=d_batch_norm, dense=dense)
     set_params(G, 100)
     set_params(D, 200)
     given = GivenMasks()

@@ -6,7 +6,9 @@ The network family (Radford et al. 2016, at MNIST size), with the widths as argu
      -> BN -> ReLU -> ConvTranspose(C2 -> 1, 4, 2, 1) -> tanh          (--g-channels C1,C2)
   D: 1 x 28 x 28 -> Conv(1 -> C1, 4, 2, 1) -> LeakyReLU(0.2) -> Conv(C1 -> C2, 4, 2, 1)
      -> BN -> LeakyReLU(0.2) -> Linear(C2 x 7 x 7 -> 1)                (--d-channels C1,C2)
-  with --d-dropout P, dropout after each of D's LeakyReLUs (model.d_dropout)
+  with --d-dropout P, dropout after each of D's LeakyReLUs (model.d_dropout); with
+  --d-dense H, a dense layer Linear(C2 x 7 x 7 -> H) -> LeakyReLU(0.2) before the logit
+  (model.d_dense)
   no bias before a BN (it would be removed by it), weights ~ N(0, 0.02^2), biases 0, BN
   scale 1; Adam(lr 2e-4, betas (0.5, 0.999)) per network
   per step: z ~ N(0, 1); D update on the real batch and G(z), each its own call of D (so its
@@ -18,7 +20,7 @@ Data: the 55,000 training images after the first 5,000, scaled to [-1, 1], reshu
 pass.
 
 Usage: gan_torch_dcgan.py --data DIR --out DIR [--steps N] [--threads T] [--batch B]
-       [--noise Z] [--g-channels C1,C2] [--d-channels C1,C2] [--d-dropout P]
+       [--noise Z] [--g-channels C1,C2] [--d-channels C1,C2] [--d-dropout P] [--d-dense H]
        [--save-generator FILE]
 Writes OUT/timing.json with the median ms per step after 20 warm-up steps, as the peers in
 ../shared/reference/peers do. With --save-generator it also writes both networks after the
@@ -68,21 +70,27 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """With batch_norm=False (model.d_batch_norm: false) conv2 has a bias and no BN; with
     dropout > 0 (model.d_dropout) each LeakyReLU's output goes through dropout, as in
-    TensorFlow's DCGAN tutorial."""
+    TensorFlow's DCGAN tutorial; with dense > 0 (model.d_dense) a dense hidden layer and a
+    LeakyReLU come before the logit, as in InfoGAN's MNIST D (registered before `fc`, so
+    the parameters come in the project's buffer order)."""
 
-    def __init__(self, c1, c2, batch_norm=True, dropout=0.0):
+    def __init__(self, c1, c2, batch_norm=True, dropout=0.0, dense=0):
         super().__init__()
         self.c2 = c2
         self.conv1 = nn.Conv2d(1, c1, 4, 2, 1)
         self.conv2 = nn.Conv2d(c1, c2, 4, 2, 1, bias=not batch_norm)
         self.bn2 = nn.BatchNorm2d(c2) if batch_norm else nn.Identity()
-        self.fc = nn.Linear(c2 * 7 * 7, 1)
+        self.dense = nn.Linear(c2 * 7 * 7, dense) if dense else None
+        self.fc = nn.Linear(dense or c2 * 7 * 7, 1)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x):
         x = self.drop(F.leaky_relu(self.conv1(x), 0.2))
         x = self.drop(F.leaky_relu(self.bn2(self.conv2(x)), 0.2))
-        return self.fc(x.view(-1, self.c2 * 7 * 7))
+        x = x.view(-1, self.c2 * 7 * 7)
+        if self.dense is not None:
+            x = F.leaky_relu(self.dense(x), 0.2)
+        return self.fc(x)
 
 
 def main():
@@ -98,6 +106,7 @@ def main():
     ap.add_argument("--g-channels", default="128,64")
     ap.add_argument("--d-channels", default="64,128")
     ap.add_argument("--d-dropout", type=float, default=0.0)
+    ap.add_argument("--d-dense", type=int, default=0)
     ap.add_argument("--save-generator", default=None)
     args = ap.parse_args()
     gc = [int(c) for c in args.g_channels.split(",")]
@@ -110,7 +119,8 @@ def main():
         load_train_images(args.data).reshape(-1, 1, 28, 28).astype(np.float32) / 255.0 * 2.0 - 1.0)
     b = args.batch
 
-    G, D = init(Generator(args.noise, *gc)), init(Discriminator(*dc, dropout=args.d_dropout))
+    G, D = init(Generator(args.noise, *gc)), init(Discriminator(*dc, dropout=args.d_dropout,
+                                                          dense=args.d_dense))
     g_params = list(G.parameters())
     opt_g = torch.optim.Adam(g_params, lr=2e-4, betas=(0.5, 0.999), fused=True)
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999), fused=True)
@@ -132,7 +142,8 @@ def main():
 
     times = time_steps(train_step, data, b, args.steps)
     write_timing(args.out, times, args.warmup, model="dcgan", batch=b, noise=args.noise,
-                 g_channels=gc, d_channels=dc, d_dropout=args.d_dropout)
+                 g_channels=gc, d_channels=dc, d_dropout=args.d_dropout,
+                 d_dense=args.d_dense)
     if args.save_generator:
         from safetensors.torch import save_file
         tensors = {f"generator.{k}": v for k, v in G.state_dict().items()

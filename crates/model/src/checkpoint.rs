@@ -504,10 +504,16 @@ fn decode_dcgan(bytes: &[u8]) -> Result<Dcgan, CheckpointError> {
     );
     // PyTorch's names say it: a normalised D has `bn2.weight`, one without has `conv2.bias`.
     let batch_norm = st.tensor("discriminator.bn2.weight").is_ok();
+    // A D with a dense hidden layer (`model.d_dense`) has `dense.weight` [units, features].
+    let dense = match st.tensor("discriminator.dense.weight") {
+        Ok(_) => shape_of(&st, "discriminator.dense.weight", 2)?[0],
+        Err(_) => 0,
+    };
     let mut discriminator = ConvDiscriminator::zeros(
         [conv2[1], conv2[0]],
         activation("discriminator.activation")?,
         batch_norm,
+        dense,
     );
     let dev = Cpu::default();
     load_into(

@@ -114,6 +114,7 @@ impl ModelConfig {
                 g_channels: g.channels,
                 d_channels: d.channels,
                 d_batch_norm: d.batch_norm,
+                d_dense: d.dense,
             }),
             ..ModelConfig::default()
         }
@@ -138,7 +139,7 @@ impl ModelConfig {
                 self.d_act.name()
             ),
             Arch::Dcgan(shape) => format!(
-                "a DCGAN: noise_dim {}, G channels {:?} ({}, {} output), D channels {:?} ({}{})",
+                "a DCGAN: noise_dim {}, G channels {:?} ({}, {} output), D channels {:?} ({}{}{})",
                 self.noise_dim,
                 shape.g_channels,
                 self.g_act.name(),
@@ -149,6 +150,11 @@ impl ModelConfig {
                     ", batch normalised"
                 } else {
                     ", no batch normalisation"
+                },
+                if shape.d_dense > 0 {
+                    format!(", a dense layer of {}", shape.d_dense)
+                } else {
+                    String::new()
                 }
             ),
         }
@@ -175,12 +181,15 @@ impl ModelConfig {
 
 /// A DCGAN's channel widths ([`crate::dcgan`]): G's feature maps at 7 x 7 and at 14 x 14,
 /// D's at 14 x 14 and at 7 x 7 (PyTorch's DCGAN example at MNIST's size: `[128, 64]` and
-/// `[64, 128]`), and whether D normalises its second convolution (the example does).
+/// `[64, 128]`), whether D normalises its second convolution (the example does), and the
+/// units of a dense hidden layer between D's convolutions and its logit (0: none, as in the
+/// example; InfoGAN's MNIST D has 1024).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DcganShape {
     pub g_channels: [usize; 2],
     pub d_channels: [usize; 2],
     pub d_batch_norm: bool,
+    pub d_dense: usize,
 }
 
 impl Default for DcganShape {
@@ -189,6 +198,7 @@ impl Default for DcganShape {
             g_channels: [128, 64],
             d_channels: [64, 128],
             d_batch_norm: true,
+            d_dense: 0,
         }
     }
 }

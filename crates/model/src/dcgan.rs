@@ -6,8 +6,10 @@
 //! G: z -> Linear -> C1 x 7 x 7 -> BN -> act -> ConvTranspose(C1 -> C2, 4, 2, 1) -> BN -> act
 //!      -> ConvTranspose(C2 -> 1, 4, 2, 1) -> sigmoid or tanh                       (28 x 28)
 //! D: 1 x 28 x 28 -> Conv(1 -> C1, 4, 2, 1) -> act -> Conv(C1 -> C2, 4, 2, 1) -> BN -> act
-//!      -> Linear(C2 x 7 x 7 -> 1)                                                   (logit)
+//!      [-> Linear(C2 x 7 x 7 -> H) -> act]  -> Linear(-> 1)                         (logit)
 //! ```
+//!
+//! (the bracketed dense layer only with `model.d_dense: H`, as InfoGAN's MNIST D has one).
 //!
 //! Layers followed by batch normalisation have no bias (the normalisation removes it). D
 //! normalises its real and its fake images as two batches, each with its own statistics, as
@@ -70,7 +72,13 @@ pub fn macs_per_image(noise_dim: usize, shape: &DcganShape) -> (usize, usize) {
     let ([g1, g2], [d1, d2]) = (shape.g_channels, shape.d_channels);
     let k = 16;
     let g = noise_dim * g1 * SEED_PIXELS + SEED_PIXELS * k * g1 * g2 + MID_PIXELS * k * g2;
-    let d = MID_PIXELS * k * d1 + SEED_PIXELS * k * d1 * d2 + d2 * SEED_PIXELS;
+    let h = shape.d_dense;
+    let head = if h > 0 {
+        d2 * SEED_PIXELS * h + h
+    } else {
+        d2 * SEED_PIXELS
+    };
+    let d = MID_PIXELS * k * d1 + SEED_PIXELS * k * d1 * d2 + head;
     (g, d)
 }
 
@@ -85,7 +93,8 @@ pub fn dropout_mask_floats(shape: &DcganShape, batch: usize) -> u128 {
 /// parameters, D's parameters, the step's buffers)` for batches of `batch`.
 pub fn float_counts(noise_dim: usize, shape: &DcganShape, batch: usize) -> (u128, u128, u128) {
     let ([g1, g2], [d1, d2]) = (shape.g_channels, shape.d_channels);
-    let [g1, g2, d1, d2, z, b] = [g1, g2, d1, d2, noise_dim, batch].map(|v| v as u128);
+    let [g1, g2, d1, d2, z, b, h] =
+        [g1, g2, d1, d2, noise_dim, batch, shape.d_dense].map(|v| v as u128);
     let k = 16;
     let (seed, mid, image) = (
         SEED_PIXELS as u128,
@@ -93,9 +102,15 @@ pub fn float_counts(noise_dim: usize, shape: &DcganShape, batch: usize) -> (u128
         IMAGE_PIXELS as u128,
     );
     let g = g1 * seed * z + 2 * g1 + g1 * g2 * k + 2 * g2 + g2 * k + 1 + 2 * (g1 + g2);
-    let d = d1 * k + d1 + d1 * d2 * k + 2 * d2 + d2 * seed + 1;
-    // D's buffers over 2B images, G's over B, D's input, the gradients.
-    let d_buffers = 2 * b * (2 * d1 * mid + 4 * d2 * seed) + 8 * d2 + 4 * b;
+    let head = if h > 0 {
+        d2 * seed * h + h + h
+    } else {
+        d2 * seed
+    };
+    let d = d1 * k + d1 + d1 * d2 * k + 2 * d2 + head + 1;
+    // D's buffers over 2B images (the dense layer's two and its weight gradient), G's over
+    // B, D's input, the gradients.
+    let d_buffers = 2 * b * (2 * d1 * mid + 4 * d2 * seed + 2 * h) + d2 * seed * h + 8 * d2 + 4 * b;
     let g_buffers = b * (z + 4 * g1 * seed + 4 * g2 * mid + image) + 6 * (g1 + g2);
     // Each lane's scratch, sized for the largest layer: im2col columns, staging, a weight
     // gradient, the offsets and a padded plane.
@@ -438,17 +453,23 @@ pub struct ConvDiscriminator {
     /// convolution has a bias instead), and a batch of fakes normalised on its own hides
     /// the batch's mean features from D.
     pub batch_norm: bool,
-    /// `conv1.weight, conv1.bias, conv2.weight, bn2.weight, bn2.bias, fc.weight, fc.bias`;
-    /// without batch normalisation `conv2.bias` instead of `bn2.weight, bn2.bias`.
+    /// Units of the dense hidden layer between the convolutions and the logit (0: none).
+    /// A conv D's logit is a linear function of local features; a hidden layer lets it
+    /// judge the digit as a whole.
+    pub dense: usize,
+    /// `conv1.weight, conv1.bias, conv2.weight, bn2.weight, bn2.bias, [dense.weight,
+    /// dense.bias,] fc.weight, fc.bias`; without batch normalisation `conv2.bias` instead of
+    /// `bn2.weight, bn2.bias`.
     pub params: Vec<f32>,
 }
 
 impl ConvDiscriminator {
-    pub fn zeros(channels: [usize; 2], act: Activation, batch_norm: bool) -> Self {
+    pub fn zeros(channels: [usize; 2], act: Activation, batch_norm: bool, dense: usize) -> Self {
         let mut d = ConvDiscriminator {
             channels,
             act,
             batch_norm,
+            dense,
             params: Vec::new(),
         };
         d.params = vec![0.0; d.lens().iter().sum()];
@@ -463,14 +484,31 @@ impl ConvDiscriminator {
         ]
     }
 
-    /// The parts of `params`: `[conv1, bias1, conv2, gamma or bias2, beta, fc, fc_bias]`,
-    /// `beta` empty without batch normalisation.
-    fn lens(&self) -> [usize; 7] {
+    /// Features per image after the convolutions (the dense layer's or the logit's input).
+    fn conv_features(&self) -> usize {
+        self.channels[1] * SEED_PIXELS
+    }
+
+    /// The width of the logit's input: the dense layer's units, or the conv features.
+    fn fc_inputs(&self) -> usize {
+        if self.dense > 0 {
+            self.dense
+        } else {
+            self.conv_features()
+        }
+    }
+
+    /// The parts of `params`: `[conv1, bias1, conv2, gamma or bias2, beta, dense, dense_bias,
+    /// fc, fc_bias]`, `beta` empty without batch normalisation, `dense` and `dense_bias`
+    /// empty without the dense layer.
+    fn lens(&self) -> [usize; 9] {
         let [c1, c2] = self.channels;
         let conv1 = stride_2(1, c1).weight_len();
         let conv2 = stride_2(c1, c2).weight_len();
         let beta = if self.batch_norm { c2 } else { 0 };
-        [conv1, c1, conv2, c2, beta, c2 * SEED_PIXELS, 1]
+        let h = self.dense;
+        let dense = h * self.conv_features();
+        [conv1, c1, conv2, c2, beta, dense, h, self.fc_inputs(), 1]
     }
 
     pub fn slots(&self) -> Vec<ParamSlot> {
@@ -486,7 +524,11 @@ impl ConvDiscriminator {
             ("conv2.weight", vec![c2, c1, 4, 4]),
         ];
         tensors.extend(middle);
-        tensors.push(("fc.weight", vec![1, c2 * SEED_PIXELS]));
+        if self.dense > 0 {
+            tensors.push(("dense.weight", vec![self.dense, c2 * SEED_PIXELS]));
+            tensors.push(("dense.bias", vec![self.dense]));
+        }
+        tensors.push(("fc.weight", vec![1, self.fc_inputs()]));
         tensors.push(("fc.bias", vec![1]));
         slots(&tensors)
     }
@@ -504,7 +546,12 @@ impl Dcgan {
         let m = &cfg.model;
         Dcgan {
             generator: ConvGenerator::zeros(m.noise_dim, shape.g_channels, m.g_act, m.g_output),
-            discriminator: ConvDiscriminator::zeros(shape.d_channels, m.d_act, shape.d_batch_norm),
+            discriminator: ConvDiscriminator::zeros(
+                shape.d_channels,
+                m.d_act,
+                shape.d_batch_norm,
+                shape.d_dense,
+            ),
         }
     }
 
@@ -542,6 +589,11 @@ struct DBuffers {
     unused: Vec<f32>,
     /// The normalisation's backward pass's working memory (`2 x C2`).
     bn_work: Vec<f32>,
+    /// The dense layer's activations (`2B x H`), the gradient at them, and its weight
+    /// gradient before it is added to D's (all empty without the layer).
+    e3: Vec<f32>,
+    de3: Vec<f32>,
+    d_dense: Vec<f32>,
     dropout: DropoutMasks,
 }
 
@@ -786,6 +838,9 @@ impl DcganTrainer {
             de1: zeros(2 * b * d1 * MID_PIXELS),
             unused: zeros(2 * d2),
             bn_work: zeros(2 * d2),
+            e3: zeros(2 * b * gan.discriminator.dense),
+            de3: zeros(2 * b * gan.discriminator.dense),
+            d_dense: zeros(gan.discriminator.lens()[5]),
             dropout: DropoutMasks::new(drop_p, 2 * b, gan.discriminator.widths()),
         };
         let g = GBuffers::new(b, &gan.generator);
@@ -1198,7 +1253,8 @@ fn discriminator_forward(
     scratch: &mut Scratch,
 ) {
     let [c1, c2] = d.channels;
-    let [conv1, bias1, conv2, gamma, beta, fc, fc_bias] = split_ref(&d.params, d.lens());
+    let [conv1, bias1, conv2, gamma, beta, dense, dense_bias, fc, fc_bias] =
+        split_ref(&d.params, d.lens());
     let (sides1, sides2) = d_sides(n);
     let (e1, h2, e2) = (
         &mut buf.e1[..n * c1 * MID_PIXELS],
@@ -1234,34 +1290,47 @@ fn discriminator_forward(
         if let Some((mask, _)) = mask2 {
             apply_mask(e2, mask);
         }
-        kernels::rows_dot(&mut buf.logits[..n], e2, fc, fc_bias[0]);
-        return;
+    } else {
+        conv::conv_forward(&stride_2(c1, c2), &sides2, e1, conv2, None, h2, scratch);
+        let per_half = n / halves;
+        let part = per_half * c2 * SEED_PIXELS;
+        for (h, (x, y)) in h2
+            .chunks_exact(part)
+            .zip(e2.chunks_exact_mut(part))
+            .enumerate()
+        {
+            conv::batch_norm_forward(
+                (per_half, c2, SEED_PIXELS),
+                x,
+                gamma,
+                beta,
+                BN_EPS,
+                y,
+                &mut buf.mean[h * c2..(h + 1) * c2],
+                &mut buf.inv_std[h * c2..(h + 1) * c2],
+                None,
+            );
+        }
+        activate(e2, d.act);
+        if let Some((mask, _)) = mask2 {
+            apply_mask(e2, mask);
+        }
     }
-    conv::conv_forward(&stride_2(c1, c2), &sides2, e1, conv2, None, h2, scratch);
-    let per_half = n / halves;
-    let part = per_half * c2 * SEED_PIXELS;
-    for (h, (x, y)) in h2
-        .chunks_exact(part)
-        .zip(e2.chunks_exact_mut(part))
-        .enumerate()
-    {
-        conv::batch_norm_forward(
-            (per_half, c2, SEED_PIXELS),
-            x,
-            gamma,
-            beta,
-            BN_EPS,
-            y,
-            &mut buf.mean[h * c2..(h + 1) * c2],
-            &mut buf.inv_std[h * c2..(h + 1) * c2],
-            None,
+    let features: &[f32] = if d.dense > 0 {
+        let (h, width) = (d.dense, d.conv_features());
+        let e3 = &mut buf.e3[..n * h];
+        kernels::matmul(
+            e3,
+            View::rows(e2, n, width),
+            View::transposed(dense, h, width),
+            Split::Cols(2),
         );
-    }
-    activate(e2, d.act);
-    if let Some((mask, _)) = mask2 {
-        apply_mask(e2, mask);
-    }
-    kernels::rows_dot(&mut buf.logits[..n], e2, fc, fc_bias[0]);
+        kernels::bias_activation(e3, dense_bias, d.act);
+        e3
+    } else {
+        e2
+    };
+    kernels::rows_dot(&mut buf.logits[..n], features, fc, fc_bias[0]);
 }
 
 /// D's backward pass from `buf.dl[..n]` after [`discriminator_forward`] on the same images:
@@ -1280,7 +1349,7 @@ fn discriminator_backward(
 ) {
     let [c1, c2] = d.channels;
     let lens = d.lens();
-    let [_, _, conv2, gamma, _, fc, _] = split_ref(&d.params, lens);
+    let [_, _, conv2, gamma, _, dense, _, fc, _] = split_ref(&d.params, lens);
     let (sides1, sides2) = d_sides(n);
     let width = c2 * SEED_PIXELS;
     let (e1, h2, e2) = (
@@ -1294,22 +1363,57 @@ fn discriminator_backward(
         &mut buf.de1[..n * c1 * MID_PIXELS],
     );
     let dl = &buf.dl[..n];
-    for (row, &g) in de2.chunks_exact_mut(width).zip(dl) {
+    let mut grads = grad.map(|g| split(g, lens));
+    // The logit's input: the dense layer's activations, or the conv features.
+    let h = d.dense;
+    let (features, d_features) = if h > 0 {
+        (&buf.e3[..n * h], &mut buf.de3[..n * h])
+    } else {
+        (e2, &mut *de2)
+    };
+    let fc_width = d.fc_inputs();
+    for (row, &g) in d_features.chunks_exact_mut(fc_width).zip(dl) {
         for (o, &w) in row.iter_mut().zip(fc) {
             *o = g * w;
         }
     }
-    let [mask1, mask2] = buf.dropout.of_rows(n, d.widths());
-    scale_masked(de2, e2, d.act, mask2);
-    let mut grads = grad.map(|g| split(g, lens));
     if let Some([.., d_fc, d_fc_bias]) = grads.as_mut() {
-        for (row, &g) in e2.chunks_exact(width).zip(dl) {
+        for (row, &g) in features.chunks_exact(fc_width).zip(dl) {
             for (o, &a) in d_fc.iter_mut().zip(row) {
                 *o += g * a;
             }
         }
         d_fc_bias[0] += dl.iter().sum::<f32>();
     }
+    if h > 0 {
+        let (e3, de3) = (&buf.e3[..n * h], &mut buf.de3[..n * h]);
+        scale_masked(de3, e3, d.act, None);
+        if let Some([.., d_dense, d_dense_bias, _, _]) = grads.as_mut() {
+            // dW = de3^T e2 in column blocks of a buffer (a fixed cut), then added.
+            kernels::matmul(
+                &mut buf.d_dense,
+                View::transposed(de3, n, h),
+                View::rows(e2, n, width),
+                Split::Cols(2),
+            );
+            for (g, &v) in d_dense.iter_mut().zip(&buf.d_dense) {
+                *g += v;
+            }
+            for row in de3.chunks_exact(h) {
+                for (g, &v) in d_dense_bias.iter_mut().zip(row) {
+                    *g += v;
+                }
+            }
+        }
+        kernels::matmul(
+            de2,
+            View::rows(de3, n, h),
+            View::rows(dense, h, width),
+            Split::Cols(2),
+        );
+    }
+    let [mask1, mask2] = buf.dropout.of_rows(n, d.widths());
+    scale_masked(de2, e2, d.act, mask2);
     let per_half = n / halves;
     let part = per_half * width;
     for h in (0..halves).filter(|_| d.batch_norm) {

@@ -77,8 +77,9 @@ fn watch(cfg: TrainConfig, threads: usize, steps: usize) {
 }
 
 /// The same for a DCGAN (small widths, a batch that leaves one lane an uneven group, the
-/// moving average of G, dropout in D and two D updates a step).
-fn watch_dcgan(threads: usize, steps: usize) {
+/// moving average of G and two D updates a step), with dropout in D, or with a dense layer
+/// in D instead (the spec does not combine the two).
+fn watch_dcgan(threads: usize, steps: usize, d_dense: usize) {
     let cfg = TrainConfig {
         model: ModelConfig {
             noise_dim: 16,
@@ -88,8 +89,9 @@ fn watch_dcgan(threads: usize, steps: usize) {
                 g_channels: [16, 8],
                 d_channels: [8, 16],
                 d_batch_norm: true,
+                d_dense,
             }),
-            d_dropout: 0.3,
+            d_dropout: if d_dense > 0 { 0.0 } else { 0.3 },
             ..ModelConfig::default()
         },
         batch_size: 16,
@@ -137,7 +139,8 @@ fn steps_allocate_nothing_of_their_own() {
     for threads in [1, 2] {
         watch(TrainConfig::tutorial(), threads, 3);
         watch(deep.clone(), threads, 3);
-        watch_dcgan(threads, 2);
+        watch_dcgan(threads, 2, 0);
+        watch_dcgan(threads, 2, 24);
     }
     let others = OTHERS.lock().unwrap();
     assert!(

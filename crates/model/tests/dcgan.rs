@@ -19,6 +19,9 @@ const FIXTURE: &[u8] = include_bytes!("fixtures/dcgan_oracle.safetensors");
 const FIXTURE_NO_BN: &[u8] = include_bytes!("fixtures/dcgan_oracle_no_bn.safetensors");
 /// The same steps with `--d-dropout`: dropout 0.3 after D's activations, the masks stored.
 const FIXTURE_DROPOUT: &[u8] = include_bytes!("fixtures/dcgan_oracle_dropout.safetensors");
+/// The same steps with `--d-dense`: a dense layer of `DENSE` units before D's logit.
+const FIXTURE_DENSE: &[u8] = include_bytes!("fixtures/dcgan_oracle_dense.safetensors");
+const DENSE: usize = 24;
 /// The fixture's dropout probability with `--d-dropout`.
 const DROPOUT: f32 = 0.3;
 const NOISE: usize = 32;
@@ -33,6 +36,11 @@ fn config() -> (TrainConfig, DcganShape) {
 }
 
 fn config_with(d_batch_norm: bool) -> (TrainConfig, DcganShape) {
+    config_of(d_batch_norm, 0)
+}
+
+/// The fixture's model, D normalised or not, with a dense layer of `d_dense` units or none.
+fn config_of(d_batch_norm: bool, d_dense: usize) -> (TrainConfig, DcganShape) {
     let cfg = TrainConfig {
         model: ModelConfig {
             noise_dim: NOISE,
@@ -54,6 +62,7 @@ fn config_with(d_batch_norm: bool) -> (TrainConfig, DcganShape) {
         g_channels: [32, 16],
         d_channels: [16, 32],
         d_batch_norm,
+        d_dense,
     };
     (cfg, shape)
 }
@@ -87,7 +96,14 @@ struct Trace {
 /// Runs `steps` of the fixture's steps, D normalised or not; with `masks` (one per step),
 /// with dropout in D and those masks.
 fn run_with(d_batch_norm: bool, masks: Option<&[Vec<f32>]>, steps: usize) -> (DcganTrainer, Trace) {
-    let (mut cfg, shape) = config_with(d_batch_norm);
+    run_variant(config_with(d_batch_norm), masks, steps)
+}
+
+fn run_variant(
+    (mut cfg, shape): (TrainConfig, DcganShape),
+    masks: Option<&[Vec<f32>]>,
+    steps: usize,
+) -> (DcganTrainer, Trace) {
     if masks.is_some() {
         cfg.model.d_dropout = DROPOUT;
     }
@@ -117,17 +133,22 @@ fn check(what: &str, got: &[f32], want: &[f32], tolerance: f64) {
 
 #[test]
 fn three_steps_match_pytorch() {
-    three_steps_match(FIXTURE, true, false);
+    three_steps_match(FIXTURE, config_with(true), false);
 }
 
 #[test]
 fn three_steps_without_batch_normalisation_in_d_match_pytorch() {
-    three_steps_match(FIXTURE_NO_BN, false, false);
+    three_steps_match(FIXTURE_NO_BN, config_with(false), false);
 }
 
 #[test]
 fn three_steps_with_dropout_in_d_match_pytorch() {
-    three_steps_match(FIXTURE_DROPOUT, true, true);
+    three_steps_match(FIXTURE_DROPOUT, config_with(true), true);
+}
+
+#[test]
+fn three_steps_with_a_dense_layer_in_d_match_pytorch() {
+    three_steps_match(FIXTURE_DENSE, config_of(true, DENSE), false);
 }
 
 /// An averaged G's batch-normalisation statistics ("standing statistics": the mean over
@@ -184,7 +205,7 @@ fn fixture_masks(f: &BTreeMap<String, Vec<f32>>, steps: usize) -> Vec<Vec<f32>> 
         .collect()
 }
 
-fn three_steps_match(fixture: &[u8], d_batch_norm: bool, dropout: bool) {
+fn three_steps_match(fixture: &[u8], variant: (TrainConfig, DcganShape), dropout: bool) {
     let f: BTreeMap<String, Vec<f32>> = common::f32_tensors(fixture);
     let masks = dropout.then(|| fixture_masks(&f, 3));
     if let Some(m) = &masks {
@@ -195,7 +216,7 @@ fn three_steps_match(fixture: &[u8], d_batch_norm: bool, dropout: bool) {
             "the fixture drops {share}"
         );
     }
-    let (t, Trace { stats, grads }) = run_with(d_batch_norm, masks.as_deref(), 3);
+    let (t, Trace { stats, grads }) = run_variant(variant.clone(), masks.as_deref(), 3);
     assert_eq!(
         t.gan().discriminator.slots().len(),
         f.keys()
@@ -228,7 +249,7 @@ fn three_steps_match(fixture: &[u8], d_batch_norm: bool, dropout: bool) {
     // The weights' whole change over the three steps. Adam turns a gradient element's
     // rounding into a step of up to the learning rate when the element is near zero, so the
     // change is compared, not the weights (whose rounding would hide an error in it).
-    let (cfg, shape) = config_with(d_batch_norm);
+    let (cfg, shape) = variant;
     let start = fixture_gan(&cfg, &shape);
     let change = |now: &[f32], then: &[f32]| -> Vec<f32> {
         now.iter().zip(then).map(|(a, b)| a - b).collect()
@@ -283,6 +304,38 @@ fn three_steps_match(fixture: &[u8], d_batch_norm: bool, dropout: bool) {
     );
 }
 
+/// Runs `cfg` for `steps` steps in one go and again saved and restored after `split`: the
+/// state reads back whole, fits `cfg`, and the resumed run ends bit-identical. Returns
+/// the saved state and the whole run's trainer.
+fn save_restore_continue(
+    cfg: &TrainConfig,
+    split: usize,
+    steps: usize,
+) -> (AnyState, DcganTrainer) {
+    let run = |t: &mut DcganTrainer, steps: std::ops::Range<usize>| {
+        for step in steps {
+            let real = det(BATCH * PIXELS, 600 + step, 0.5, 0.5);
+            t.step_with(&mut |px, _| px.copy_from_slice(&real)).unwrap();
+        }
+    };
+    let mut whole = DcganTrainer::new(cfg.clone(), 7);
+    run(&mut whole, 0..steps);
+    let mut first = DcganTrainer::new(cfg.clone(), 7);
+    run(&mut first, 0..split);
+    let saved = AnyState::Dcgan(first.state());
+    let bytes = checkpoint::encode_any_state(&saved, &Default::default());
+    let (state, _) = checkpoint::decode_any_state(&bytes, cfg.adam_g()).unwrap();
+    assert_eq!(state, saved);
+    state.check_fits(cfg).unwrap();
+    let AnyState::Dcgan(state) = state else {
+        unreachable!()
+    };
+    let mut resumed = DcganTrainer::restore(cfg.clone(), 7, state);
+    run(&mut resumed, split..steps);
+    assert_eq!(resumed.state(), whole.state());
+    (saved, whole)
+}
+
 /// A state saved after three steps and restored continues exactly as the uninterrupted
 /// run (the moving average of G and two D updates a step included), and the saved model
 /// reads back as it was written.
@@ -293,28 +346,7 @@ fn a_restored_state_continues_bit_identically() {
     cfg.d_steps = 2;
     cfg.model.d_dropout = DROPOUT;
     cfg.model.arch = Arch::Dcgan(shape.clone());
-    let fill = |step: usize| det(BATCH * PIXELS, 600 + step, 0.5, 0.5);
-    let run = |t: &mut DcganTrainer, steps: std::ops::Range<usize>| {
-        for step in steps {
-            let real = fill(step);
-            t.step_with(&mut |px, _| px.copy_from_slice(&real)).unwrap();
-        }
-    };
-    let mut whole = DcganTrainer::new(cfg.clone(), 7);
-    run(&mut whole, 0..5);
-    let mut first = DcganTrainer::new(cfg.clone(), 7);
-    run(&mut first, 0..3);
-    let saved = AnyState::Dcgan(first.state());
-    let bytes = checkpoint::encode_any_state(&saved, &Default::default());
-    let (state, _) = checkpoint::decode_any_state(&bytes, cfg.adam_g()).unwrap();
-    assert_eq!(state, saved);
-    state.check_fits(&cfg).unwrap();
-    let AnyState::Dcgan(state) = state else {
-        unreachable!()
-    };
-    let mut resumed = DcganTrainer::restore(cfg.clone(), 7, state);
-    run(&mut resumed, 3..5);
-    assert_eq!(resumed.state(), whole.state());
+    let (_, whole) = save_restore_continue(&cfg, 3, 5);
 
     let model = Model::Dcgan(whole.model_to_save());
     let back = checkpoint::decode_model(&checkpoint::encode_model(&model)).unwrap();
@@ -332,6 +364,14 @@ fn a_restored_state_continues_bit_identically() {
         err.contains("no batch normalisation") && err.contains("batch normalised"),
         "{err}"
     );
+
+    // A D with a dense layer resumes as exactly, and a spec without the layer refuses it.
+    let (mut dense, dense_shape) = config_of(true, DENSE);
+    dense.d_steps = 2;
+    dense.model.arch = Arch::Dcgan(dense_shape);
+    let (saved, _) = save_restore_continue(&dense, 2, 4);
+    let err = saved.check_fits(&cfg).unwrap_err();
+    assert!(err.contains("a dense layer of 24"), "{err}");
 
     let mut other = cfg.clone();
     other.model.arch = Arch::Dcgan(DcganShape {
@@ -377,10 +417,11 @@ fn results_do_not_depend_on_the_thread_count() {
         }
         t.gan().clone()
     };
-    let runs: [&(dyn Fn() -> Dcgan + Sync); 3] = [
+    let runs: [&(dyn Fn() -> Dcgan + Sync); 4] = [
         &|| run_with(true, None, 3).0.gan().clone(),
         &|| run_with(false, None, 3).0.gan().clone(),
         &with_dropout,
+        &|| run_variant(config_of(true, DENSE), None, 3).0.gan().clone(),
     ];
     for run in runs {
         let one = in_pool(1, run);

@@ -93,6 +93,7 @@ pub fn train_config(spec: &Spec) -> TrainConfig {
                     g_channels: [spec.model.g_channels[0], spec.model.g_channels[1]],
                     d_channels: [spec.model.d_channels[0], spec.model.d_channels[1]],
                     d_batch_norm: spec.model.d_batch_norm,
+                    d_dense: spec.model.d_dense,
                 }),
             },
         },

@@ -131,12 +131,12 @@ fn dcgan_parts(spec: &Spec, cfg: &gan_model::TrainConfig, shape: &DcganShape) ->
     vec![
         Part {
             what: "the two networks with their gradients, Adam state and checkpoint copies",
-            keys: "model.g_channels, model.d_channels, model.noise_dim, train.g_ema",
+            keys: "model.g_channels, model.d_channels, model.d_dense, model.noise_dim, train.g_ema",
             bytes: ((g + d) * (4 + 6) + average) * f,
         },
         Part {
             what: "the training step's buffers",
-            keys: "train.batch_size, model.g_channels, model.d_channels, model.d_dropout",
+            keys: "train.batch_size, model.g_channels, model.d_channels, model.d_dense, model.d_dropout",
             bytes: (workspace + masks) * f,
         },
         Part {

@@ -621,6 +621,7 @@ fn eval_average_refuses_what_holds_no_average() {
                 g_channels: [8, 4],
                 d_channels: [4, 8],
                 d_batch_norm: true,
+                d_dense: 0,
             }),
             ..ModelConfig::default()
         },

@@ -77,6 +77,8 @@ pub struct ModelSpec {
     pub d_channels: Vec<usize>,
     /// Whether a DCGAN's D batch-normalises its second convolution (PyTorch's example does).
     pub d_batch_norm: bool,
+    /// Units of a dense hidden layer between a DCGAN's D convolutions and its logit (0: none).
+    pub d_dense: usize,
 }
 
 impl ModelSpec {
@@ -247,6 +249,7 @@ impl Default for ModelSpec {
             g_channels: vec![128, 64],
             d_channels: vec![64, 128],
             d_batch_norm: true,
+            d_dense: 0,
         }
     }
 }
@@ -418,6 +421,11 @@ pub const KEYS: &[KeyDoc] = &[
         key: "model.d_batch_norm",
         default: "true",
         meaning: "dcgan: batch normalisation in D (false: a bias instead, as TF's DCGAN tutorial)",
+    },
+    KeyDoc {
+        key: "model.d_dense",
+        default: "0",
+        meaning: "dcgan: units of a dense hidden layer (D's activation) between D's convolutions and its logit (0: none; InfoGAN's MNIST D has 1024)",
     },
     KeyDoc {
         key: "train.epochs",

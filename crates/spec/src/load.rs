@@ -608,6 +608,27 @@ fn validate(s: &Spec) -> Result<(), String> {
                 .into(),
         );
     }
+    if s.model.arch == ArchSpec::Mlp && s.model.d_dense != 0 {
+        return Err(format!(
+            "model.d_dense applies to model.arch: dcgan only (got {}); an mlp's D sets its \
+             layers with model.d_hidden",
+            s.model.d_dense
+        ));
+    }
+    if s.model.d_dense > 65_536 {
+        return Err(format!(
+            "model.d_dense must be at most 65536 units (got {})",
+            s.model.d_dense
+        ));
+    }
+    if s.model.d_dense > 0 && s.model.d_dropout != 0.0 {
+        return Err(format!(
+            "model.d_dense and model.d_dropout cannot be combined yet (dropout acts after \
+             the convolutions only and would leave the dense layer out): set model.d_dropout \
+             to 0 or model.d_dense to 0 (got d_dropout {})",
+            show(s.model.d_dropout)
+        ));
+    }
     if s.model.arch == ArchSpec::Dcgan {
         let mlp_only = [
             ("model.conditional", s.model.conditional, "false"),

@@ -356,6 +356,9 @@ fn the_dcgan_keys() {
     assert!(s.model.d_batch_norm);
     let s = parse("model:\n  arch: dcgan\n  d_batch_norm: false\n", &[]).unwrap();
     assert!(!s.model.d_batch_norm);
+    assert_eq!(s.model.d_dense, 0);
+    let s = parse("model:\n  arch: dcgan\n", &["model.d_dense=256"]).unwrap();
+    assert_eq!(s.model.d_dense, 256);
     for (text, want) in [
         ("model:\n  arch: conv\n", "unknown variant `conv`"),
         (
@@ -370,6 +373,15 @@ fn the_dcgan_keys() {
             "model:\n  d_batch_norm: false\n",
             "model.d_batch_norm applies to model.arch: dcgan only",
         ),
+        (
+            "model:\n  d_dense: 64\n",
+            "model.d_dense applies to model.arch: dcgan only",
+        ),
+        (
+            "model:\n  arch: dcgan\n  d_dense: 64\n  d_dropout: 0.3\n",
+            "model.d_dense and model.d_dropout cannot be combined yet",
+        ),
+        ("model:\n  arch: dcgan\n  d_dense: -1\n", "model.d_dense"),
         (
             "model:\n  arch: dcgan\n  conditional: true\n",
             "model.conditional applies to model.arch: mlp only",

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""A quality screen in PyTorch: the DCGAN of gan_torch_dcgan.py (its Generator and
+Discriminator, so also with --d-dense H, model.d_dense) trained for --epochs passes at
+--batch with Adam(--lr, betas (0.5, 0.999)), G saved after every epoch in this project's
+model.safetensors layout as OUT/g<epoch>.safetensors, for `gan eval --generator`.
+
+It tries a change to the networks before it is written in Rust: issue 16's dense layer in D
+was screened this way (experiments/README.md, "A DCGAN: a dense layer in D"). The saved D
+is a fresh one of the example's shape (only G is evaluated, and `gan eval` reads the
+example's D layout). One thread by default, so two screens run side by side.
+
+Usage: dcgan_screen.py --data DIR --out DIR [--epochs 5] [--batch 25] [--lr 5e-4]
+       [--threads 1] [--seed 1] [--d-dense H]
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from gan_torch_dcgan import Discriminator, Generator, init
+from peer_common import load_train_images
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=25)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--d-dense", type=int, default=0)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    os.makedirs(a.out, exist_ok=True)
+    data = torch.from_numpy(
+        load_train_images(a.data).reshape(-1, 1, 28, 28).astype(np.float32) / 255 * 2 - 1)
+    G, D = init(Generator(100, 128, 64)), init(Discriminator(64, 128, dense=a.d_dense))
+    opt_g = torch.optim.Adam(G.parameters(), lr=a.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=a.lr, betas=(0.5, 0.999))
+    b = a.batch
+    ones, zeros = torch.ones(b, 1), torch.zeros(b, 1)
+    for epoch in range(1, a.epochs + 1):
+        t0, perm, d_sum, g_sum = time.time(), torch.randperm(data.shape[0]), 0.0, 0.0
+        steps = data.shape[0] // b
+        for i in range(steps):
+            x = data[perm[i * b:(i + 1) * b]]
+            fake = G(torch.randn(b, 100))
+            d_loss = F.binary_cross_entropy_with_logits(D(x), ones) + \
+                F.binary_cross_entropy_with_logits(D(fake.detach()), zeros)
+            opt_d.zero_grad()
+            d_loss.backward()
+            opt_d.step()
+            g_loss = F.binary_cross_entropy_with_logits(D(fake), ones)
+            opt_g.zero_grad()
+            g_loss.backward(inputs=list(G.parameters()))
+            opt_g.step()
+            d_sum, g_sum = d_sum + d_loss.item(), g_sum + g_loss.item()
+        print(f"epoch {epoch}: D loss {d_sum / steps:.3f}, G loss {g_sum / steps:.3f}, "
+              f"{time.time() - t0:.0f} s", flush=True)
+        tensors = {f"generator.{k}": v for k, v in G.state_dict().items()
+                   if "num_batches" not in k}
+        example_d = init(Discriminator(64, 128))
+        tensors.update({f"discriminator.{k}": v for k, v in example_d.state_dict().items()
+                        if "running" not in k and "num_batches" not in k})
+        save_file({k: v.contiguous().float() for k, v in tensors.items()},
+                  os.path.join(a.out, f"g{epoch}.safetensors"),
+                  metadata={"format": "gan-weights-v1", "architecture": "dcgan",
+                            "generator.activation": "relu", "generator.output": "tanh",
+                            "discriminator.activation": "leaky_relu:0.2"})
+
+
+if __name__ == "__main__":
+    main()
