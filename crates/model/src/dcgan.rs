@@ -1286,10 +1286,6 @@ fn discriminator_forward(
             e2,
             scratch,
         );
-        activate(e2, d.act);
-        if let Some((mask, _)) = mask2 {
-            apply_mask(e2, mask);
-        }
     } else {
         conv::conv_forward(&stride_2(c1, c2), &sides2, e1, conv2, None, h2, scratch);
         let per_half = n / halves;
@@ -1311,10 +1307,10 @@ fn discriminator_forward(
                 None,
             );
         }
-        activate(e2, d.act);
-        if let Some((mask, _)) = mask2 {
-            apply_mask(e2, mask);
-        }
+    }
+    activate(e2, d.act);
+    if let Some((mask, _)) = mask2 {
+        apply_mask(e2, mask);
     }
     let features: &[f32] = if d.dense > 0 {
         let (h, width) = (d.dense, d.conv_features());
