@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Writes crates/model/tests/fixtures/dcgan_oracle.safetensors (with --no-d-batch-norm
 dcgan_oracle_no_bn.safetensors, with --d-dropout dcgan_oracle_dropout.safetensors, with
---d-dense dcgan_oracle_dense.safetensors: D with a dense layer of DENSE units): three
+--d-dense dcgan_oracle_dense.safetensors: D with a dense layer of DENSE units, with
+--conditional dcgan_oracle_conditional.safetensors: a conditional GAN over CLASSES classes,
+G's noise rows ending in the label one-hot and D's logit gaining the projection
+embed[label] . features, with a dense layer in D as well, computed in float64): three
 training steps of the
 DCGAN family as PyTorch's autograd computes them, the oracle of
 crates/model/tests/dcgan.rs (dfdx 0.13's Conv2D and ConvTrans2D exist only behind its
@@ -27,7 +30,8 @@ losses, D(x), D(G(z)), every parameter gradient of both networks; after the last
 parameter and G's running statistics.
 
 Usage (any Python with torch, numpy and safetensors, e.g. peers.sh's torch environment):
-  python tools/oracle/dcgan_fixture.py [--no-d-batch-norm | --d-dropout | --d-dense] [OUT]
+  python tools/oracle/dcgan_fixture.py [--no-d-batch-norm | --d-dropout | --d-dense |
+                                       --conditional] [OUT]
 """
 import copy
 import os
@@ -46,6 +50,7 @@ NOISE, G_CH, D_CH, BATCH, STEPS = 32, (32, 16), (16, 32), 16, 3
 LR, BETA1, BETA2, EPS = 2e-4, 0.5, 0.999, 1e-8
 DROPOUT = 0.3
 DENSE = 24
+CLASSES = 10
 STANDING = 4
 
 
@@ -67,11 +72,28 @@ def masks(rows, widths, salt):
                         torch.tensor(0.0), torch.tensor(keep)) for i, w in enumerate(widths)]
 
 
+KINK_MARGIN = 5e-7
+
+
+def watch_kinks():
+    """Makes every ReLU and LeakyReLU call check that no input sits within KINK_MARGIN
+    (relative to the largest) of 0."""
+    def checked(f):
+        def g(x, *args, **kwargs):
+            margin = float(x.detach().abs().min() / x.detach().abs().max())
+            assert margin >= KINK_MARGIN, f"an activation's input {margin:.1e} from its kink"
+            return f(x, *args, **kwargs)
+        return g
+    F.relu, F.leaky_relu = checked(F.relu), checked(F.leaky_relu)
+
+
 def det(shape, salt, scale, offset=0.0):
     n = int(np.prod(shape))
     i = np.arange(n, dtype=np.int64)
     v = ((i * 7919 + salt * 104729) % 2001).astype(np.float64) / 1000.0 - 1.0
-    return torch.from_numpy((v * scale + offset).astype(np.float32).reshape(shape))
+    # Rounded to float32 (the project's inputs), then in the precision the steps run in.
+    return torch.from_numpy((v * scale + offset).astype(np.float32).reshape(shape)).to(
+        torch.get_default_dtype())
 
 
 def set_params(module, base):
@@ -108,14 +130,26 @@ def main():
     args = sys.argv[1:]
     d_batch_norm = "--no-d-batch-norm" not in args
     dropout = "--d-dropout" in args
-    dense = DENSE if "--d-dense" in args else 0
-    args = [a for a in args if a not in ("--no-d-batch-norm", "--d-dropout", "--d-dense")]
-    name = "dcgan_oracle_dropout.safetensors" if dropout else \
+    conditional = "--conditional" in args
+    if conditional:
+        # In float64 (from the same float32 inputs), and no activation's input closer to
+        # its kink than KINK_MARGIN of the layer's largest: an earlier label formula left
+        # one of D's pre-activations 2e-8 (relative) from LeakyReLU's kink at step 2, where
+        # float32 rounding decides the side, and the gradients 2e-3 apart.
+        torch.set_default_dtype(torch.float64)
+        watch_kinks()
+    dense = DENSE if "--d-dense" in args or conditional else 0
+    classes = CLASSES if conditional else 0
+    args = [a for a in args
+            if a not in ("--no-d-batch-norm", "--d-dropout", "--d-dense", "--conditional")]
+    name = "dcgan_oracle_conditional.safetensors" if conditional else \
+        "dcgan_oracle_dropout.safetensors" if dropout else \
         "dcgan_oracle_dense.safetensors" if dense else \
         "dcgan_oracle.safetensors" if d_batch_norm else "dcgan_oracle_no_bn.safetensors"
     path = args[0] if args else os.path.join(
         here, "..", "..", "crates", "model", "tests", "fixtures", name)
-    G, D = Generator(NOISE, *G_CH), Discriminator(*D_CH, batch_norm=d_batch_norm, dense=dense)
+    G = Generator(NOISE, *G_CH, classes=classes)
+    D = Discriminator(*D_CH, batch_norm=d_batch_norm, dense=dense, classes=classes)
     set_params(G, 100)
     set_params(D, 200)
     given = GivenMasks()
@@ -128,6 +162,14 @@ def main():
         x01 = det([BATCH, 1, 28, 28], 300 + step, 0.5, 0.5)
         x = 2.0 * x01 - 1.0
         z = det([BATCH, NOISE], 400 + step, 1.0)
+        real_y = fake_y = None
+        if classes:
+            # Labels from a formula (the test reads them back): uneven, every class used.
+            real_y = (torch.arange(BATCH) * 7 + step) % classes
+            fake_y = (torch.arange(BATCH) * 3 + 2 * step + 5) % classes
+            out[f"step{step}.real_labels"] = real_y.float()
+            out[f"step{step}.fake_labels"] = fake_y.float()
+            z = torch.cat([z, F.one_hot(fake_y, classes).to(z.dtype)], 1)
         fake = G(z)
         if dropout:
             # The project's order: D's update draws layer 1's masks for the real and the
@@ -137,13 +179,13 @@ def main():
             given.queue = [d1[:BATCH], d2[:BATCH], d1[BATCH:], d2[BATCH:], g1, g2]
             out[f"step{step}.masks_kept"] = torch.tensor(
                 [float(sum(int((m != 0).sum()) for m in (d1, d2, g1, g2)))])
-        real_logits, fake_logits = D(x), D(fake.detach())
+        real_logits, fake_logits = D(x, real_y), D(fake.detach(), fake_y)
         ones, zeros = torch.ones(BATCH, 1), torch.zeros(BATCH, 1)
         d_loss = F.binary_cross_entropy_with_logits(real_logits, ones) + \
             F.binary_cross_entropy_with_logits(fake_logits, zeros)
         grads_d = torch.autograd.grad(d_loss, list(D.parameters()))
         opt_d.step(grads_d)
-        g_loss = F.binary_cross_entropy_with_logits(D(fake), ones)
+        g_loss = F.binary_cross_entropy_with_logits(D(fake, fake_y), ones)
         grads_g = torch.autograd.grad(g_loss, list(G.parameters()))
         assert not given.queue, "every mask used once"
         opt_g.step(grads_g)
@@ -180,7 +222,10 @@ def main():
     # Sampling: G in inference mode (the running statistics), pixels mapped to [0, 1].
     G.eval()
     with torch.no_grad():
-        out["final.samples"] = (G(det([8, NOISE], 500, 1.0)) + 1.0) / 2.0
+        z = det([8, NOISE], 500, 1.0)
+        if classes:
+            z = torch.cat([z, F.one_hot(torch.arange(8) % classes, classes).to(z.dtype)], 1)
+        out["final.samples"] = (G(z) + 1.0) / 2.0
     out = {k: v.contiguous().float() for k, v in out.items()}
     save_file(out, path, metadata={"torch": torch.__version__})
     print(f"wrote {path}: {len(out)} tensors, {os.path.getsize(path)} bytes")

@@ -41,9 +41,9 @@ from peer_common import load_train_images, time_steps, write_timing
 
 def init(module):
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, std=0.02)
-            if m.bias is not None:
+            if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
@@ -52,10 +52,10 @@ def init(module):
 
 
 class Generator(nn.Module):
-    def __init__(self, noise, c1, c2):
+    def __init__(self, noise, c1, c2, classes=0):
         super().__init__()
         self.c1 = c1
-        self.fc = nn.Linear(noise, c1 * 7 * 7, bias=False)
+        self.fc = nn.Linear(noise + classes, c1 * 7 * 7, bias=False)
         self.bn0 = nn.BatchNorm2d(c1)
         self.up1 = nn.ConvTranspose2d(c1, c2, 4, 2, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(c2)
@@ -74,7 +74,7 @@ class Discriminator(nn.Module):
     LeakyReLU come before the logit, as in InfoGAN's MNIST D (registered before `fc`, so
     the parameters come in the project's buffer order)."""
 
-    def __init__(self, c1, c2, batch_norm=True, dropout=0.0, dense=0):
+    def __init__(self, c1, c2, batch_norm=True, dropout=0.0, dense=0, classes=0):
         super().__init__()
         self.c2 = c2
         self.conv1 = nn.Conv2d(1, c1, 4, 2, 1)
@@ -82,15 +82,18 @@ class Discriminator(nn.Module):
         self.bn2 = nn.BatchNorm2d(c2) if batch_norm else nn.Identity()
         self.dense = nn.Linear(c2 * 7 * 7, dense) if dense else None
         self.fc = nn.Linear(dense or c2 * 7 * 7, 1)
+        self.embed = nn.Embedding(classes, dense or c2 * 7 * 7) if classes else None
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x):
+    def forward(self, x, y=None):
         x = self.drop(F.leaky_relu(self.conv1(x), 0.2))
         x = self.drop(F.leaky_relu(self.bn2(self.conv2(x)), 0.2))
         x = x.view(-1, self.c2 * 7 * 7)
         if self.dense is not None:
             x = F.leaky_relu(self.dense(x), 0.2)
-        return self.fc(x)
+        if self.embed is None:
+            return self.fc(x)
+        return self.fc(x) + (self.embed(y) * x).sum(1, keepdim=True)
 
 
 def main():

@@ -52,7 +52,7 @@ impl Generator {
     pub fn input_size(&self) -> usize {
         match self {
             Generator::Mlp(g) => g.input(),
-            Generator::Dcgan(g) => g.noise_dim,
+            Generator::Dcgan(g) => g.input(),
         }
     }
 
@@ -60,7 +60,7 @@ impl Generator {
     pub fn classes(&self) -> usize {
         match self {
             Generator::Mlp(g) => g.label_inputs,
-            Generator::Dcgan(_) => 0,
+            Generator::Dcgan(g) => g.classes,
         }
     }
 

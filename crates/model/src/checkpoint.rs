@@ -496,8 +496,22 @@ fn decode_dcgan(bytes: &[u8]) -> Result<Dcgan, CheckpointError> {
         .get("generator.output")
         .and_then(|o| Output::from_name(o))
         .ok_or_else(|| CheckpointError::Metadata("generator.output".into()))?;
+    // A conditional GAN's D has `embed.weight` [classes, features]; its G's input rows end
+    // in the label one-hot, so `fc.weight` is [C1 x 49, noise + classes].
+    let classes = match st.tensor("discriminator.embed.weight") {
+        Ok(_) => shape_of(&st, "discriminator.embed.weight", 2)?[0],
+        Err(_) => 0,
+    };
+    if fc[1] <= classes {
+        return Err(CheckpointError::Shape {
+            name: "generator.fc.weight".into(),
+            found: fc.clone(),
+            expected: vec![fc[0], classes + 1],
+        });
+    }
     let mut generator = ConvGenerator::zeros(
-        fc[1],
+        fc[1] - classes,
+        classes,
         [up1[0], up1[1]],
         activation("generator.activation")?,
         output,
@@ -514,6 +528,7 @@ fn decode_dcgan(bytes: &[u8]) -> Result<Dcgan, CheckpointError> {
         activation("discriminator.activation")?,
         batch_norm,
         dense,
+        classes,
     );
     let dev = Cpu::default();
     load_into(

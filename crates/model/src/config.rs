@@ -107,6 +107,7 @@ impl ModelConfig {
         let (g, d) = (&gan.generator, &gan.discriminator);
         ModelConfig {
             noise_dim: g.noise_dim,
+            classes: g.classes,
             g_act: g.act,
             d_act: d.act,
             g_output: g.output,
@@ -123,14 +124,14 @@ impl ModelConfig {
     /// What a checkpoint's networks must agree with: the shapes and nonlinearities (not the
     /// initialisation or dropout, which only shape training), in words.
     pub fn describe(&self) -> String {
+        let conditional = if self.classes > 0 {
+            format!("{} classes (conditional), ", self.classes)
+        } else {
+            String::new()
+        };
         match &self.arch {
             Arch::Mlp => format!(
-                "{}noise_dim {}, G hidden {:?} ({}, {} output), D hidden {:?} ({})",
-                if self.classes > 0 {
-                    format!("{} classes (conditional), ", self.classes)
-                } else {
-                    String::new()
-                },
+                "{conditional}noise_dim {}, G hidden {:?} ({}, {} output), D hidden {:?} ({})",
                 self.noise_dim,
                 self.g_hidden,
                 self.g_act.name(),
@@ -139,7 +140,8 @@ impl ModelConfig {
                 self.d_act.name()
             ),
             Arch::Dcgan(shape) => format!(
-                "a DCGAN: noise_dim {}, G channels {:?} ({}, {} output), D channels {:?} ({}{}{})",
+                "a DCGAN: {conditional}noise_dim {}, G channels {:?} ({}, {} output), D channels \
+                 {:?} ({}{}{})",
                 self.noise_dim,
                 shape.g_channels,
                 self.g_act.name(),
@@ -170,7 +172,7 @@ impl ModelConfig {
                 m.g_act,
                 m.d_act,
                 m.g_output,
-                if mlp { m.classes } else { 0 },
+                m.classes,
                 if mlp { m.g_hidden.clone() } else { Vec::new() },
                 if mlp { m.d_hidden.clone() } else { Vec::new() },
             )

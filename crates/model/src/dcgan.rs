@@ -67,17 +67,17 @@ pub fn pytorch_example() -> TrainConfig {
     }
 }
 
-/// Multiply-adds of one image through G's layers and through D's: `(G, D)`.
-pub fn macs_per_image(noise_dim: usize, shape: &DcganShape) -> (usize, usize) {
+/// Multiply-adds of one image through G's layers and through D's: `(G, D)`. `input` is
+/// G's input row (the noise and a conditional GAN's one-hot label).
+pub fn macs_per_image(input: usize, shape: &DcganShape, classes: usize) -> (usize, usize) {
     let ([g1, g2], [d1, d2]) = (shape.g_channels, shape.d_channels);
     let k = 16;
-    let g = noise_dim * g1 * SEED_PIXELS + SEED_PIXELS * k * g1 * g2 + MID_PIXELS * k * g2;
+    let g = input * g1 * SEED_PIXELS + SEED_PIXELS * k * g1 * g2 + MID_PIXELS * k * g2;
     let h = shape.d_dense;
-    let head = if h > 0 {
-        d2 * SEED_PIXELS * h + h
-    } else {
-        d2 * SEED_PIXELS
-    };
+    let logit_inputs = if h > 0 { h } else { d2 * SEED_PIXELS };
+    // A conditional D's projection is a second dot product over the logit's inputs.
+    let head = if h > 0 { d2 * SEED_PIXELS * h } else { 0 }
+        + logit_inputs * if classes > 0 { 2 } else { 1 };
     let d = MID_PIXELS * k * d1 + SEED_PIXELS * k * d1 * d2 + head;
     (g, d)
 }
@@ -90,11 +90,17 @@ pub fn dropout_mask_floats(shape: &DcganShape, batch: usize) -> u128 {
 }
 
 /// Floats a DCGAN needs, counted without allocating (for memory estimates): `(G's
-/// parameters, D's parameters, the step's buffers)` for batches of `batch`.
-pub fn float_counts(noise_dim: usize, shape: &DcganShape, batch: usize) -> (u128, u128, u128) {
+/// parameters, D's parameters, the step's buffers)` for batches of `batch`; `input` is G's
+/// input row (the noise and a conditional GAN's one-hot label).
+pub fn float_counts(
+    input: usize,
+    shape: &DcganShape,
+    classes: usize,
+    batch: usize,
+) -> (u128, u128, u128) {
     let ([g1, g2], [d1, d2]) = (shape.g_channels, shape.d_channels);
-    let [g1, g2, d1, d2, z, b, h] =
-        [g1, g2, d1, d2, noise_dim, batch, shape.d_dense].map(|v| v as u128);
+    let [g1, g2, d1, d2, z, b, h, classes] =
+        [g1, g2, d1, d2, input, batch, shape.d_dense, classes].map(|v| v as u128);
     let k = 16;
     let (seed, mid, image) = (
         SEED_PIXELS as u128,
@@ -107,7 +113,8 @@ pub fn float_counts(noise_dim: usize, shape: &DcganShape, batch: usize) -> (u128
     } else {
         d2 * seed
     };
-    let d = d1 * k + d1 + d1 * d2 * k + 2 * d2 + head + 1;
+    let logit_inputs = if h > 0 { h } else { d2 * seed };
+    let d = d1 * k + d1 + d1 * d2 * k + 2 * d2 + head + 1 + classes * logit_inputs;
     // D's buffers over 2B images (the dense layer's two and its weight gradient), G's over
     // B, D's input, the gradients.
     let d_buffers = 2 * b * (2 * d1 * mid + 4 * d2 * seed + 2 * h) + d2 * seed * h + 8 * d2 + 4 * b;
@@ -197,6 +204,9 @@ fn init_params(slots: &[ParamSlot], params: &mut [f32], std: f32, rng: &mut impl
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConvGenerator {
     pub noise_dim: usize,
+    /// A conditional generator's classes (0: unconditional): each input row is the noise,
+    /// then the label one-hot, so the label enters through `fc` like the noise.
+    pub classes: usize,
     pub channels: [usize; 2],
     pub act: Activation,
     pub output: Output,
@@ -207,9 +217,16 @@ pub struct ConvGenerator {
 }
 
 impl ConvGenerator {
-    pub fn zeros(noise_dim: usize, channels: [usize; 2], act: Activation, output: Output) -> Self {
+    pub fn zeros(
+        noise_dim: usize,
+        classes: usize,
+        channels: [usize; 2],
+        act: Activation,
+        output: Output,
+    ) -> Self {
         let mut g = ConvGenerator {
             noise_dim,
+            classes,
             channels,
             act,
             output,
@@ -222,27 +239,23 @@ impl ConvGenerator {
         g
     }
 
+    /// Length of one input row: the noise, then a conditional generator's one-hot label.
+    pub fn input(&self) -> usize {
+        self.noise_dim + self.classes
+    }
+
     fn lens(&self) -> [usize; 8] {
         let [c1, c2] = self.channels;
         let up1 = stride_2(c1, c2).weight_len();
         let up2 = stride_2(c2, 1).weight_len();
-        [
-            c1 * SEED_PIXELS * self.noise_dim,
-            c1,
-            c1,
-            up1,
-            c2,
-            c2,
-            up2,
-            1,
-        ]
+        [c1 * SEED_PIXELS * self.input(), c1, c1, up1, c2, c2, up2, 1]
     }
 
     /// The tensors in buffer order, named like the PyTorch peer's modules.
     pub fn slots(&self) -> Vec<ParamSlot> {
         let [c1, c2] = self.channels;
         slots(&[
-            ("fc.weight", vec![c1 * SEED_PIXELS, self.noise_dim]),
+            ("fc.weight", vec![c1 * SEED_PIXELS, self.input()]),
             ("bn0.weight", vec![c1]),
             ("bn0.bias", vec![c1]),
             ("up1.weight", vec![c1, c2, 4, 4]),
@@ -264,12 +277,12 @@ impl ConvGenerator {
         ])
     }
 
-    /// Images for noise `z` (`n x noise_dim`), `n x 784` in [0, 1] whatever the output range,
+    /// Images for inputs `z` (`n x input()`), `n x 784` in [0, 1] whatever the output range,
     /// with batch normalisation in inference mode (the running statistics), as sampling uses.
     /// Generated [`GENERATE_CHUNK`] images at a time, so evaluation's thousands of images
     /// need only one chunk's feature maps.
     pub fn generate(&self, z: &[f32]) -> Vec<f32> {
-        let n = z.len() / self.noise_dim.max(1);
+        let n = z.len() / self.input().max(1);
         let [c1, c2] = self.channels;
         let chunk = GENERATE_CHUNK.min(n.max(1));
         let mut scratch = Scratch::default();
@@ -280,7 +293,7 @@ impl ConvGenerator {
         let mut h1 = vec![0.0; chunk * c2 * MID_PIXELS];
         let mut out = vec![0.0; n * IMAGE_PIXELS];
         for (z, out) in z
-            .chunks(chunk * self.noise_dim)
+            .chunks(chunk * self.input())
             .zip(out.chunks_mut(chunk * IMAGE_PIXELS))
         {
             self.generate_chunk(z, out, &mut h0, &mut h1, &mut scratch);
@@ -301,7 +314,7 @@ impl ConvGenerator {
         scratch.reserve(&stride_2(c1, c2), &s1, true);
         scratch.reserve(&stride_2(c2, 1), &s2, true);
         let mut out = vec![0.0; batch * IMAGE_PIXELS];
-        for (i, z) in z.chunks_exact(batch * self.noise_dim).enumerate() {
+        for (i, z) in z.chunks_exact(batch * self.input()).enumerate() {
             buf.z.copy_from_slice(z);
             // Momentum 1 / (i + 1) makes the running values the mean of the i + 1 batches.
             generator_forward(self, &mut buf, &mut out, &mut scratch, 1.0 / (i + 1) as f32);
@@ -316,7 +329,7 @@ impl ConvGenerator {
         h1: &mut [f32],
         scratch: &mut Scratch,
     ) {
-        let n = z.len() / self.noise_dim;
+        let n = z.len() / self.input();
         let [c1, c2] = self.channels;
         let [fc, g0, b0, up1, g1, b1, up2, bias2] = split_ref(&self.params, self.lens());
         let [m0, v0, m1, v1] = split_ref(&self.running, [c1, c1, c2, c2]);
@@ -325,8 +338,8 @@ impl ConvGenerator {
         let h1 = &mut h1[..n * c2 * MID_PIXELS];
         matmul(
             h0,
-            View::rows(z, n, self.noise_dim),
-            View::transposed(fc, c1 * SEED_PIXELS, self.noise_dim),
+            View::rows(z, n, self.input()),
+            View::transposed(fc, c1 * SEED_PIXELS, self.input()),
             Split::Cols(2),
         );
         batch_norm_inference(h0, c1, SEED_PIXELS, g0, b0, m0, v0, self.act);
@@ -344,7 +357,8 @@ pub const STANDING_IMAGES: usize = 2000;
 
 /// G with the weights `average` (a moving average of `live`'s) and running statistics
 /// measured on them: [`ConvGenerator::standing_statistics`] over [`STANDING_IMAGES`] noise
-/// vectors from the seed's `Standing` stream, in training batches of `batch`. The live G's
+/// vectors from the seed's `Standing` stream, in training batches of `batch` (a conditional
+/// G's asking for each class in turn, [`crate::generate::balanced_labels`]). The live G's
 /// running statistics belong to the live weights, not to their average. The same weights
 /// and seed always give the same statistics.
 pub fn average_generator(
@@ -358,9 +372,9 @@ pub fn average_generator(
     let batch = batch.clamp(2, STANDING_IMAGES);
     let n = STANDING_IMAGES / batch * batch;
     let mut rng = stream(seed, Stream::Standing);
-    let z: Vec<f32> = (0..n * g.noise_dim)
-        .map(|_| rng.sample(StandardNormal))
-        .collect();
+    let noise = crate::generate::sample_noise(n, g.noise_dim, &mut rng);
+    let labels = crate::generate::balanced_labels(n, g.classes);
+    let z = crate::generate::generator_input(&noise, &labels, g.classes);
     g.standing_statistics(&z, batch);
     g
 }
@@ -457,19 +471,30 @@ pub struct ConvDiscriminator {
     /// A conv D's logit is a linear function of local features; a hidden layer lets it
     /// judge the digit as a whole.
     pub dense: usize,
+    /// A conditional D's classes (0: unconditional). It judges an image against its label
+    /// by projection (Miyato and Koyama 2018): the logit gains `embed[label] . h`, `h` the
+    /// logit's input features, so the label costs one dot product per image.
+    pub classes: usize,
     /// `conv1.weight, conv1.bias, conv2.weight, bn2.weight, bn2.bias, [dense.weight,
-    /// dense.bias,] fc.weight, fc.bias`; without batch normalisation `conv2.bias` instead of
-    /// `bn2.weight, bn2.bias`.
+    /// dense.bias,] fc.weight, fc.bias[, embed.weight]`; without batch normalisation
+    /// `conv2.bias` instead of `bn2.weight, bn2.bias`.
     pub params: Vec<f32>,
 }
 
 impl ConvDiscriminator {
-    pub fn zeros(channels: [usize; 2], act: Activation, batch_norm: bool, dense: usize) -> Self {
+    pub fn zeros(
+        channels: [usize; 2],
+        act: Activation,
+        batch_norm: bool,
+        dense: usize,
+        classes: usize,
+    ) -> Self {
         let mut d = ConvDiscriminator {
             channels,
             act,
             batch_norm,
             dense,
+            classes,
             params: Vec::new(),
         };
         d.params = vec![0.0; d.lens().iter().sum()];
@@ -499,16 +524,29 @@ impl ConvDiscriminator {
     }
 
     /// The parts of `params`: `[conv1, bias1, conv2, gamma or bias2, beta, dense, dense_bias,
-    /// fc, fc_bias]`, `beta` empty without batch normalisation, `dense` and `dense_bias`
-    /// empty without the dense layer.
-    fn lens(&self) -> [usize; 9] {
+    /// fc, fc_bias, embed]`, `beta` empty without batch normalisation, `dense` and
+    /// `dense_bias` empty without the dense layer, `embed` (`classes x fc_inputs`) empty
+    /// unless conditional.
+    fn lens(&self) -> [usize; 10] {
         let [c1, c2] = self.channels;
         let conv1 = stride_2(1, c1).weight_len();
         let conv2 = stride_2(c1, c2).weight_len();
         let beta = if self.batch_norm { c2 } else { 0 };
         let h = self.dense;
         let dense = h * self.conv_features();
-        [conv1, c1, conv2, c2, beta, dense, h, self.fc_inputs(), 1]
+        let embed = self.classes * self.fc_inputs();
+        [
+            conv1,
+            c1,
+            conv2,
+            c2,
+            beta,
+            dense,
+            h,
+            self.fc_inputs(),
+            1,
+            embed,
+        ]
     }
 
     pub fn slots(&self) -> Vec<ParamSlot> {
@@ -530,6 +568,9 @@ impl ConvDiscriminator {
         }
         tensors.push(("fc.weight", vec![1, self.fc_inputs()]));
         tensors.push(("fc.bias", vec![1]));
+        if self.classes > 0 {
+            tensors.push(("embed.weight", vec![self.classes, self.fc_inputs()]));
+        }
         slots(&tensors)
     }
 }
@@ -545,12 +586,19 @@ impl Dcgan {
     pub fn zeros(cfg: &TrainConfig, shape: &DcganShape) -> Dcgan {
         let m = &cfg.model;
         Dcgan {
-            generator: ConvGenerator::zeros(m.noise_dim, shape.g_channels, m.g_act, m.g_output),
+            generator: ConvGenerator::zeros(
+                m.noise_dim,
+                m.classes,
+                shape.g_channels,
+                m.g_act,
+                m.g_output,
+            ),
             discriminator: ConvDiscriminator::zeros(
                 shape.d_channels,
                 m.d_act,
                 shape.d_batch_norm,
                 shape.d_dense,
+                m.classes,
             ),
         }
     }
@@ -678,7 +726,7 @@ impl GBuffers {
         let [g1, g2] = g.channels;
         let zeros = |n: usize| vec![0.0f32; n];
         GBuffers {
-            z: zeros(b * g.noise_dim),
+            z: zeros(b * g.input()),
             h0: zeros(b * g1 * SEED_PIXELS),
             a0: zeros(b * g1 * SEED_PIXELS),
             h1: zeros(b * g2 * MID_PIXELS),
@@ -712,6 +760,8 @@ pub struct DcganTrainer {
     steps_done: u64,
     /// D's input: `B` real images, then `B` of G's (G writes straight into them).
     inp: Vec<f32>,
+    /// The labels of D's input rows: the real batch's, then those G was asked for (only a
+    /// conditional GAN reads them).
     labels: Vec<u8>,
     d: DBuffers,
     g: GBuffers,
@@ -853,7 +903,7 @@ impl DcganTrainer {
             ema: cfg.g_ema.map(|_| gan.generator.params.clone()),
             steps_done: 0,
             inp: zeros(2 * b * IMAGE_PIXELS),
-            labels: vec![0; b],
+            labels: vec![0; 2 * b],
             grad_d: zeros(gan.discriminator.params.len()),
             grad_g: zeros(gan.generator.params.len()),
             d,
@@ -895,7 +945,8 @@ impl DcganTrainer {
         (&self.grad_g, &self.grad_d)
     }
 
-    /// G's noise in the last step (`batch_size x noise_dim`).
+    /// G's input in the last step (`batch_size x (noise_dim + classes)`: the noise, then a
+    /// conditional G's one-hot label).
     pub fn last_noise(&self) -> &[f32] {
         &self.g.z
     }
@@ -909,8 +960,10 @@ impl DcganTrainer {
         self.step_inner(fill_real, None, None)
     }
 
-    /// One step with the given noise (`batch_size x noise_dim` for each D update) instead of
-    /// the noise stream's: for replaying another program's inputs, as the oracle tests do.
+    /// One step with the given noise (`batch_size` rows of G's input for each D update; a
+    /// conditional G's rows end in the label one-hot, which is the label D sees with the
+    /// image) instead of the noise stream's: for replaying another program's inputs, as the
+    /// oracle tests do.
     pub fn step_with_noise(
         &mut self,
         noise: &[f32],
@@ -983,7 +1036,7 @@ impl DcganTrainer {
         let b = self.cfg.batch_size;
         let (real, fake) = self.inp.split_at_mut(b * IMAGE_PIXELS);
         let (g, gbuf, noise) = (&mut self.gan.generator, &mut self.g, &mut self.noise);
-        let labels = &mut self.labels;
+        let (real_labels, fake_labels) = self.labels.split_at_mut(b);
         let tanh = g.output == Output::Tanh;
         let scratch = &mut self.scratch;
         let (masks, dropout) = (&mut self.d.dropout, &mut self.dropout);
@@ -992,18 +1045,17 @@ impl DcganTrainer {
         rayon::join(
             || {
                 match given_noise {
-                    Some(z) => gbuf.z.copy_from_slice(z),
-                    None => {
-                        for v in gbuf.z.iter_mut() {
-                            *v = noise.sample(StandardNormal);
-                        }
+                    Some(z) => {
+                        gbuf.z.copy_from_slice(z);
+                        labels_of_one_hot(z, g.classes, fake_labels);
                     }
+                    None => draw_input(&mut gbuf.z, fake_labels, g.classes, noise),
                 }
                 generator_forward(g, gbuf, fake, scratch, BN_MOMENTUM);
             },
             || {
                 masks.draw(2 * b, widths, dropout, given_masks);
-                fill_real(real, labels);
+                fill_real(real, real_labels);
                 if tanh {
                     // A tanh generator draws on [-1, 1]: so do the real images it faces.
                     for v in real.iter_mut() {
@@ -1013,7 +1065,16 @@ impl DcganTrainer {
             },
         );
         let d = &self.gan.discriminator;
-        discriminator_forward(d, &self.inp, 2 * b, 2, &mut self.d, &mut self.scratch);
+        let labels = &self.labels;
+        discriminator_forward(
+            d,
+            &self.inp,
+            2 * b,
+            2,
+            labels,
+            &mut self.d,
+            &mut self.scratch,
+        );
         let sums = crate::loss::discriminator(
             self.cfg.loss,
             self.cfg.real_target,
@@ -1028,6 +1089,7 @@ impl DcganTrainer {
             &self.inp,
             2 * b,
             2,
+            labels,
             &mut self.d,
             Some(&mut self.grad_d),
             None,
@@ -1051,7 +1113,8 @@ impl DcganTrainer {
             .draw(b, d.widths(), &mut self.dropout, given_masks);
         // G has not changed since the D update: its output and layers are reused, and only D
         // runs again, on the fake images alone.
-        discriminator_forward(d, fake, b, 1, &mut self.d, &mut self.scratch);
+        let labels = &self.labels[b..];
+        discriminator_forward(d, fake, b, 1, labels, &mut self.d, &mut self.scratch);
         let objective =
             crate::loss::generator(self.cfg.loss, &self.d.logits[..b], &mut self.d.dl[..b]);
         let g_loss = (objective / b as f64) as f32;
@@ -1061,6 +1124,7 @@ impl DcganTrainer {
             fake,
             b,
             1,
+            labels,
             &mut self.d,
             None,
             Some(&mut self.g.dout),
@@ -1080,6 +1144,38 @@ impl DcganTrainer {
     }
 }
 
+/// G's input rows from the noise stream: every row's noise, then (a conditional G) every
+/// row's label, uniform over the classes, into `labels` and one-hot at the row's end, as
+/// the MLP trainer draws them.
+fn draw_input(z: &mut [f32], labels: &mut [u8], classes: usize, rng: &mut ChaCha8Rng) {
+    let width = z.len() / labels.len();
+    for row in z.chunks_exact_mut(width) {
+        for v in &mut row[..width - classes] {
+            *v = rng.sample(StandardNormal);
+        }
+    }
+    if classes > 0 {
+        for (row, label) in z.chunks_exact_mut(width).zip(labels.iter_mut()) {
+            *label = rng.gen_range(0..classes) as u8;
+            crate::generate::one_hot(&mut row[width - classes..], *label);
+        }
+    }
+}
+
+/// The labels a conditional G's given input rows ask for (where each row's one-hot part is
+/// largest); nothing for an unconditional G.
+fn labels_of_one_hot(z: &[f32], classes: usize, labels: &mut [u8]) {
+    if classes == 0 {
+        return;
+    }
+    let width = z.len() / labels.len();
+    for (row, label) in z.chunks_exact(width).zip(labels.iter_mut()) {
+        let one_hot = &row[width - classes..];
+        let best = (0..classes).fold(0, |b, c| if one_hot[c] > one_hot[b] { c } else { b });
+        *label = best as u8;
+    }
+}
+
 /// G in training mode: batch statistics (updating the running ones), output into `out`.
 fn generator_forward(
     g: &mut ConvGenerator,
@@ -1089,14 +1185,15 @@ fn generator_forward(
     momentum: f32,
 ) {
     let [c1, c2] = g.channels;
-    let n = buf.z.len() / g.noise_dim;
+    let input = g.input();
+    let n = buf.z.len() / input;
     let lens = g.lens();
     let [fc, g0, b0, up1, g1, b1, up2, bias2] = split_ref(&g.params, lens);
     let [m0, v0, m1, v1] = split(&mut g.running, [c1, c1, c2, c2]);
     matmul(
         &mut buf.h0,
-        View::rows(&buf.z, n, g.noise_dim),
-        View::transposed(fc, c1 * SEED_PIXELS, g.noise_dim),
+        View::rows(&buf.z, n, input),
+        View::transposed(fc, c1 * SEED_PIXELS, input),
         Split::Cols(2),
     );
     conv::batch_norm_forward(
@@ -1163,7 +1260,7 @@ fn generator_backward(
     scratch: &mut Scratch,
 ) {
     let [c1, c2] = g.channels;
-    let n = buf.z.len() / g.noise_dim;
+    let n = buf.z.len() / g.input();
     let lens = g.lens();
     let [_, g0, _, up1, g1, _, up2, _] = split_ref(&g.params, lens);
     let [d_fc, d_g0, d_b0, d_up1, d_g1, d_b1, d_up2, d_bias2] = split(grad, lens);
@@ -1237,23 +1334,26 @@ fn generator_backward(
     matmul(
         d_fc,
         View::transposed(&buf.dh0, n, c1 * SEED_PIXELS),
-        View::rows(&buf.z, n, g.noise_dim),
+        View::rows(&buf.z, n, g.input()),
         Split::Cols(2),
     );
 }
 
 /// D over the `n` images of `x` (`n x 784`) in training mode, their batch statistics taken
-/// over `halves` equal parts separately (real and fake); logits into `buf.logits[..n]`.
+/// over `halves` equal parts separately (real and fake), a conditional D's with their
+/// `labels`; logits into `buf.logits[..n]`.
+#[allow(clippy::too_many_arguments)]
 fn discriminator_forward(
     d: &ConvDiscriminator,
     x: &[f32],
     n: usize,
     halves: usize,
+    labels: &[u8],
     buf: &mut DBuffers,
     scratch: &mut Scratch,
 ) {
     let [c1, c2] = d.channels;
-    let [conv1, bias1, conv2, gamma, beta, dense, dense_bias, fc, fc_bias] =
+    let [conv1, bias1, conv2, gamma, beta, dense, dense_bias, fc, fc_bias, embed] =
         split_ref(&d.params, d.lens());
     let (sides1, sides2) = d_sides(n);
     let (e1, h2, e2) = (
@@ -1327,6 +1427,13 @@ fn discriminator_forward(
         e2
     };
     kernels::rows_dot(&mut buf.logits[..n], features, fc, fc_bias[0]);
+    if d.classes > 0 {
+        let w = d.fc_inputs();
+        let rows = features.chunks_exact(w).zip(&labels[..n]);
+        for (logit, (row, &y)) in buf.logits[..n].iter_mut().zip(rows) {
+            *logit += kernels::dot(row, &embed[y as usize * w..(y as usize + 1) * w]);
+        }
+    }
 }
 
 /// D's backward pass from `buf.dl[..n]` after [`discriminator_forward`] on the same images:
@@ -1338,6 +1445,7 @@ fn discriminator_backward(
     x: &[f32],
     n: usize,
     halves: usize,
+    labels: &[u8],
     buf: &mut DBuffers,
     grad: Option<&mut [f32]>,
     dx: Option<&mut [f32]>,
@@ -1345,7 +1453,7 @@ fn discriminator_backward(
 ) {
     let [c1, c2] = d.channels;
     let lens = d.lens();
-    let [_, _, conv2, gamma, _, dense, _, fc, _] = split_ref(&d.params, lens);
+    let [_, _, conv2, gamma, _, dense, _, fc, _, embed] = split_ref(&d.params, lens);
     let (sides1, sides2) = d_sides(n);
     let width = c2 * SEED_PIXELS;
     let (e1, h2, e2) = (
@@ -1368,15 +1476,34 @@ fn discriminator_backward(
         (e2, &mut *de2)
     };
     let fc_width = d.fc_inputs();
-    for (row, &g) in d_features.chunks_exact_mut(fc_width).zip(dl) {
+    // A conditional D's logit weights of image i are `fc + embed[label i]`.
+    let class_row = |i: usize| {
+        let y = labels[i] as usize;
+        &embed[y * fc_width..(y + 1) * fc_width]
+    };
+    for (i, (row, &g)) in d_features.chunks_exact_mut(fc_width).zip(dl).enumerate() {
         for (o, &w) in row.iter_mut().zip(fc) {
             *o = g * w;
         }
+        if d.classes > 0 {
+            for (o, &e) in row.iter_mut().zip(class_row(i)) {
+                *o += g * e;
+            }
+        }
     }
-    if let Some([.., d_fc, d_fc_bias]) = grads.as_mut() {
-        for (row, &g) in features.chunks_exact(fc_width).zip(dl) {
+    if let Some([.., d_fc, d_fc_bias, d_embed]) = grads.as_mut() {
+        for (i, (row, &g)) in features.chunks_exact(fc_width).zip(dl).enumerate() {
             for (o, &a) in d_fc.iter_mut().zip(row) {
                 *o += g * a;
+            }
+            if d.classes > 0 {
+                let y = labels[i] as usize;
+                for (o, &a) in d_embed[y * fc_width..(y + 1) * fc_width]
+                    .iter_mut()
+                    .zip(row)
+                {
+                    *o += g * a;
+                }
             }
         }
         d_fc_bias[0] += dl.iter().sum::<f32>();
@@ -1384,7 +1511,7 @@ fn discriminator_backward(
     if h > 0 {
         let (e3, de3) = (&buf.e3[..n * h], &mut buf.de3[..n * h]);
         scale_masked(de3, e3, d.act, None);
-        if let Some([.., d_dense, d_dense_bias, _, _]) = grads.as_mut() {
+        if let Some([.., d_dense, d_dense_bias, _, _, _]) = grads.as_mut() {
             // dW = de3^T e2 in column blocks of a buffer (a fixed cut), then added.
             kernels::matmul(
                 &mut buf.d_dense,

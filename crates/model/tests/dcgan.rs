@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use gan_model::checkpoint;
 use gan_model::dcgan::{Dcgan, DcganTrainer};
+use gan_model::generate::generator_input;
 use gan_model::{
     Activation, AdamConfig, AnyState, Arch, DcganShape, Model, ModelConfig, Output, TrainConfig,
 };
@@ -22,6 +23,11 @@ const FIXTURE_DROPOUT: &[u8] = include_bytes!("fixtures/dcgan_oracle_dropout.saf
 /// The same steps with `--d-dense`: a dense layer of `DENSE` units before D's logit.
 const FIXTURE_DENSE: &[u8] = include_bytes!("fixtures/dcgan_oracle_dense.safetensors");
 const DENSE: usize = 24;
+/// The same steps with `--conditional`: a conditional GAN over `CLASSES` digits (G's noise
+/// rows end in the label one-hot, D projects its features on the label's embedding), with
+/// D's dense layer.
+const FIXTURE_CONDITIONAL: &[u8] = include_bytes!("fixtures/dcgan_oracle_conditional.safetensors");
+const CLASSES: usize = 10;
 /// The fixture's dropout probability with `--d-dropout`.
 const DROPOUT: f32 = 0.3;
 const NOISE: usize = 32;
@@ -87,6 +93,23 @@ fn fixture_gan(cfg: &TrainConfig, shape: &DcganShape) -> Dcgan {
     gan
 }
 
+/// The fixture's conditional variant: `config_of(true, DENSE)` over `CLASSES` digits.
+fn config_conditional() -> (TrainConfig, DcganShape) {
+    let (mut cfg, shape) = config_of(true, DENSE);
+    cfg.model.classes = CLASSES;
+    (cfg, shape)
+}
+
+/// The labels of step `step`'s real and fake images as `dcgan_fixture.py --conditional`
+/// makes them (the test checks them against the ones it stored).
+fn fixture_labels(step: usize) -> (Vec<u8>, Vec<u8>) {
+    let label = |i: usize, k: usize, s: usize| ((i * k + s) % CLASSES) as u8;
+    (
+        (0..BATCH).map(|i| label(i, 7, step)).collect(),
+        (0..BATCH).map(|i| label(i, 3, 2 * step + 5)).collect(),
+    )
+}
+
 /// What each step gave: `[d_loss, g_loss, D(x), D(G(z))]` and the gradients `(G's, D's)`.
 struct Trace {
     stats: Vec<[f32; 4]>,
@@ -110,10 +133,17 @@ fn run_variant(
     let gan = fixture_gan(&cfg, &shape);
     let mut t = DcganTrainer::from_parts(cfg, gan, 0);
     let (mut stats, mut grads) = (Vec::new(), Vec::new());
+    let classes = t.config().model.classes;
     for step in 1..=steps {
-        let z = det(BATCH * NOISE, 400 + step, 1.0, 0.0);
+        let noise = det(BATCH * NOISE, 400 + step, 1.0, 0.0);
+        let (real_labels, fake_labels) = fixture_labels(step);
+        // A conditional G's rows end in the label one-hot (from which D's labels come).
+        let z = generator_input(&noise, &fake_labels, classes);
         let real = det(BATCH * PIXELS, 300 + step, 0.5, 0.5);
-        let fill = &mut |px: &mut [f32], _: &mut [u8]| px.copy_from_slice(&real);
+        let fill = &mut |px: &mut [f32], labels: &mut [u8]| {
+            px.copy_from_slice(&real);
+            labels.copy_from_slice(&real_labels);
+        };
         let s = match masks {
             Some(m) => t.step_with_noise_and_masks(&z, &m[step - 1], fill),
             None => t.step_with_noise(&z, fill),
@@ -149,6 +179,22 @@ fn three_steps_with_dropout_in_d_match_pytorch() {
 #[test]
 fn three_steps_with_a_dense_layer_in_d_match_pytorch() {
     three_steps_match(FIXTURE_DENSE, config_of(true, DENSE), false);
+}
+
+#[test]
+fn three_conditional_steps_match_pytorch() {
+    let f: BTreeMap<String, Vec<f32>> = common::f32_tensors(FIXTURE_CONDITIONAL);
+    for step in 1..=3 {
+        let (real, fake) = fixture_labels(step);
+        let stored = |k: &str| -> Vec<u8> {
+            f[&format!("step{step}.{k}")]
+                .iter()
+                .map(|&v| v as u8)
+                .collect()
+        };
+        assert_eq!((stored("real_labels"), stored("fake_labels")), (real, fake));
+    }
+    three_steps_match(FIXTURE_CONDITIONAL, config_conditional(), false);
 }
 
 /// An averaged G's batch-normalisation statistics ("standing statistics": the mean over
@@ -295,7 +341,9 @@ fn three_steps_match(fixture: &[u8], variant: (TrainConfig, DcganShape), dropout
         let key = format!("final.generator.{}", slot.name);
         g.params[slot.range.clone()].copy_from_slice(&f[&key]);
     }
-    let images = g.generate(&det(8 * NOISE, 500, 1.0, 0.0));
+    let sample_labels: Vec<u8> = (0..8).map(|i| (i % CLASSES) as u8).collect();
+    let z = generator_input(&det(8 * NOISE, 500, 1.0, 0.0), &sample_labels, g.classes);
+    let images = g.generate(&z);
     check(
         "samples in inference mode",
         &images,
@@ -315,7 +363,12 @@ fn save_restore_continue(
     let run = |t: &mut DcganTrainer, steps: std::ops::Range<usize>| {
         for step in steps {
             let real = det(BATCH * PIXELS, 600 + step, 0.5, 0.5);
-            t.step_with(&mut |px, _| px.copy_from_slice(&real)).unwrap();
+            let (labels, _) = fixture_labels(step);
+            t.step_with(&mut |px, y| {
+                px.copy_from_slice(&real);
+                y.copy_from_slice(&labels);
+            })
+            .unwrap();
         }
     };
     let mut whole = DcganTrainer::new(cfg.clone(), 7);
@@ -373,6 +426,20 @@ fn a_restored_state_continues_bit_identically() {
     let err = saved.check_fits(&cfg).unwrap_err();
     assert!(err.contains("a dense layer of 24"), "{err}");
 
+    // A conditional GAN (with the average of G, whose standing statistics ask for every
+    // digit) resumes as exactly; its model reads back conditional, and a spec without
+    // classes refuses its state.
+    let (mut conditional, conditional_shape) = config_conditional();
+    conditional.g_ema = Some(0.99);
+    conditional.model.arch = Arch::Dcgan(conditional_shape);
+    let (saved, whole) = save_restore_continue(&conditional, 2, 4);
+    let model = Model::Dcgan(whole.model_to_save());
+    let back = checkpoint::decode_model(&checkpoint::encode_model(&model)).unwrap();
+    assert_eq!(back, model);
+    assert_eq!(back.generator().classes(), CLASSES);
+    let err = saved.check_fits(&dense).unwrap_err();
+    assert!(err.contains("10 classes (conditional)"), "{err}");
+
     let mut other = cfg.clone();
     other.model.arch = Arch::Dcgan(DcganShape {
         g_channels: [32, 8],
@@ -417,11 +484,12 @@ fn results_do_not_depend_on_the_thread_count() {
         }
         t.gan().clone()
     };
-    let runs: [&(dyn Fn() -> Dcgan + Sync); 4] = [
+    let runs: [&(dyn Fn() -> Dcgan + Sync); 5] = [
         &|| run_with(true, None, 3).0.gan().clone(),
         &|| run_with(false, None, 3).0.gan().clone(),
         &with_dropout,
         &|| run_variant(config_of(true, DENSE), None, 3).0.gan().clone(),
+        &|| run_variant(config_conditional(), None, 3).0.gan().clone(),
     ];
     for run in runs {
         let one = in_pool(1, run);

@@ -77,9 +77,10 @@ fn step_flops(cfg: &TrainConfig) -> f64 {
 /// D's forward and backward passes to G's output on B images and G's backward pass (weights,
 /// and the input gradient of every layer but the first).
 fn dcgan_step_flops(cfg: &TrainConfig, shape: &gan_model::DcganShape) -> f64 {
-    let (g, d) = gan_model::dcgan::macs_per_image(cfg.model.noise_dim, shape);
+    let input = cfg.model.noise_dim + cfg.model.classes;
+    let (g, d) = gan_model::dcgan::macs_per_image(input, shape, cfg.model.classes);
     let b = cfg.batch_size;
-    let first_g = cfg.model.noise_dim * shape.g_channels[0] * 49;
+    let first_g = input * shape.g_channels[0] * 49;
     let first_d = 196 * 16 * shape.d_channels[0];
     let d_update = g * b + 3 * d * 2 * b - first_d * 2 * b;
     let g_update = 2 * d * b + 2 * g * b - first_g * b;

@@ -107,10 +107,10 @@ fn parts(spec: &Spec) -> Vec<Part> {
 /// The same for a DCGAN.
 fn dcgan_parts(spec: &Spec, cfg: &gan_model::TrainConfig, shape: &DcganShape) -> Vec<Part> {
     let f = 4u128;
-    let z = cfg.model.noise_dim as u128;
+    let (input, classes) = (cfg.model.noise_dim + cfg.model.classes, cfg.model.classes);
+    let z = input as u128;
     let x = IMAGE_PIXELS as u128;
-    let (g, d, workspace) =
-        gan_model::dcgan::float_counts(cfg.model.noise_dim, shape, cfg.batch_size);
+    let (g, d, workspace) = gan_model::dcgan::float_counts(input, shape, classes, cfg.batch_size);
     let average = if cfg.g_ema.is_some() { 2 * g } else { 0 };
     let masks = if cfg.model.d_dropout > 0.0 {
         gan_model::dcgan::dropout_mask_floats(shape, cfg.batch_size)
@@ -120,9 +120,10 @@ fn dcgan_parts(spec: &Spec, cfg: &gan_model::TrainConfig, shape: &DcganShape) ->
     // Generation runs in chunks: one chunk's feature maps (counted as a training step's
     // buffers for that many images), plus each image and its noise.
     let chunk = gan_model::dcgan::GENERATE_CHUNK;
-    let (_, _, generating) = gan_model::dcgan::float_counts(cfg.model.noise_dim, shape, chunk);
-    let pictures = (generating + spec.samples.count as u128 * (x + z)) * f
-        + spec.samples.count as u128 * x * PICTURE_BYTES_PER_PIXEL;
+    let (_, _, generating) = gan_model::dcgan::float_counts(input, shape, classes, chunk);
+    // A conditional GAN's pictures have a row of `samples.count` per class.
+    let count = spec.samples.count as u128 * (classes as u128).max(1);
+    let pictures = (generating + count * (x + z)) * f + count * x * PICTURE_BYTES_PER_PIXEL;
     let eval = if spec.eval.enabled {
         generating * f + spec.eval.samples as u128 * (x + z + 1024 + 256 + 10) * f * 2
     } else {
@@ -131,7 +132,7 @@ fn dcgan_parts(spec: &Spec, cfg: &gan_model::TrainConfig, shape: &DcganShape) ->
     vec![
         Part {
             what: "the two networks with their gradients, Adam state and checkpoint copies",
-            keys: "model.g_channels, model.d_channels, model.d_dense, model.noise_dim, train.g_ema",
+            keys: "model.g_channels, model.d_channels, model.d_dense, model.noise_dim, model.conditional, train.g_ema",
             bytes: ((g + d) * (4 + 6) + average) * f,
         },
         Part {

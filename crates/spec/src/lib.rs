@@ -400,7 +400,7 @@ pub const KEYS: &[KeyDoc] = &[
         key: "model.conditional",
         default: "false",
         meaning:
-            "a conditional GAN: the digit, one-hot, goes into G and D; pictures: a row per digit",
+            "a conditional GAN: the digit, one-hot, goes into G after the noise and into D (mlp: after the pixels; dcgan: a projection, the logit gains embed[digit] . D's last features); pictures: a row per digit",
     },
     KeyDoc {
         key: "model.d_dropout",

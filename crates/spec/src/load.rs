@@ -631,7 +631,6 @@ fn validate(s: &Spec) -> Result<(), String> {
     }
     if s.model.arch == ArchSpec::Dcgan {
         let mlp_only = [
-            ("model.conditional", s.model.conditional, "false"),
             ("model.g_hidden", s.model.g_hidden.is_some(), "null"),
             ("model.d_hidden", s.model.d_hidden.is_some(), "null"),
             (

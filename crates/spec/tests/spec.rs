@@ -383,10 +383,6 @@ fn the_dcgan_keys() {
         ),
         ("model:\n  arch: dcgan\n  d_dense: -1\n", "model.d_dense"),
         (
-            "model:\n  arch: dcgan\n  conditional: true\n",
-            "model.conditional applies to model.arch: mlp only",
-        ),
-        (
             "model:\n  arch: dcgan\n  g_hidden: [512]\n",
             "model.g_hidden applies to model.arch: mlp only",
         ),
