@@ -5,12 +5,15 @@ Discriminator, so also with --d-dense H, model.d_dense) trained for --epochs pas
 model.safetensors layout as OUT/g<epoch>.safetensors, for `gan eval --generator`.
 
 It tries a change to the networks before it is written in Rust: issue 16's dense layer in D
-was screened this way (experiments/README.md, "A DCGAN: a dense layer in D"). The saved D
+and its conditional DCGAN were screened this way (experiments/README.md, "A DCGAN: a dense
+layer in D", "A conditional DCGAN"). With --conditional (model.conditional) G is asked for
+uniformly random digits and D sees each image's digit (the real ones' labels). The saved D
 is a fresh one of the example's shape (only G is evaluated, and `gan eval` reads the
-example's D layout). One thread by default, so two screens run side by side.
+example's D layout; a conditional one's embedding tells it the classes). One thread by
+default, so two screens run side by side.
 
 Usage: dcgan_screen.py --data DIR --out DIR [--epochs 5] [--batch 25] [--lr 5e-4]
-       [--threads 1] [--seed 1] [--d-dense H]
+       [--threads 1] [--seed 1] [--d-dense H] [--conditional]
 """
 import argparse
 import os
@@ -22,7 +25,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from gan_torch_dcgan import Discriminator, Generator, init
-from peer_common import load_train_images
+from peer_common import load_train_images, load_train_labels
 
 
 def main():
@@ -35,13 +38,17 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--d-dense", type=int, default=0)
+    ap.add_argument("--conditional", action="store_true")
     a = ap.parse_args()
+    classes = 10 if a.conditional else 0
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     os.makedirs(a.out, exist_ok=True)
     data = torch.from_numpy(
         load_train_images(a.data).reshape(-1, 1, 28, 28).astype(np.float32) / 255 * 2 - 1)
-    G, D = init(Generator(100, 128, 64)), init(Discriminator(64, 128, dense=a.d_dense))
+    labels = torch.from_numpy(load_train_labels(a.data).astype(np.int64))
+    G = init(Generator(100, 128, 64, classes=classes))
+    D = init(Discriminator(64, 128, dense=a.d_dense, classes=classes))
     opt_g = torch.optim.Adam(G.parameters(), lr=a.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=a.lr, betas=(0.5, 0.999))
     b = a.batch
@@ -50,14 +57,20 @@ def main():
         t0, perm, d_sum, g_sum = time.time(), torch.randperm(data.shape[0]), 0.0, 0.0
         steps = data.shape[0] // b
         for i in range(steps):
-            x = data[perm[i * b:(i + 1) * b]]
-            fake = G(torch.randn(b, 100))
-            d_loss = F.binary_cross_entropy_with_logits(D(x), ones) + \
-                F.binary_cross_entropy_with_logits(D(fake.detach()), zeros)
+            x, real_y = data[perm[i * b:(i + 1) * b]], labels[perm[i * b:(i + 1) * b]]
+            z, fake_y = torch.randn(b, 100), None
+            if classes:
+                fake_y = torch.randint(0, classes, (b,))
+                z = torch.cat([z, F.one_hot(fake_y, classes).float()], 1)
+            else:
+                real_y = None
+            fake = G(z)
+            d_loss = F.binary_cross_entropy_with_logits(D(x, real_y), ones) + \
+                F.binary_cross_entropy_with_logits(D(fake.detach(), fake_y), zeros)
             opt_d.zero_grad()
             d_loss.backward()
             opt_d.step()
-            g_loss = F.binary_cross_entropy_with_logits(D(fake), ones)
+            g_loss = F.binary_cross_entropy_with_logits(D(fake, fake_y), ones)
             opt_g.zero_grad()
             g_loss.backward(inputs=list(G.parameters()))
             opt_g.step()
@@ -66,7 +79,7 @@ def main():
               f"{time.time() - t0:.0f} s", flush=True)
         tensors = {f"generator.{k}": v for k, v in G.state_dict().items()
                    if "num_batches" not in k}
-        example_d = init(Discriminator(64, 128))
+        example_d = init(Discriminator(64, 128, classes=classes))
         tensors.update({f"discriminator.{k}": v for k, v in example_d.state_dict().items()
                         if "running" not in k and "num_batches" not in k})
         save_file({k: v.contiguous().float() for k, v in tensors.items()},

@@ -8,7 +8,10 @@ The network family (Radford et al. 2016, at MNIST size), with the widths as argu
      -> BN -> LeakyReLU(0.2) -> Linear(C2 x 7 x 7 -> 1)                (--d-channels C1,C2)
   with --d-dropout P, dropout after each of D's LeakyReLUs (model.d_dropout); with
   --d-dense H, a dense layer Linear(C2 x 7 x 7 -> H) -> LeakyReLU(0.2) before the logit
-  (model.d_dense)
+  (model.d_dense); with --conditional, a conditional GAN over the 10 digits (model.conditional):
+  G's noise rows end in the digit one-hot, D's logit gains the projection embed[digit] . h
+  (h: the logit's input), as gan_model::dcgan has it (the timed real batch gets random
+  digits: only the time is measured)
   no bias before a BN (it would be removed by it), weights ~ N(0, 0.02^2), biases 0, BN
   scale 1; Adam(lr 2e-4, betas (0.5, 0.999)) per network
   per step: z ~ N(0, 1); D update on the real batch and G(z), each its own call of D (so its
@@ -21,7 +24,7 @@ pass.
 
 Usage: gan_torch_dcgan.py --data DIR --out DIR [--steps N] [--threads T] [--batch B]
        [--noise Z] [--g-channels C1,C2] [--d-channels C1,C2] [--d-dropout P] [--d-dense H]
-       [--save-generator FILE]
+       [--conditional] [--save-generator FILE]
 Writes OUT/timing.json with the median ms per step after 20 warm-up steps, as the peers in
 ../shared/reference/peers do. With --save-generator it also writes both networks after the
 last step in this project's model.safetensors layout (PyTorch's module names under
@@ -110,6 +113,7 @@ def main():
     ap.add_argument("--d-channels", default="64,128")
     ap.add_argument("--d-dropout", type=float, default=0.0)
     ap.add_argument("--d-dense", type=int, default=0)
+    ap.add_argument("--conditional", action="store_true")
     ap.add_argument("--save-generator", default=None)
     args = ap.parse_args()
     gc = [int(c) for c in args.g_channels.split(",")]
@@ -122,8 +126,9 @@ def main():
         load_train_images(args.data).reshape(-1, 1, 28, 28).astype(np.float32) / 255.0 * 2.0 - 1.0)
     b = args.batch
 
-    G, D = init(Generator(args.noise, *gc)), init(Discriminator(*dc, dropout=args.d_dropout,
-                                                          dense=args.d_dense))
+    classes = 10 if args.conditional else 0
+    G = init(Generator(args.noise, *gc, classes=classes))
+    D = init(Discriminator(*dc, dropout=args.d_dropout, dense=args.d_dense, classes=classes))
     g_params = list(G.parameters())
     opt_g = torch.optim.Adam(g_params, lr=2e-4, betas=(0.5, 0.999), fused=True)
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999), fused=True)
@@ -131,13 +136,17 @@ def main():
 
     def train_step(x):
         z = torch.randn(b, args.noise)
+        real_y = fake_y = None
+        if classes:
+            real_y, fake_y = torch.randint(0, classes, (b,)), torch.randint(0, classes, (b,))
+            z = torch.cat([z, F.one_hot(fake_y, classes).float()], 1)
         fake = G(z)
-        d_loss = F.binary_cross_entropy_with_logits(D(x), ones) + \
-            F.binary_cross_entropy_with_logits(D(fake.detach()), zeros)
+        d_loss = F.binary_cross_entropy_with_logits(D(x, real_y), ones) + \
+            F.binary_cross_entropy_with_logits(D(fake.detach(), fake_y), zeros)
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
-        g_loss = F.binary_cross_entropy_with_logits(D(fake), ones)
+        g_loss = F.binary_cross_entropy_with_logits(D(fake, fake_y), ones)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward(inputs=g_params)
         opt_g.step()
@@ -146,7 +155,7 @@ def main():
     times = time_steps(train_step, data, b, args.steps)
     write_timing(args.out, times, args.warmup, model="dcgan", batch=b, noise=args.noise,
                  g_channels=gc, d_channels=dc, d_dropout=args.d_dropout,
-                 d_dense=args.d_dense)
+                 d_dense=args.d_dense, conditional=args.conditional)
     if args.save_generator:
         from safetensors.torch import save_file
         tensors = {f"generator.{k}": v for k, v in G.state_dict().items()

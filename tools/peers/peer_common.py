@@ -21,6 +21,15 @@ def load_train_images(data_dir):
     return buf.reshape(n, rows * cols)[5000:]
 
 
+def load_train_labels(data_dir):
+    """The digits of load_train_images's images, as uint8."""
+    with gzip.open(os.path.join(data_dir, "train-labels-idx1-ubyte.gz"), "rb") as f:
+        magic, n = struct.unpack(">II", f.read(8))
+        assert magic == 2049, magic
+        buf = np.frombuffer(f.read(n), dtype=np.uint8)
+    return buf[5000:]
+
+
 def time_steps(train_step, data, batch, steps):
     """Calls train_step on `steps` batches of `data` (reshuffled each pass); the seconds of each."""
     times, step = [], 0

@@ -79,7 +79,7 @@ fn watch(cfg: TrainConfig, threads: usize, steps: usize) {
 /// The same for a DCGAN (small widths, a batch that leaves one lane an uneven group, the
 /// moving average of G and two D updates a step), with dropout in D, or with a dense layer
 /// in D instead (the spec does not combine the two).
-fn watch_dcgan(threads: usize, steps: usize, d_dense: usize) {
+fn watch_dcgan(threads: usize, steps: usize, d_dense: usize, classes: usize) {
     let cfg = TrainConfig {
         model: ModelConfig {
             noise_dim: 16,
@@ -92,6 +92,7 @@ fn watch_dcgan(threads: usize, steps: usize, d_dense: usize) {
                 d_dense,
             }),
             d_dropout: if d_dense > 0 { 0.0 } else { 0.3 },
+            classes,
             ..ModelConfig::default()
         },
         batch_size: 16,
@@ -139,8 +140,9 @@ fn steps_allocate_nothing_of_their_own() {
     for threads in [1, 2] {
         watch(TrainConfig::tutorial(), threads, 3);
         watch(deep.clone(), threads, 3);
-        watch_dcgan(threads, 2, 0);
-        watch_dcgan(threads, 2, 24);
+        watch_dcgan(threads, 2, 0, 0);
+        watch_dcgan(threads, 2, 24, 0);
+        watch_dcgan(threads, 2, 24, 10);
     }
     let others = OTHERS.lock().unwrap();
     assert!(

@@ -771,3 +771,44 @@ fn a_dcgan_run_resumes_exactly_and_its_checkpoint_refuses_an_mlp_spec() {
         );
     }
 }
+
+#[test]
+fn a_conditional_dcgan_run_resumes_exactly_and_draws_a_row_per_digit() {
+    // The digit goes into G's input and D's projection (here beside a dense layer in D), and
+    // the average of G gets standing statistics for every digit: interrupted mid-epoch and
+    // resumed, the run is byte-identical to an uninterrupted one.
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let body = "model:\n  arch: dcgan\n  conditional: true\n  noise_dim: 16\n  g_channels: [8, 4]\n  d_channels: [4, 8]\n  d_dense: 6\n  d_activation: leaky_relu\n  g_output: tanh\n  init_std: 0.02\ntrain:\n  epochs: 2\n  batch_size: 50\n  beta1: 0.5\n  g_ema: 0.99\nsamples:\n  count: 3\n  every: 1\ncheckpoint:\n  keep: 2\n";
+    let spec = fixture_spec_file(t, "cdcgan", "name: cdcgan\nseed: 4\n", body);
+    resumes_like_the_whole_run(&spec, t, 25);
+    let model = gan_model::checkpoint::load_model(&t.join("whole/model.safetensors")).unwrap();
+    let gan_model::Model::Dcgan(gan) = &model else {
+        panic!("a DCGAN's weights read back as {model:?}")
+    };
+    assert_eq!((gan.generator.classes, gan.discriminator.classes), (10, 10));
+    assert_eq!(model.generator().input_size(), 26);
+    // The picture: ten rows (digits 0-9) of samples.count images.
+    let png = std::fs::read(t.join("whole/samples/001.png")).unwrap();
+    let field = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    let (w, h) = (field(16), field(20));
+    assert!(h > 3 * w, "ten rows of three: {w} x {h}");
+
+    // Its checkpoint cannot continue without the digits: a clear refusal.
+    pretend_interrupted(&t.join("int"));
+    let own = std::fs::read_to_string(t.join("int/spec.yaml")).unwrap();
+    assert!(own.contains("conditional: true"), "{own}");
+    std::fs::write(
+        t.join("int/spec.yaml"),
+        own.replace("conditional: true", "conditional: false"),
+    )
+    .unwrap();
+    let out = runner(&["--resume", "int", "--force", "--quiet"], t);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && !err.contains("panicked")
+            && err.contains("it holds a DCGAN: 10 classes (conditional)"),
+        "{err}"
+    );
+}
