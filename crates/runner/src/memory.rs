@@ -62,8 +62,7 @@ fn parts(spec: &Spec) -> Vec<Part> {
     let pixels = if cfg.model.classes > 0 { 2 * x } else { 0 };
     let workspace = b * (z + 2 * widths(&g) + 4 * widths(&d) + 3 * x + 4 + masks + pixels) * f;
     let data = TRAINING_FILE_IMAGES * x * 2;
-    // A conditional GAN's pictures have a row of `samples.count` per class.
-    let count = spec.samples.count as u128 * (cfg.model.classes as u128).max(1);
+    let count = pictured_images(spec, &cfg);
     let pictures = count * ((x + z + h) * f + x * PICTURE_BYTES_PER_PIXEL);
     let eval = if spec.eval.enabled {
         spec.eval.samples as u128 * (x + z + h + 1024 + 256 + 10) * f * 2
@@ -104,6 +103,11 @@ fn parts(spec: &Spec) -> Vec<Part> {
     ]
 }
 
+/// Images in each sample picture: a conditional GAN's have a row of `samples.count` per class.
+fn pictured_images(spec: &Spec, cfg: &gan_model::TrainConfig) -> u128 {
+    spec.samples.count as u128 * (cfg.model.classes as u128).max(1)
+}
+
 /// The same for a DCGAN.
 fn dcgan_parts(spec: &Spec, cfg: &gan_model::TrainConfig, shape: &DcganShape) -> Vec<Part> {
     let f = 4u128;
@@ -121,8 +125,7 @@ fn dcgan_parts(spec: &Spec, cfg: &gan_model::TrainConfig, shape: &DcganShape) ->
     // buffers for that many images), plus each image and its noise.
     let chunk = gan_model::dcgan::GENERATE_CHUNK;
     let (_, _, generating) = gan_model::dcgan::float_counts(input, shape, classes, chunk);
-    // A conditional GAN's pictures have a row of `samples.count` per class.
-    let count = spec.samples.count as u128 * (classes as u128).max(1);
+    let count = pictured_images(spec, cfg);
     let pictures = (generating + count * (x + z)) * f + count * x * PICTURE_BYTES_PER_PIXEL;
     let eval = if spec.eval.enabled {
         generating * f + spec.eval.samples as u128 * (x + z + 1024 + 256 + 10) * f * 2
