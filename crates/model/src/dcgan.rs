@@ -20,7 +20,7 @@
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal, StandardNormal};
+use rand_distr::{Distribution, Normal};
 
 use crate::adam::Adam;
 use crate::config::{DcganShape, TrainConfig};
@@ -29,8 +29,8 @@ use crate::kernels::{self, matmul, Split, View};
 use crate::params::{Activation, Output, ParamSlot};
 use crate::rng::{stream, Stream};
 use crate::trainer::{
-    apply_mask, check_finite, draw_mask, scale_by_derivative as scale_masked, update_average, Mask,
-    StepStats, TrainError,
+    apply_mask, check_finite, draw_input, draw_mask, scale_by_derivative as scale_masked,
+    update_average, Mask, StepStats, TrainError,
 };
 use crate::IMAGE_PIXELS;
 
@@ -1049,7 +1049,7 @@ impl DcganTrainer {
                         gbuf.z.copy_from_slice(z);
                         labels_of_one_hot(z, g.classes, fake_labels);
                     }
-                    None => draw_input(&mut gbuf.z, fake_labels, g.classes, noise),
+                    None => draw_input(&mut gbuf.z, g.input(), fake_labels, g.classes, noise),
                 }
                 generator_forward(g, gbuf, fake, scratch, BN_MOMENTUM);
             },
@@ -1141,24 +1141,6 @@ impl DcganTrainer {
         self.adam_g
             .update(&mut self.gan.generator.params, &self.grad_g);
         Ok(g_loss)
-    }
-}
-
-/// G's input rows from the noise stream: every row's noise, then (a conditional G) every
-/// row's label, uniform over the classes, into `labels` and one-hot at the row's end, as
-/// the MLP trainer draws them.
-fn draw_input(z: &mut [f32], labels: &mut [u8], classes: usize, rng: &mut ChaCha8Rng) {
-    let width = z.len() / labels.len();
-    for row in z.chunks_exact_mut(width) {
-        for v in &mut row[..width - classes] {
-            *v = rng.sample(StandardNormal);
-        }
-    }
-    if classes > 0 {
-        for (row, label) in z.chunks_exact_mut(width).zip(labels.iter_mut()) {
-            *label = rng.gen_range(0..classes) as u8;
-            crate::generate::one_hot(&mut row[width - classes..], *label);
-        }
     }
 }
 

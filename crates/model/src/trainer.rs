@@ -385,32 +385,14 @@ impl Trainer {
             let drop_p = self.cfg.model.d_dropout;
             rayon::join(
                 || {
+                    {
+                        let _t = phases::time(Phase::Noise);
+                        draw_input(z, g.input(), fake_labels, classes, noise);
+                    }
+                    let _t = phases::time(Phase::GForward);
                     if classes == 0 {
-                        {
-                            let _t = phases::time(Phase::Noise);
-                            for v in z.iter_mut() {
-                                *v = noise.sample(StandardNormal);
-                            }
-                        }
-                        let _t = phases::time(Phase::GForward);
                         generator_forward(g, z, g_out, fake);
                     } else {
-                        let noise_timer = phases::time(Phase::Noise);
-                        // Every row's noise, then every row's label, uniform over the classes.
-                        let width = g.input();
-                        for row in z.chunks_exact_mut(width) {
-                            for v in &mut row[..width - classes] {
-                                *v = noise.sample(StandardNormal);
-                            }
-                        }
-                        for label in fake_labels.iter_mut() {
-                            *label = noise.gen_range(0..classes) as u8;
-                        }
-                        for (row, &label) in z.chunks_exact_mut(width).zip(fake_labels.iter()) {
-                            one_hot(&mut row[width - classes..], label);
-                        }
-                        drop(noise_timer);
-                        let _t = phases::time(Phase::GForward);
                         generator_forward(g, z, g_out, fake_px);
                         join_one_hot(fake, fake_px, fake_labels, classes);
                     }
@@ -888,6 +870,31 @@ pub(crate) fn scale_by_derivative(grad: &mut [f32], out: &[f32], act: Activation
             for (g, &y) in grad.iter_mut().zip(out) {
                 *g *= other.derivative_at_output(y);
             }
+        }
+    }
+}
+
+/// G's input rows (`width` wide) from the noise stream: every row's noise, then (a
+/// conditional G, `classes > 0`) every row's label, uniform over the classes, into `labels`
+/// and one-hot at the row's end. The MLP and DCGAN trainers draw alike.
+pub(crate) fn draw_input(
+    z: &mut [f32],
+    width: usize,
+    labels: &mut [u8],
+    classes: usize,
+    rng: &mut ChaCha8Rng,
+) {
+    for row in z.chunks_exact_mut(width) {
+        for v in &mut row[..width - classes] {
+            *v = rng.sample(StandardNormal);
+        }
+    }
+    if classes > 0 {
+        for label in labels.iter_mut() {
+            *label = rng.gen_range(0..classes) as u8;
+        }
+        for (row, &label) in z.chunks_exact_mut(width).zip(labels.iter()) {
+            one_hot(&mut row[width - classes..], label);
         }
     }
 }
