@@ -1413,9 +1413,15 @@ fn discriminator_forward(
         let w = d.fc_inputs();
         let rows = features.chunks_exact(w).zip(&labels[..n]);
         for (logit, (row, &y)) in buf.logits[..n].iter_mut().zip(rows) {
-            *logit += kernels::dot(row, &embed[y as usize * w..(y as usize + 1) * w]);
+            *logit += kernels::dot(row, class_row(embed, w, y));
         }
     }
+}
+
+/// A conditional D's embedding row for digit `y` (`w` wide): the extra logit weights of
+/// that digit's images.
+fn class_row(embed: &[f32], w: usize, y: u8) -> &[f32] {
+    &embed[y as usize * w..][..w]
 }
 
 /// D's backward pass from `buf.dl[..n]` after [`discriminator_forward`] on the same images:
@@ -1459,16 +1465,12 @@ fn discriminator_backward(
     };
     let fc_width = d.fc_inputs();
     // A conditional D's logit weights of image i are `fc + embed[label i]`.
-    let class_row = |i: usize| {
-        let y = labels[i] as usize;
-        &embed[y * fc_width..(y + 1) * fc_width]
-    };
     for (i, (row, &g)) in d_features.chunks_exact_mut(fc_width).zip(dl).enumerate() {
         for (o, &w) in row.iter_mut().zip(fc) {
             *o = g * w;
         }
         if d.classes > 0 {
-            for (o, &e) in row.iter_mut().zip(class_row(i)) {
+            for (o, &e) in row.iter_mut().zip(class_row(embed, fc_width, labels[i])) {
                 *o += g * e;
             }
         }
@@ -1480,10 +1482,7 @@ fn discriminator_backward(
             }
             if d.classes > 0 {
                 let y = labels[i] as usize;
-                for (o, &a) in d_embed[y * fc_width..(y + 1) * fc_width]
-                    .iter_mut()
-                    .zip(row)
-                {
+                for (o, &a) in d_embed[y * fc_width..][..fc_width].iter_mut().zip(row) {
                     *o += g * a;
                 }
             }
