@@ -35,6 +35,10 @@ pub struct Args {
     /// its total is a little above the plain figure)
     #[arg(long)]
     phases: bool,
+    /// Also measure the machine's multiply-add ceiling (an FMA loop on 1 and on --threads
+    /// threads) and the least time the step's products could take at it
+    #[arg(long)]
+    ceiling: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -76,6 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .args(args.flush_denormals.then_some("--flush-denormals"))
         .args(args.dcgan.then_some("--dcgan"))
         .args(args.phases.then_some("--phases"))
+        .args(args.ceiling.then_some("--ceiling"))
         .status()
         .context("running cargo")?;
     if !status.success() {
