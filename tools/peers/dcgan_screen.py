@@ -12,8 +12,23 @@ is a fresh one of the example's shape (only G is evaluated, and `gan eval` reads
 example's D layout; a conditional one's embedding tells it the classes). One thread by
 default, so two screens run side by side.
 
+Changes screened for an unconditional DCGAN's class mix and precision, none kept
+(experiments/README.md, "An unconditional DCGAN: screens that did not help"):
+  --pack M             PacGAN (Lin et al. 2018): D judges M images at once, stacked as M
+                       channels of its first convolution (--batch must be a multiple of M);
+  --no-g-batch-norm    G without batch normalisation, a bias per channel instead (saved as
+                       a normalisation that changes nothing, so `gan eval` reads it);
+  --no-d-batch-norm    D without it (model.d_batch_norm: false);
+  --info K             InfoGAN (Chen et al. 2016): G's input ends in a random one-hot code of
+                       K categories, and a linear head Q on D's features learns, with G, to
+                       tell the code from the image (cross-entropy, weight --info-weight); D's
+                       GAN logit never sees the code. Saved like a conditional G of K classes,
+                       so `gan eval` asks for every code equally often (its label_accuracy then
+                       says how far the codes match the digits).
+
 Usage: dcgan_screen.py --data DIR --out DIR [--epochs 5] [--batch 25] [--lr 5e-4]
-       [--threads 1] [--seed 1] [--d-dense H] [--conditional]
+       [--threads 1] [--seed 1] [--d-dense H] [--conditional] [--pack M]
+       [--no-g-batch-norm] [--no-d-batch-norm] [--info K [--info-weight W]]
 """
 import argparse
 import os
@@ -21,10 +36,11 @@ import time
 
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from gan_torch_dcgan import Discriminator, Generator, init
+from gan_torch_dcgan import ChannelBias, Discriminator, Generator, init
 from peer_common import load_train_images, load_train_labels
 
 
@@ -39,6 +55,11 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--d-dense", type=int, default=0)
     ap.add_argument("--conditional", action="store_true")
+    ap.add_argument("--pack", type=int, default=1)
+    ap.add_argument("--no-g-batch-norm", action="store_true")
+    ap.add_argument("--no-d-batch-norm", action="store_true")
+    ap.add_argument("--info", type=int, default=0)
+    ap.add_argument("--info-weight", type=float, default=1.0)
     a = ap.parse_args()
     classes = 10 if a.conditional else 0
     torch.set_num_threads(a.threads)
@@ -47,30 +68,47 @@ def main():
     data = torch.from_numpy(
         load_train_images(a.data).reshape(-1, 1, 28, 28).astype(np.float32) / 255 * 2 - 1)
     labels = torch.from_numpy(load_train_labels(a.data).astype(np.int64))
-    G = init(Generator(100, 128, 64, classes=classes))
-    D = init(Discriminator(64, 128, dense=a.d_dense, classes=classes))
+    codes = classes or a.info
+    G = init(Generator(100, 128, 64, classes=codes, batch_norm=not a.no_g_batch_norm))
+    D = init(Discriminator(64, 128, batch_norm=not a.no_d_batch_norm, dense=a.d_dense,
+                         classes=classes, pack=a.pack))
     opt_g = torch.optim.Adam(G.parameters(), lr=a.lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=a.lr, betas=(0.5, 0.999))
+    Q = init(nn.Linear(a.d_dense or 128 * 7 * 7, a.info)) if a.info else None
+    d_params = list(D.parameters()) + (list(Q.parameters()) if Q is not None else [])
+    opt_d = torch.optim.Adam(d_params, lr=a.lr, betas=(0.5, 0.999))
     b = a.batch
-    ones, zeros = torch.ones(b, 1), torch.zeros(b, 1)
+    if b % a.pack:
+        ap.error(f"--batch {b} is not a multiple of --pack {a.pack}")
+    if a.info and a.conditional:
+        ap.error("--info and --conditional both use G's one-hot inputs: pick one")
+    ones, zeros = torch.ones(b // a.pack, 1), torch.zeros(b // a.pack, 1)
     for epoch in range(1, a.epochs + 1):
         t0, perm, d_sum, g_sum = time.time(), torch.randperm(data.shape[0]), 0.0, 0.0
         steps = data.shape[0] // b
         for i in range(steps):
             x, real_y = data[perm[i * b:(i + 1) * b]], labels[perm[i * b:(i + 1) * b]]
-            z, fake_y = torch.randn(b, 100), None
+            z, fake_y, code = torch.randn(b, 100), None, None
+            if codes:
+                code = torch.randint(0, codes, (b,))
+                z = torch.cat([z, F.one_hot(code, codes).float()], 1)
             if classes:
-                fake_y = torch.randint(0, classes, (b,))
-                z = torch.cat([z, F.one_hot(fake_y, classes).float()], 1)
+                fake_y = code
             else:
                 real_y = None
             fake = G(z)
+            h_fake = D.features(fake.detach())
             d_loss = F.binary_cross_entropy_with_logits(D(x, real_y), ones) + \
-                F.binary_cross_entropy_with_logits(D(fake.detach(), fake_y), zeros)
+                F.binary_cross_entropy_with_logits(D.head(h_fake, fake_y), zeros)
+            if Q is not None:
+                # InfoGAN (Chen et al. 2016): Q guesses G's code from D's features.
+                d_loss = d_loss + a.info_weight * F.cross_entropy(Q(h_fake), code)
             opt_d.zero_grad()
             d_loss.backward()
             opt_d.step()
-            g_loss = F.binary_cross_entropy_with_logits(D(fake, fake_y), ones)
+            h_fake = D.features(fake)
+            g_loss = F.binary_cross_entropy_with_logits(D.head(h_fake, fake_y), ones)
+            if Q is not None:
+                g_loss = g_loss + a.info_weight * F.cross_entropy(Q(h_fake), code)
             opt_g.zero_grad()
             g_loss.backward(inputs=list(G.parameters()))
             opt_g.step()
@@ -78,8 +116,16 @@ def main():
         print(f"epoch {epoch}: D loss {d_sum / steps:.3f}, G loss {g_sum / steps:.3f}, "
               f"{time.time() - t0:.0f} s", flush=True)
         tensors = {f"generator.{k}": v for k, v in G.state_dict().items()
-                   if "num_batches" not in k}
-        example_d = init(Discriminator(64, 128, classes=classes))
+                   if "num_batches" not in k and not k.startswith(("bn0.", "bn1."))}
+        for name in ("bn0", "bn1"):
+            bn = getattr(G, name)
+            if isinstance(bn, ChannelBias):
+                tensors.update({f"generator.{k}": v for k, v in
+                                bn.as_batch_norm(name).items()})
+            else:
+                tensors.update({f"generator.{name}.{k}": v for k, v in bn.state_dict().items()
+                                if "num_batches" not in k})
+        example_d = init(Discriminator(64, 128, classes=codes))
         tensors.update({f"discriminator.{k}": v for k, v in example_d.state_dict().items()
                         if "running" not in k and "num_batches" not in k})
         save_file({k: v.contiguous().float() for k, v in tensors.items()},

@@ -54,14 +54,33 @@ def init(module):
     return module
 
 
+class ChannelBias(nn.Module):
+    """A bias per channel in place of a batch normalisation (a G without one); saved as a
+    normalisation that changes nothing (scale 1, running mean 0, running variance 1 - eps)
+    so that `gan eval --generator` reads it."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x):
+        return x + self.bias.view(1, -1, 1, 1)
+
+    def as_batch_norm(self, prefix):
+        c = self.bias.shape[0]
+        return {f"{prefix}.weight": torch.ones(c), f"{prefix}.bias": self.bias.detach(),
+                f"{prefix}.running_mean": torch.zeros(c),
+                f"{prefix}.running_var": torch.full((c,), 1 - 1e-5)}
+
+
 class Generator(nn.Module):
-    def __init__(self, noise, c1, c2, classes=0):
+    def __init__(self, noise, c1, c2, classes=0, batch_norm=True):
         super().__init__()
         self.c1 = c1
         self.fc = nn.Linear(noise + classes, c1 * 7 * 7, bias=False)
-        self.bn0 = nn.BatchNorm2d(c1)
+        self.bn0 = nn.BatchNorm2d(c1) if batch_norm else ChannelBias(c1)
         self.up1 = nn.ConvTranspose2d(c1, c2, 4, 2, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c2)
+        self.bn1 = nn.BatchNorm2d(c2) if batch_norm else ChannelBias(c2)
         self.up2 = nn.ConvTranspose2d(c2, 1, 4, 2, 1)
 
     def forward(self, z):
@@ -77,10 +96,10 @@ class Discriminator(nn.Module):
     LeakyReLU come before the logit, as in InfoGAN's MNIST D (registered before `fc`, so
     the parameters come in the project's buffer order)."""
 
-    def __init__(self, c1, c2, batch_norm=True, dropout=0.0, dense=0, classes=0):
+    def __init__(self, c1, c2, batch_norm=True, dropout=0.0, dense=0, classes=0, pack=1):
         super().__init__()
-        self.c2 = c2
-        self.conv1 = nn.Conv2d(1, c1, 4, 2, 1)
+        self.c2, self.pack = c2, pack
+        self.conv1 = nn.Conv2d(pack, c1, 4, 2, 1)
         self.conv2 = nn.Conv2d(c1, c2, 4, 2, 1, bias=not batch_norm)
         self.bn2 = nn.BatchNorm2d(c2) if batch_norm else nn.Identity()
         self.dense = nn.Linear(c2 * 7 * 7, dense) if dense else None
@@ -88,15 +107,23 @@ class Discriminator(nn.Module):
         self.embed = nn.Embedding(classes, dense or c2 * 7 * 7) if classes else None
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x, y=None):
+    def features(self, x):
+        """The logit's input h (the dense layer's output, or the conv features)."""
+        x = x.reshape(-1, self.pack, 28, 28)
         x = self.drop(F.leaky_relu(self.conv1(x), 0.2))
         x = self.drop(F.leaky_relu(self.bn2(self.conv2(x)), 0.2))
         x = x.view(-1, self.c2 * 7 * 7)
         if self.dense is not None:
             x = F.leaky_relu(self.dense(x), 0.2)
+        return x
+
+    def head(self, x, y=None):
         if self.embed is None:
             return self.fc(x)
         return self.fc(x) + (self.embed(y) * x).sum(1, keepdim=True)
+
+    def forward(self, x, y=None):
+        return self.head(self.features(x), y)
 
 
 def main():
