@@ -61,6 +61,10 @@ def main():
     ap.add_argument("--info", type=int, default=0)
     ap.add_argument("--info-weight", type=float, default=1.0)
     a = ap.parse_args()
+    if a.batch % a.pack:
+        ap.error(f"--batch {a.batch} is not a multiple of --pack {a.pack}")
+    if a.info and a.conditional:
+        ap.error("--info and --conditional both use G's one-hot inputs: pick one")
     classes = 10 if a.conditional else 0
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -73,14 +77,10 @@ def main():
     D = init(Discriminator(64, 128, batch_norm=not a.no_d_batch_norm, dense=a.d_dense,
                          classes=classes, pack=a.pack))
     opt_g = torch.optim.Adam(G.parameters(), lr=a.lr, betas=(0.5, 0.999))
-    Q = init(nn.Linear(a.d_dense or 128 * 7 * 7, a.info)) if a.info else None
+    Q = init(nn.Linear(a.d_dense or D.c2 * 7 * 7, a.info)) if a.info else None
     d_params = list(D.parameters()) + (list(Q.parameters()) if Q is not None else [])
     opt_d = torch.optim.Adam(d_params, lr=a.lr, betas=(0.5, 0.999))
     b = a.batch
-    if b % a.pack:
-        ap.error(f"--batch {b} is not a multiple of --pack {a.pack}")
-    if a.info and a.conditional:
-        ap.error("--info and --conditional both use G's one-hot inputs: pick one")
     ones, zeros = torch.ones(b // a.pack, 1), torch.zeros(b // a.pack, 1)
     for epoch in range(1, a.epochs + 1):
         t0, perm, d_sum, g_sum = time.time(), torch.randperm(data.shape[0]), 0.0, 0.0
