@@ -93,6 +93,7 @@ fn dcgan_step_flops(cfg: &TrainConfig, shape: &gan_model::DcganShape) -> f64 {
 }
 
 fn main() {
+    gan_tools::quiet_broken_pipe();
     let args = <Args as clap::Parser>::parse();
     let fail = |e: String| -> ! {
         eprintln!("error: {e}");
