@@ -59,114 +59,190 @@ impl ConvShape {
     }
 }
 
-/// The geometry of one convolution's im2col: for each kernel position `(ki, kj)` and output
-/// pixel `(oy, ox)`, where the input pixel under it lies in the input padded by `p` on every
-/// side, so that the column loops need no bounds tests. Made once per layer call and lane.
+/// The geometry of one convolution's im2col. Each channel plane is zero-padded by `p` on
+/// every side and split by column phase: padded row `y`'s columns `f, f + s, f + 2s, ...`
+/// are stored side by side (`phase` floats from `(y * s + f) * phase`). Then every run of
+/// `ow` column entries a kernel position `(ki, kj)` and an output row `oy` need is one
+/// contiguous slice (phase `kj % s` of row `oy * s + ki`, from `kj / s`), so the column
+/// loops copy and add whole runs instead of gathering single pixels.
 struct Patches<'a> {
     shape: &'a ConvShape,
     /// The input (the convolution's: a transposed layer's output) and output sides.
     input: (usize, usize),
     output: (usize, usize),
-    offsets: &'a [u32],
 }
 
 impl<'a> Patches<'a> {
-    fn new(
-        shape: &'a ConvShape,
-        (h, w): (usize, usize),
-        (oh, ow): (usize, usize),
-        table: &'a mut [u32],
-    ) -> Patches<'a> {
-        let (k, s) = (shape.kernel, shape.stride);
-        let wp = w + 2 * shape.padding;
-        let offsets = &mut table[..k * k * oh * ow];
-        let mut i = 0;
-        for ki in 0..k {
-            for kj in 0..k {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        offsets[i] = ((oy * s + ki) * wp + ox * s + kj) as u32;
-                        i += 1;
-                    }
-                }
-            }
-        }
+    fn new(shape: &'a ConvShape, input: (usize, usize), output: (usize, usize)) -> Patches<'a> {
         Patches {
             shape,
-            input: (h, w),
-            output: (oh, ow),
-            offsets,
+            input,
+            output,
         }
     }
 
-    fn padded_len(&self) -> usize {
-        let p = 2 * self.shape.padding;
-        (self.input.0 + p) * (self.input.1 + p)
+    /// Floats per column phase of a padded row.
+    fn phase(&self) -> usize {
+        (self.input.1 + 2 * self.shape.padding).div_ceil(self.shape.stride)
     }
 
-    /// Copies one channel plane into the interior of `padded` (whose border stays 0).
-    fn pad(&self, plane: &[f32], padded: &mut [f32]) {
+    fn phased_len(&self) -> usize {
+        (self.input.0 + 2 * self.shape.padding) * self.shape.stride * self.phase()
+    }
+
+    /// The start, in the phased plane, of the run that kernel position `(ki, kj)` reads for
+    /// output row 0; output row `oy`'s starts `oy` times [`Patches::run_step`] further on.
+    fn run_start(&self, ki: usize, kj: usize) -> usize {
+        let s = self.shape.stride;
+        (ki * s + kj % s) * self.phase() + kj / s
+    }
+
+    fn run_step(&self) -> usize {
+        self.shape.stride * self.shape.stride * self.phase()
+    }
+
+    /// For each column phase of a padded row: where its first interior entry sits in the
+    /// row's phased copy, the input column it holds, and how many interior entries the
+    /// phase has (input columns `x, x + s, ...`).
+    fn interior_phases(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        let (s, p, q, w) = (
+            self.shape.stride,
+            self.shape.padding,
+            self.phase(),
+            self.input.1,
+        );
+        (0..s).filter_map(move |phase| {
+            // The first j with phase + s * j >= p, and its input column.
+            let j = p.saturating_sub(phase).div_ceil(s);
+            let x = phase + s * j - p;
+            (x < w).then(|| (phase * q + j, x, (w - x).div_ceil(s)))
+        })
+    }
+
+    /// Copies one channel plane into the interior of `phased` (whose border stays 0).
+    fn pad(&self, plane: &[f32], phased: &mut [f32]) {
         let (h, w) = self.input;
-        let (p, wp) = (self.shape.padding, w + 2 * self.shape.padding);
+        let row = self.shape.stride * self.phase();
         for (y, line) in plane.chunks_exact(w).take(h).enumerate() {
-            padded[(y + p) * wp + p..][..w].copy_from_slice(line);
+            let to = &mut phased[(y + self.shape.padding) * row..][..row];
+            for (at, x, n) in self.interior_phases() {
+                let from = line[x..].iter().step_by(self.shape.stride);
+                for (t, &v) in to[at..at + n].iter_mut().zip(from) {
+                    *t = v;
+                }
+            }
         }
     }
 
     /// The columns of one `channels x h x w` image: row `(c, ki, kj)` (`ld` apart in
     /// `cols`), column `(oy, ox)` holds the input pixel under kernel position `(ki, kj)` at
-    /// that output position, 0 in the padding. `padded` is scratch.
+    /// that output position, 0 in the padding. `phased` is scratch.
     fn im2col(
         &self,
         channels: usize,
         image: &[f32],
         cols: &mut [f32],
         ld: usize,
-        padded: &mut [f32],
+        phased: &mut [f32],
     ) {
         let (h, w) = self.input;
-        let pixels = self.output.0 * self.output.1;
-        let padded = &mut padded[..self.padded_len()];
-        padded.fill(0.0);
-        let mut rows = 0..;
+        let (oh, ow) = self.output;
+        let k = self.shape.kernel;
+        let phased = &mut phased[..self.phased_len()];
+        phased.fill(0.0);
+        let mut r = 0;
         for plane in image.chunks_exact(h * w).take(channels) {
-            self.pad(plane, padded);
-            for at in self.offsets.chunks_exact(pixels) {
-                let r = rows.next().unwrap_or_default();
-                for (o, &i) in cols[r * ld..r * ld + pixels].iter_mut().zip(at) {
-                    *o = padded[i as usize];
+            self.pad(plane, phased);
+            for ki in 0..k {
+                for kj in 0..k {
+                    let row = &mut cols[r * ld..r * ld + oh * ow];
+                    let (start, step) = (self.run_start(ki, kj), self.run_step());
+                    for (oy, out) in row.chunks_exact_mut(ow).enumerate() {
+                        let from = start + oy * step;
+                        copy_run(out, &phased[from..from + ow]);
+                    }
+                    r += 1;
                 }
             }
         }
     }
 
     /// The adjoint of [`Patches::im2col`]: adds each column entry back onto the pixel it
-    /// came from.
+    /// came from (each pixel's entries in the order of the kernel positions, then onto the
+    /// image).
     fn col2im(
         &self,
         channels: usize,
         cols: &[f32],
         ld: usize,
         image: &mut [f32],
-        padded: &mut [f32],
+        phased: &mut [f32],
     ) {
         let (h, w) = self.input;
-        let (p, wp) = (self.shape.padding, w + 2 * self.shape.padding);
-        let pixels = self.output.0 * self.output.1;
-        let padded = &mut padded[..self.padded_len()];
-        let mut rows = 0..;
+        let (oh, ow) = self.output;
+        let (k, p) = (self.shape.kernel, self.shape.padding);
+        let phased = &mut phased[..self.phased_len()];
+        let mut r = 0;
         for plane in image.chunks_exact_mut(h * w).take(channels) {
-            padded.fill(0.0);
-            for at in self.offsets.chunks_exact(pixels) {
-                let r = rows.next().unwrap_or_default();
-                for (&v, &i) in cols[r * ld..r * ld + pixels].iter().zip(at) {
-                    padded[i as usize] += v;
+            phased.fill(0.0);
+            for ki in 0..k {
+                for kj in 0..k {
+                    let row = &cols[r * ld..r * ld + oh * ow];
+                    let (start, step) = (self.run_start(ki, kj), self.run_step());
+                    for (oy, from) in row.chunks_exact(ow).enumerate() {
+                        let to = start + oy * step;
+                        add_run(&mut phased[to..to + ow], from);
+                    }
+                    r += 1;
                 }
             }
+            let row = self.shape.stride * self.phase();
             for (y, line) in plane.chunks_exact_mut(w).enumerate() {
-                for (o, &v) in line.iter_mut().zip(&padded[(y + p) * wp + p..]) {
-                    *o += v;
+                let from = &phased[(y + p) * row..][..row];
+                for (at, x, n) in self.interior_phases() {
+                    let to = line[x..].iter_mut().step_by(self.shape.stride);
+                    for (o, &v) in to.zip(&from[at..at + n]) {
+                        *o += v;
+                    }
                 }
+            }
+        }
+    }
+}
+
+/// `to = from` for one run of an im2col row; the runs of DCGAN's layers (7, 14 or 28
+/// wide) get fixed-width copies the compiler unrolls (a copy of unknown length becomes
+/// a `memcpy` call, which costs more than seven floats' worth of moves).
+#[inline(always)]
+fn copy_run(to: &mut [f32], from: &[f32]) {
+    fn fixed<const N: usize>(to: &mut [f32], from: &[f32]) {
+        to[..N].copy_from_slice(&from[..N]);
+    }
+    match to.len() {
+        7 => fixed::<7>(to, from),
+        14 => fixed::<14>(to, from),
+        28 => fixed::<28>(to, from),
+        _ => to.copy_from_slice(from),
+    }
+}
+
+/// `to += from` for one run of a col2im row, fixed-width like [`copy_run`].
+#[inline(always)]
+fn add_run(to: &mut [f32], from: &[f32]) {
+    fn fixed<const N: usize>(to: &mut [f32], from: &[f32]) {
+        let (to, from): (&mut [f32; N], &[f32; N]) =
+            (to.try_into().unwrap(), from.try_into().unwrap());
+        for (t, f) in to.iter_mut().zip(from) {
+            *t += *f;
+        }
+    }
+    match to.len() {
+        7 => fixed::<7>(to, from),
+        14 => fixed::<14>(to, from),
+        28 => fixed::<28>(to, from),
+        _ => {
+            for (t, f) in to.iter_mut().zip(from) {
+                *t += *f;
             }
         }
     }
@@ -197,9 +273,8 @@ struct Lane {
     cols: Vec<f32>,
     staging: Vec<f32>,
     dw: Vec<f32>,
-    /// [`Patches`]' offsets and one zero-padded channel plane.
-    offsets: Vec<u32>,
-    padded: Vec<f32>,
+    /// One zero-padded channel plane, split by column phase ([`Patches`]).
+    phased: Vec<f32>,
 }
 
 /// The layers' working memory, one set of buffers per lane; sized once, before training,
@@ -227,8 +302,7 @@ impl Scratch {
         } else {
             (sides.input, sides.output)
         };
-        let k2 = shape.kernel * shape.kernel;
-        let p2 = 2 * shape.padding;
+        let phased = Patches::new(shape, conv_in, conv_out).phased_len();
         let (cols, staging) = if transposed {
             let width = group * sides.in_pixels();
             (shape.patch(shape.out_ch) * width, shape.in_ch * width)
@@ -240,10 +314,7 @@ impl Scratch {
             grow(&mut lane.cols, cols);
             grow(&mut lane.staging, staging);
             grow(&mut lane.dw, shape.weight_len());
-            if lane.offsets.len() < k2 * conv_out.0 * conv_out.1 {
-                lane.offsets.resize(k2 * conv_out.0 * conv_out.1, 0);
-            }
-            grow(&mut lane.padded, (conv_in.0 + p2) * (conv_in.1 + p2));
+            grow(&mut lane.phased, phased);
         }
     }
 
@@ -252,7 +323,7 @@ impl Scratch {
         let floats: usize = self
             .lanes
             .iter()
-            .map(|l| l.cols.len() + l.staging.len() + l.dw.len() + l.offsets.len() + l.padded.len())
+            .map(|l| l.cols.len() + l.staging.len() + l.dw.len() + l.phased.len())
             .sum();
         floats * std::mem::size_of::<f32>()
     }
@@ -380,7 +451,7 @@ pub fn conv_forward(
         &mut scratch.lanes,
         |images, lane, y| {
             let start = images.start;
-            let patches = Patches::new(shape, sides.input, sides.output, &mut lane.offsets);
+            let patches = Patches::new(shape, sides.input, sides.output);
             for (first, n) in groups(images) {
                 let width = n * p_out;
                 let cols = &mut lane.cols[..patch * width];
@@ -391,7 +462,7 @@ pub fn conv_forward(
                         image,
                         &mut cols[j * p_out..],
                         width,
-                        &mut lane.padded,
+                        &mut lane.phased,
                     );
                 }
                 let staging = &mut lane.staging[..shape.out_ch * width];
@@ -438,7 +509,7 @@ pub fn conv_backward(
         &mut scratch.lanes,
         |images, lane, dx| {
             let start = images.start;
-            let patches = Patches::new(shape, sides.input, sides.output, &mut lane.offsets);
+            let patches = Patches::new(shape, sides.input, sides.output);
             let dw = &mut lane.dw[..shape.weight_len()];
             if want_grads {
                 dw.fill(0.0);
@@ -456,7 +527,7 @@ pub fn conv_backward(
                             image,
                             &mut cols[j * p_out..],
                             width,
-                            &mut lane.padded,
+                            &mut lane.phased,
                         );
                     }
                     // dW += dy_g (out x width) * cols_g^T (width x patch)
@@ -482,7 +553,7 @@ pub fn conv_backward(
                             &cols[j * p_out..],
                             width,
                             out,
-                            &mut lane.padded,
+                            &mut lane.phased,
                         );
                     }
                 }
@@ -523,7 +594,7 @@ pub fn conv_transposed_forward(
         &mut scratch.lanes,
         |images, lane, y| {
             let start = images.start;
-            let patches = Patches::new(shape, sides.output, sides.input, &mut lane.offsets);
+            let patches = Patches::new(shape, sides.output, sides.input);
             for (first, n) in groups(images) {
                 let width = n * p_in;
                 let staging = &mut lane.staging[..shape.in_ch * width];
@@ -551,7 +622,7 @@ pub fn conv_transposed_forward(
                         &cols[j * p_in..],
                         width,
                         out,
-                        &mut lane.padded,
+                        &mut lane.phased,
                     );
                 }
             }
@@ -589,7 +660,7 @@ pub fn conv_transposed_backward(
         &mut scratch.lanes,
         |images, lane, dx| {
             let start = images.start;
-            let patches = Patches::new(shape, sides.output, sides.input, &mut lane.offsets);
+            let patches = Patches::new(shape, sides.output, sides.input);
             let dw = &mut lane.dw[..shape.weight_len()];
             if want_grads {
                 dw.fill(0.0);
@@ -605,7 +676,7 @@ pub fn conv_transposed_backward(
                         grad,
                         &mut cols[j * p_in..],
                         width,
-                        &mut lane.padded,
+                        &mut lane.phased,
                     );
                 }
                 let staging = &mut lane.staging[..shape.in_ch * width];

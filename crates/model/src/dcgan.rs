@@ -120,7 +120,7 @@ pub fn float_counts(
     let d_buffers = 2 * b * (2 * d1 * mid + 4 * d2 * seed + 2 * h) + d2 * seed * h + 8 * d2 + 4 * b;
     let g_buffers = b * (z + 4 * g1 * seed + 4 * g2 * mid + image) + 6 * (g1 + g2);
     // Each lane's scratch, sized for the largest layer: im2col columns, staging, a weight
-    // gradient, the offsets and a padded plane.
+    // gradient and a padded plane (30 x 30 for the 28 x 28 layers, split in two phases of 15).
     let group = conv::GROUP.min(batch) as u128;
     let layers = [
         (g2 * k * group * seed, g1 * group * seed, g1 * g2 * k),
@@ -129,7 +129,7 @@ pub fn float_counts(
         (d1 * k * group * seed, d2 * group * seed, d1 * d2 * k),
     ];
     let largest = |f: fn(&(u128, u128, u128)) -> u128| layers.iter().map(f).max().unwrap_or(0);
-    let lane = largest(|l| l.0) + largest(|l| l.1) + largest(|l| l.2) + k * mid + 30 * 30;
+    let lane = largest(|l| l.0) + largest(|l| l.1) + largest(|l| l.2) + 30 * 30;
     let scratch = conv::LANES as u128 * lane;
     (g, d, d_buffers + g_buffers + 2 * b * image + scratch)
 }

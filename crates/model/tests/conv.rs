@@ -256,3 +256,157 @@ fn batch_normalisation_matches_dfdx() {
         check(&format!("batch norm {part} (dfdx)"), got, want);
     }
 }
+
+/// The input pixel under kernel position `(ki, kj)` at output position `(oy, ox)`, if it is
+/// inside the `h x w` input (the rest is padding).
+fn under(
+    s: &ConvShape,
+    (h, w): (usize, usize),
+    (oy, ox): (usize, usize),
+    (ki, kj): (usize, usize),
+) -> Option<(usize, usize)> {
+    let y = (oy * s.stride + ki).checked_sub(s.padding)?;
+    let x = (ox * s.stride + kj).checked_sub(s.padding)?;
+    (y < h && x < w).then_some((y, x))
+}
+
+/// A convolution's output, weight and input gradients by the definition, in f64, pixel by
+/// pixel (no im2col): `x` is `n x ci x h x w`, `w` `co x ci x k x k`.
+fn direct_conv(
+    s: &ConvShape,
+    n: usize,
+    (h, w): (usize, usize),
+    (oh, ow): (usize, usize),
+    x: &[f32],
+    wt: &[f32],
+    dy: &[f32],
+) -> [Vec<f32>; 3] {
+    let (ci, co, k) = (s.in_ch, s.out_ch, s.kernel);
+    let mut y = vec![0.0f64; n * co * oh * ow];
+    let mut dw = vec![0.0f64; wt.len()];
+    let mut dx = vec![0.0f64; x.len()];
+    for b in 0..n {
+        for o in 0..co {
+            for (oy, ox) in (0..oh).flat_map(|oy| (0..ow).map(move |ox| (oy, ox))) {
+                let at = ((b * co + o) * oh + oy) * ow + ox;
+                for c in 0..ci {
+                    for (ki, kj) in (0..k).flat_map(|ki| (0..k).map(move |kj| (ki, kj))) {
+                        if let Some((iy, ix)) = under(s, (h, w), (oy, ox), (ki, kj)) {
+                            let xi = ((b * ci + c) * h + iy) * w + ix;
+                            let wi = ((o * ci + c) * k + ki) * k + kj;
+                            y[at] += wt[wi] as f64 * x[xi] as f64;
+                            dw[wi] += dy[at] as f64 * x[xi] as f64;
+                            dx[xi] += dy[at] as f64 * wt[wi] as f64;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    [y, dw, dx].map(|v| v.into_iter().map(|v| v as f32).collect())
+}
+
+/// Geometries other than DCGAN's (stride 1 and 3, kernels 2 to 5, no padding or more,
+/// non-square inputs, a batch of 7 so both lanes and a short group are used), against the
+/// definition: a convolution's output and gradients, and a transposed convolution as the
+/// same sums read the other way round (its input is the convolution's output).
+#[test]
+fn other_geometries_match_the_definition() {
+    let cases = [
+        // (kernel, stride, padding, conv input side)
+        (3, 1, 1, (9, 7)),
+        (5, 3, 2, (11, 13)),
+        (4, 2, 1, (7, 9)),
+        (2, 2, 0, (8, 6)),
+        (3, 2, 0, (9, 9)),
+    ];
+    let (n, ci, co) = (7, 3, 4);
+    for (salt, (kernel, stride, padding, (h, w))) in cases.into_iter().enumerate() {
+        let name = format!("kernel {kernel}, stride {stride}, padding {padding}, {h} x {w}");
+        let s = ConvShape {
+            in_ch: ci,
+            out_ch: co,
+            kernel,
+            stride,
+            padding,
+        };
+        let (oh, ow) = (s.conv_out(h).unwrap(), s.conv_out(w).unwrap());
+        let x = det(n * ci * h * w, 10 * salt, 1.0, 0.0);
+        let wt = det(s.weight_len(), 10 * salt + 1, 0.3, 0.0);
+        let dy = det(n * co * oh * ow, 10 * salt + 2, 1.0, 0.0);
+        let [want_y, want_dw, want_dx] = direct_conv(&s, n, (h, w), (oh, ow), &x, &wt, &dy);
+
+        let sides = Sides {
+            batch: n,
+            input: (h, w),
+            output: (oh, ow),
+        };
+        let mut scratch = conv::Scratch::default();
+        scratch.reserve(&s, &sides, false);
+        let mut y = vec![f32::NAN; want_y.len()];
+        conv::conv_forward(&s, &sides, &x, &wt, None, &mut y, &mut scratch);
+        let (mut dw, mut dx) = (vec![0.0; wt.len()], vec![f32::NAN; x.len()]);
+        let grads = conv::Grads {
+            weight: &mut dw,
+            bias: None,
+        };
+        conv::conv_backward(
+            &s,
+            &sides,
+            &x,
+            &wt,
+            &dy,
+            Some(grads),
+            Some(&mut dx),
+            &mut scratch,
+        );
+        check(&format!("{name}: output"), &y, &want_y);
+        check(&format!("{name}: weight gradient"), &dw, &want_dw);
+        check(&format!("{name}: input gradient"), &dx, &want_dx);
+
+        // Transposed, from co to ci channels (weights `co x ci x k x k`, as PyTorch lays out
+        // a transposed layer's): its output is the convolution's input gradient of `dy`, and
+        // its gradients the convolution's with the roles of `x` and `dy` swapped.
+        if s.transposed_out(oh) != Some(h) || s.transposed_out(ow) != Some(w) {
+            continue; // the stride leaves input pixels no output reaches
+        }
+        let t = ConvShape {
+            in_ch: co,
+            out_ch: ci,
+            ..s
+        };
+        let sides = Sides {
+            batch: n,
+            input: (oh, ow),
+            output: (h, w),
+        };
+        let mut scratch = conv::Scratch::default();
+        scratch.reserve(&t, &sides, true);
+        let mut ty = vec![f32::NAN; x.len()];
+        conv::conv_transposed_forward(&t, &sides, &dy, &wt, None, &mut ty, &mut scratch);
+        let (mut tdw, mut tdx) = (vec![0.0; wt.len()], vec![f32::NAN; dy.len()]);
+        let grads = conv::Grads {
+            weight: &mut tdw,
+            bias: None,
+        };
+        // The transposed layer's output gradient is `x`: its input gradient is then the
+        // convolution of `x` (the convolution's output `y`), its weight gradient `dw`.
+        conv::conv_transposed_backward(
+            &t,
+            &sides,
+            &dy,
+            &wt,
+            &x,
+            Some(grads),
+            Some(&mut tdx),
+            &mut scratch,
+        );
+        check(&format!("{name}: transposed output"), &ty, &want_dx);
+        check(&format!("{name}: transposed input gradient"), &tdx, &want_y);
+        check(
+            &format!("{name}: transposed weight gradient"),
+            &tdw,
+            &want_dw,
+        );
+    }
+}
