@@ -26,9 +26,20 @@ Changes screened for an unconditional DCGAN's class mix and precision, none kept
                        so `gan eval` asks for every code equally often (its label_accuracy then
                        says how far the codes match the digits).
 
+And one that helps a great deal (experiments/README.md, "An unconditional DCGAN conditioned
+on its own clusters: a screen"):
+  --clusters K         self-conditioning on fixed clusters (after Liu et al. 2020, "Diverse
+                       image generation via self-conditioned GANs", without their re-clustering):
+                       k-means on the training images' pixels, no labels used; a conditional
+                       DCGAN on the cluster ids, G asked for clusters in their training
+                       frequencies, so its mix of shapes follows the data's by construction.
+                       `gan eval` would ask for every cluster equally often, so after each epoch
+                       this writes OUT/s<epoch>.npy (10,000 samples, clusters in their
+                       frequencies, uint8) for tools/analysis/samples_fid.py.
+
 Usage: dcgan_screen.py --data DIR --out DIR [--epochs 5] [--batch 25] [--lr 5e-4]
        [--threads 1] [--seed 1] [--d-dense H] [--conditional] [--pack M]
-       [--no-g-batch-norm] [--no-d-batch-norm] [--info K [--info-weight W]]
+       [--no-g-batch-norm] [--no-d-batch-norm] [--info K [--info-weight W]] [--clusters K]
 """
 import argparse
 import os
@@ -42,6 +53,37 @@ from safetensors.torch import save_file
 
 from gan_torch_dcgan import ChannelBias, Discriminator, Generator, init
 from peer_common import load_train_images, load_train_labels
+
+
+def kmeans(x, k, seed, iterations=30):
+    """Lloyd's k-means on the rows of x from k distinct rows of a seeded draw: each row's
+    cluster id."""
+    g = torch.Generator().manual_seed(seed)
+    centres = x[torch.randperm(len(x), generator=g)[:k]].clone()
+    for _ in range(iterations):
+        d = (x * x).sum(1, keepdim=True) - 2 * x @ centres.T + (centres * centres).sum(1)
+        ids = d.argmin(1)
+        for c in range(k):
+            members = x[ids == c]
+            if len(members):
+                centres[c] = members.mean(0)
+    return ids
+
+
+@torch.no_grad()
+def sample(G, freq, n):
+    """n images from G in eval mode (running statistics), clusters drawn in their
+    frequencies, as uint8 rows of 784 pixels."""
+    g = torch.Generator().manual_seed(0)
+    G.eval()
+    out = []
+    for i in range(0, n, 250):
+        z = torch.randn(250, 100, generator=g)
+        y = torch.multinomial(freq, 250, replacement=True, generator=g)
+        x = G(torch.cat([z, F.one_hot(y, len(freq)).float()], 1))
+        out.append(((x.reshape(250, 784) + 1) * 127.5).round().clamp(0, 255).byte())
+    G.train()
+    return torch.cat(out).numpy()
 
 
 def main():
@@ -60,18 +102,25 @@ def main():
     ap.add_argument("--no-d-batch-norm", action="store_true")
     ap.add_argument("--info", type=int, default=0)
     ap.add_argument("--info-weight", type=float, default=1.0)
+    ap.add_argument("--clusters", type=int, default=0)
     a = ap.parse_args()
     if a.batch % a.pack:
         ap.error(f"--batch {a.batch} is not a multiple of --pack {a.pack}")
-    if a.info and a.conditional:
-        ap.error("--info and --conditional both use G's one-hot inputs: pick one")
-    classes = 10 if a.conditional else 0
+    if sum(map(bool, (a.info, a.conditional, a.clusters))) > 1:
+        ap.error("--info, --conditional and --clusters all use G's one-hot inputs: pick one")
+    classes = 10 if a.conditional else a.clusters
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     os.makedirs(a.out, exist_ok=True)
     data = torch.from_numpy(
         load_train_images(a.data).reshape(-1, 1, 28, 28).astype(np.float32) / 255 * 2 - 1)
     labels = torch.from_numpy(load_train_labels(a.data).astype(np.int64))
+    freq = None
+    if a.clusters:
+        labels = kmeans(data.reshape(len(data), -1), a.clusters, a.seed)
+        freq = torch.bincount(labels, minlength=a.clusters).double() / len(labels)
+        print(f"{a.clusters} clusters, sizes {sorted(torch.bincount(labels).tolist())}",
+              flush=True)
     codes = classes or a.info
     G = init(Generator(100, 128, 64, classes=codes, batch_norm=not a.no_g_batch_norm))
     D = init(Discriminator(64, 128, batch_norm=not a.no_d_batch_norm, dense=a.d_dense,
@@ -88,7 +137,10 @@ def main():
         for i in range(steps):
             x, real_y = data[perm[i * b:(i + 1) * b]], labels[perm[i * b:(i + 1) * b]]
             z, fake_y, code = torch.randn(b, 100), None, None
-            if codes:
+            if freq is not None:
+                code = torch.multinomial(freq, b, replacement=True)
+                z = torch.cat([z, F.one_hot(code, codes).float()], 1)
+            elif codes:
                 code = torch.randint(0, codes, (b,))
                 z = torch.cat([z, F.one_hot(code, codes).float()], 1)
             if classes:
@@ -125,6 +177,8 @@ def main():
             else:
                 tensors.update({f"generator.{name}.{k}": v for k, v in bn.state_dict().items()
                                 if "num_batches" not in k})
+        if freq is not None:
+            np.save(os.path.join(a.out, f"s{epoch}.npy"), sample(G, freq, 10000))
         example_d = init(Discriminator(64, 128, classes=codes))
         tensors.update({f"discriminator.{k}": v for k, v in example_d.state_dict().items()
                         if "running" not in k and "num_batches" not in k})
