@@ -137,11 +137,9 @@ def main():
         for i in range(steps):
             x, real_y = data[perm[i * b:(i + 1) * b]], labels[perm[i * b:(i + 1) * b]]
             z, fake_y, code = torch.randn(b, 100), None, None
-            if freq is not None:
-                code = torch.multinomial(freq, b, replacement=True)
-                z = torch.cat([z, F.one_hot(code, codes).float()], 1)
-            elif codes:
-                code = torch.randint(0, codes, (b,))
+            if codes:
+                code = (torch.multinomial(freq, b, replacement=True) if freq is not None
+                        else torch.randint(0, codes, (b,)))
                 z = torch.cat([z, F.one_hot(code, codes).float()], 1)
             if classes:
                 fake_y = code

@@ -86,19 +86,28 @@ impl<'a> Patches<'a> {
         (self.input.1 + 2 * self.shape.padding).div_ceil(self.shape.stride)
     }
 
+    /// Floats per padded row (all its phases).
+    fn phased_row(&self) -> usize {
+        self.shape.stride * self.phase()
+    }
+
     fn phased_len(&self) -> usize {
-        (self.input.0 + 2 * self.shape.padding) * self.shape.stride * self.phase()
+        (self.input.0 + 2 * self.shape.padding) * self.phased_row()
     }
 
-    /// The start, in the phased plane, of the run that kernel position `(ki, kj)` reads for
-    /// output row 0; output row `oy`'s starts `oy` times [`Patches::run_step`] further on.
-    fn run_start(&self, ki: usize, kj: usize) -> usize {
-        let s = self.shape.stride;
-        (ki * s + kj % s) * self.phase() + kj / s
-    }
-
-    fn run_step(&self) -> usize {
-        self.shape.stride * self.shape.stride * self.phase()
+    /// For each kernel position `(ki, kj)`, in the order of the im2col rows: the start, in
+    /// the phased plane, of the run it reads for output row 0, and how much further on
+    /// each next output row's run starts.
+    fn kernel_runs(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let (k, s) = (self.shape.kernel, self.shape.stride);
+        let step = s * self.phased_row();
+        (0..k * k).map(move |at| {
+            let (ki, kj) = (at / k, at % k);
+            (
+                ki * self.phased_row() + (kj % s) * self.phase() + kj / s,
+                step,
+            )
+        })
     }
 
     /// For each column phase of a padded row: where its first interior entry sits in the
@@ -122,7 +131,7 @@ impl<'a> Patches<'a> {
     /// Copies one channel plane into the interior of `phased` (whose border stays 0).
     fn pad(&self, plane: &[f32], phased: &mut [f32]) {
         let (h, w) = self.input;
-        let row = self.shape.stride * self.phase();
+        let row = self.phased_row();
         for (y, line) in plane.chunks_exact(w).take(h).enumerate() {
             let to = &mut phased[(y + self.shape.padding) * row..][..row];
             for (at, x, n) in self.interior_phases() {
@@ -147,22 +156,18 @@ impl<'a> Patches<'a> {
     ) {
         let (h, w) = self.input;
         let (oh, ow) = self.output;
-        let k = self.shape.kernel;
         let phased = &mut phased[..self.phased_len()];
         phased.fill(0.0);
         let mut r = 0;
         for plane in image.chunks_exact(h * w).take(channels) {
             self.pad(plane, phased);
-            for ki in 0..k {
-                for kj in 0..k {
-                    let row = &mut cols[r * ld..r * ld + oh * ow];
-                    let (start, step) = (self.run_start(ki, kj), self.run_step());
-                    for (oy, out) in row.chunks_exact_mut(ow).enumerate() {
-                        let from = start + oy * step;
-                        copy_run(out, &phased[from..from + ow]);
-                    }
-                    r += 1;
+            for (start, step) in self.kernel_runs() {
+                let row = &mut cols[r * ld..r * ld + oh * ow];
+                for (oy, out) in row.chunks_exact_mut(ow).enumerate() {
+                    let from = start + oy * step;
+                    each_of_run(out, &phased[from..from + ow], |o, v| *o = v);
                 }
+                r += 1;
             }
         }
     }
@@ -180,23 +185,20 @@ impl<'a> Patches<'a> {
     ) {
         let (h, w) = self.input;
         let (oh, ow) = self.output;
-        let (k, p) = (self.shape.kernel, self.shape.padding);
+        let p = self.shape.padding;
         let phased = &mut phased[..self.phased_len()];
         let mut r = 0;
         for plane in image.chunks_exact_mut(h * w).take(channels) {
             phased.fill(0.0);
-            for ki in 0..k {
-                for kj in 0..k {
-                    let row = &cols[r * ld..r * ld + oh * ow];
-                    let (start, step) = (self.run_start(ki, kj), self.run_step());
-                    for (oy, from) in row.chunks_exact(ow).enumerate() {
-                        let to = start + oy * step;
-                        add_run(&mut phased[to..to + ow], from);
-                    }
-                    r += 1;
+            for (start, step) in self.kernel_runs() {
+                let row = &cols[r * ld..r * ld + oh * ow];
+                for (oy, from) in row.chunks_exact(ow).enumerate() {
+                    let to = start + oy * step;
+                    each_of_run(&mut phased[to..to + ow], from, |o, v| *o += v);
                 }
+                r += 1;
             }
-            let row = self.shape.stride * self.phase();
+            let row = self.phased_row();
             for (y, line) in plane.chunks_exact_mut(w).enumerate() {
                 let from = &phased[(y + p) * row..][..row];
                 for (at, x, n) in self.interior_phases() {
@@ -210,39 +212,27 @@ impl<'a> Patches<'a> {
     }
 }
 
-/// `to = from` for one run of an im2col row; the runs of DCGAN's layers (7, 14 or 28
-/// wide) get fixed-width copies the compiler unrolls (a copy of unknown length becomes
-/// a `memcpy` call, which costs more than seven floats' worth of moves).
+/// `op(to[i], from[i])` along one run of an im2col row (a copy) or col2im row (a sum). The
+/// runs of DCGAN's layers (7, 14 or 28 wide) get fixed-width loops the compiler unrolls
+/// into a few vector moves (a loop of unknown length becomes a `memcpy` call or a scalar
+/// tail, which cost more than seven floats' worth of work).
 #[inline(always)]
-fn copy_run(to: &mut [f32], from: &[f32]) {
-    fn fixed<const N: usize>(to: &mut [f32], from: &[f32]) {
-        to[..N].copy_from_slice(&from[..N]);
-    }
-    match to.len() {
-        7 => fixed::<7>(to, from),
-        14 => fixed::<14>(to, from),
-        28 => fixed::<28>(to, from),
-        _ => to.copy_from_slice(from),
-    }
-}
-
-/// `to += from` for one run of a col2im row, fixed-width like [`copy_run`].
-#[inline(always)]
-fn add_run(to: &mut [f32], from: &[f32]) {
-    fn fixed<const N: usize>(to: &mut [f32], from: &[f32]) {
+fn each_of_run(to: &mut [f32], from: &[f32], op: impl Fn(&mut f32, f32)) {
+    #[inline(always)]
+    fn fixed<const N: usize>(to: &mut [f32], from: &[f32], op: impl Fn(&mut f32, f32)) {
         let (to, from): (&mut [f32; N], &[f32; N]) =
             (to.try_into().unwrap(), from.try_into().unwrap());
-        for (t, f) in to.iter_mut().zip(from) {
-            *t += *f;
+        for (t, &f) in to.iter_mut().zip(from) {
+            op(t, f);
         }
     }
     match to.len() {
-        7 => fixed::<7>(to, from),
-        14 => fixed::<14>(to, from),
-        28 => fixed::<28>(to, from),
+        7 => fixed::<7>(to, from, op),
+        14 => fixed::<14>(to, from, op),
+        28 => fixed::<28>(to, from, op),
         _ => {
-            for (t, f) in to.iter_mut().zip(from) {
-                *t += *f;
+            for (t, &f) in to.iter_mut().zip(from) {
+                op(t, f);
             }
         }
     }
