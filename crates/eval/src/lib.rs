@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use gan_data::{load_test, load_training, Split, IMAGE_PIXELS};
-use gan_model::generate::{balanced_labels, generator_input, sample_noise};
+use gan_model::generate::{generator_input, sample_noise};
 use gan_model::{stream, Generator, Stream};
 use gan_rundir::{
     ClassifierInfo, Coverage, Metrics, Parzen, RunDir, SampleMetrics, METRICS_FORMAT,
@@ -167,18 +167,20 @@ pub fn evaluate_images(
 }
 
 /// `n` images from `generator` with noise from `seed`'s evaluation stream; a conditional
-/// generator is asked for [`requested_labels`].
+/// generator is asked for [`Generator::labels_to_ask`] (every digit equally often, in turn;
+/// a self-conditioned G's clusters as often as its training data has them).
 pub fn generated_images(generator: &Generator, n: usize, seed: u64) -> Vec<f32> {
     let z = sample_noise(n, generator.noise_dim(), &mut stream(seed, Stream::Eval));
-    let classes = generator.classes();
-    let input = generator_input(&z, &balanced_labels(n, classes), classes);
+    let input = generator_input(&z, &generator.labels_to_ask(n), generator.classes());
     generator.generate(&input)
 }
 
-/// The digits [`generated_images`] asks a conditional generator for (every digit equally
-/// often, in turn); `None` for an unconditional one.
+/// The digits [`generated_images`] asks a conditional generator for; `None` for one not
+/// asked for digits (unconditional, or self-conditioned on clusters, whose ids are not
+/// digits).
 pub fn requested_labels(generator: &Generator, n: usize) -> Option<Vec<u8>> {
-    (generator.classes() > 0).then(|| balanced_labels(n, generator.classes()))
+    let digits = generator.classes() > 0 && generator.label_counts().is_empty();
+    digits.then(|| generator.labels_to_ask(n))
 }
 
 /// Evaluates a run's `model.safetensors` and writes `metrics.json` into the run.

@@ -130,6 +130,19 @@ fn metrics_are_deterministic_and_references_give_a_scale() {
         generated_images(&Generator::Mlp(cond.generator.clone()), 25, 4).len(),
         25 * 784
     );
+    // A self-conditioned generator is asked for its clusters as often as its counts say, and
+    // its cluster ids are not digits: no label accuracy. With counts that give every image
+    // to cluster 7, its images are those of asking for 7 each time.
+    let mut clustered = cond.generator.clone();
+    clustered.label_counts = vec![0, 0, 0, 0, 0, 0, 0, 12, 0, 0];
+    let clustered = Generator::Mlp(clustered);
+    assert_eq!(gan_eval::requested_labels(&clustered, 25), None);
+    let noise = gan_model::generate::sample_noise(25, 128, &mut stream(4, Stream::Eval));
+    let all_sevens = gan_model::generate::generator_input(&noise, &[7; 25], 10);
+    assert_eq!(
+        generated_images(&clustered, 25, 4),
+        clustered.generate(&all_sevens)
+    );
     // The width is the one the validation images like best (not merely one of the ten),
     // and the test log-likelihood is the Parzen density with that width, computed here
     // naively in f64 as an independent check.

@@ -64,6 +64,20 @@ impl Generator {
         }
     }
 
+    /// How often sampling asks for each class, in proportion (a self-conditioned
+    /// generator's cluster sizes); empty: every class equally often.
+    pub fn label_counts(&self) -> &[u32] {
+        match self {
+            Generator::Mlp(g) => &g.label_counts,
+            Generator::Dcgan(g) => &g.label_counts,
+        }
+    }
+
+    /// The `n` labels sampling asks for ([`crate::generate::labels_to_ask`]).
+    pub fn labels_to_ask(&self, n: usize) -> Vec<u8> {
+        crate::generate::labels_to_ask(n, self.classes(), self.label_counts())
+    }
+
     pub fn noise_dim(&self) -> usize {
         self.input_size() - self.classes()
     }

@@ -127,7 +127,37 @@ fn architecture(gan: &Gan) -> BTreeMap<String, String> {
             m.insert(format!("{net}.label_inputs"), mlp.label_inputs.to_string());
         }
     }
+    insert_label_counts(&mut m, &gan.generator.label_counts);
     m
+}
+
+/// Metadata key of a self-conditioned generator's cluster sizes (comma-separated).
+const LABEL_COUNTS_KEY: &str = "generator.label_counts";
+
+/// Records how often a generator is asked for each class, when not equally often.
+fn insert_label_counts(m: &mut BTreeMap<String, String>, counts: &[u32]) {
+    if !counts.is_empty() {
+        let list: Vec<String> = counts.iter().map(u32::to_string).collect();
+        m.insert(LABEL_COUNTS_KEY.into(), list.join(","));
+    }
+}
+
+/// The generator's odds of each of its `classes` classes (empty when the file does not
+/// name them: every class equally often).
+fn read_label_counts(
+    meta: &BTreeMap<String, String>,
+    classes: usize,
+) -> Result<Vec<u32>, CheckpointError> {
+    let Some(list) = meta.get(LABEL_COUNTS_KEY) else {
+        return Ok(Vec::new());
+    };
+    let counts: Option<Vec<u32>> = list.split(',').map(|c| c.trim().parse().ok()).collect();
+    counts
+        .filter(|c| {
+            let total: u64 = c.iter().map(|&v| v as u64).sum();
+            c.len() == classes && total > 0 && total <= u32::MAX as u64
+        })
+        .ok_or_else(|| CheckpointError::Metadata(LABEL_COUNTS_KEY.into()))
 }
 
 /// The weights of both networks (the run's final `model.safetensors`).
@@ -252,6 +282,9 @@ fn read_mlp(
     };
     let mut mlp = Mlp::zeros(&sizes, hidden_act, output);
     mlp.label_inputs = label_inputs;
+    if prefix == "generator" {
+        mlp.label_counts = read_label_counts(meta, label_inputs)?;
+    }
     load_into(&Cpu::default(), st, prefix, &mlp.slots(), &mut mlp.params)?;
     Ok(mlp)
 }
@@ -413,6 +446,7 @@ fn dcgan_architecture(gan: &Dcgan) -> BTreeMap<String, String> {
         "discriminator.activation".into(),
         gan.discriminator.act.name(),
     );
+    insert_label_counts(&mut m, &gan.generator.label_counts);
     m
 }
 
@@ -516,6 +550,7 @@ fn decode_dcgan(bytes: &[u8]) -> Result<Dcgan, CheckpointError> {
         activation("generator.activation")?,
         output,
     );
+    generator.label_counts = read_label_counts(&meta, classes)?;
     // PyTorch's names say it: a normalised D has `bn2.weight`, one without has `conv2.bias`.
     let batch_norm = st.tensor("discriminator.bn2.weight").is_ok();
     // A D with a dense hidden layer (`model.d_dense`) has `dense.weight` [units, features].

@@ -27,6 +27,10 @@ pub struct ModelConfig {
     /// A conditional GAN's classes (0: unconditional, the tutorial). Both networks get the
     /// label as a one-hot vector after their usual input (Mirza and Osindero 2014).
     pub classes: usize,
+    /// How often G is asked for each class, in proportion: the sizes of the training images'
+    /// k-means clusters when a GAN is conditioned on them (self-conditioning, `classes` of
+    /// them). Empty: every class equally often (digits).
+    pub label_counts: Vec<u32>,
     /// Perceptrons (the tutorial's family: `g_hidden`, `d_hidden`, dropout, labels) or a
     /// DCGAN (`noise_dim`, the activations, `g_output` and `init_std` apply to both).
     pub arch: Arch,
@@ -64,6 +68,7 @@ impl Default for ModelConfig {
             init_std: 0.01,
             d_dropout: 0.0,
             classes: 0,
+            label_counts: Vec::new(),
             arch: Arch::Mlp,
         }
     }
@@ -91,6 +96,7 @@ impl ModelConfig {
         ModelConfig {
             noise_dim: g.plain_inputs(),
             classes: g.label_inputs,
+            label_counts: g.label_counts.clone(),
             g_hidden: g.sizes[1..g.sizes.len() - 1].to_vec(),
             d_hidden: d.sizes[1..d.sizes.len() - 1].to_vec(),
             g_act: g.hidden_act,
@@ -108,6 +114,7 @@ impl ModelConfig {
         ModelConfig {
             noise_dim: g.noise_dim,
             classes: g.classes,
+            label_counts: g.label_counts.clone(),
             g_act: g.act,
             d_act: d.act,
             g_output: g.output,
@@ -124,7 +131,9 @@ impl ModelConfig {
     /// What a checkpoint's networks must agree with: the shapes and nonlinearities (not the
     /// initialisation or dropout, which only shape training), in words.
     pub fn describe(&self) -> String {
-        let conditional = if self.classes > 0 {
+        let conditional = if !self.label_counts.is_empty() {
+            format!("{} clusters (self-conditioned), ", self.classes)
+        } else if self.classes > 0 {
             format!("{} classes (conditional), ", self.classes)
         } else {
             String::new()
@@ -173,11 +182,33 @@ impl ModelConfig {
                 m.d_act,
                 m.g_output,
                 m.classes,
+                !m.label_counts.is_empty(),
                 if mlp { m.g_hidden.clone() } else { Vec::new() },
                 if mlp { m.d_hidden.clone() } else { Vec::new() },
             )
         };
         key(self) == key(want)
+    }
+
+    /// Whether networks of `self` (read from a checkpoint) were asked for their classes as
+    /// often as `want` asks for them: a self-conditioned run's clusters must be the ones
+    /// k-means finds again in the training images.
+    pub fn same_label_counts(&self, want: &ModelConfig) -> Result<(), String> {
+        if self.label_counts == want.label_counts {
+            return Ok(());
+        }
+        let differ = self
+            .label_counts
+            .iter()
+            .zip(&want.label_counts)
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
+        Err(format!(
+            "its cluster {differ} holds {} training images, but k-means of the training images \
+             now puts {} there: the data (data.dir, data.limit) or the seed changed",
+            self.label_counts.get(differ).copied().unwrap_or(0),
+            want.label_counts.get(differ).copied().unwrap_or(0),
+        ))
     }
 }
 

@@ -25,6 +25,7 @@ use rand_distr::{Distribution, Normal};
 use crate::adam::Adam;
 use crate::config::{DcganShape, TrainConfig};
 use crate::conv::{self, ConvShape, Grads, Running, Scratch, Sides};
+use crate::generate::LabelOdds;
 use crate::kernels::{self, matmul, Split, View};
 use crate::params::{Activation, Output, ParamSlot};
 use crate::rng::{stream, Stream};
@@ -207,6 +208,9 @@ pub struct ConvGenerator {
     /// A conditional generator's classes (0: unconditional): each input row is the noise,
     /// then the label one-hot, so the label enters through `fc` like the noise.
     pub classes: usize,
+    /// Its odds of each class when sampled ([`crate::ModelConfig::label_counts`]; empty:
+    /// every class equally often).
+    pub label_counts: Vec<u32>,
     pub channels: [usize; 2],
     pub act: Activation,
     pub output: Output,
@@ -227,6 +231,7 @@ impl ConvGenerator {
         let mut g = ConvGenerator {
             noise_dim,
             classes,
+            label_counts: Vec::new(),
             channels,
             act,
             output,
@@ -358,7 +363,7 @@ pub const STANDING_IMAGES: usize = 2000;
 /// G with the weights `average` (a moving average of `live`'s) and running statistics
 /// measured on them: [`ConvGenerator::standing_statistics`] over [`STANDING_IMAGES`] noise
 /// vectors from the seed's `Standing` stream, in training batches of `batch` (a conditional
-/// G's asking for each class in turn, [`crate::generate::balanced_labels`]). The live G's
+/// G's asking for its classes as when sampled, [`crate::generate::labels_to_ask`]). The live G's
 /// running statistics belong to the live weights, not to their average. The same weights
 /// and seed always give the same statistics.
 pub fn average_generator(
@@ -373,7 +378,7 @@ pub fn average_generator(
     let n = STANDING_IMAGES / batch * batch;
     let mut rng = stream(seed, Stream::Standing);
     let noise = crate::generate::sample_noise(n, g.noise_dim, &mut rng);
-    let labels = crate::generate::balanced_labels(n, g.classes);
+    let labels = crate::generate::labels_to_ask(n, g.classes, &g.label_counts);
     let z = crate::generate::generator_input(&noise, &labels, g.classes);
     g.standing_statistics(&z, batch);
     g
@@ -585,14 +590,16 @@ pub struct Dcgan {
 impl Dcgan {
     pub fn zeros(cfg: &TrainConfig, shape: &DcganShape) -> Dcgan {
         let m = &cfg.model;
+        let mut generator = ConvGenerator::zeros(
+            m.noise_dim,
+            m.classes,
+            shape.g_channels,
+            m.g_act,
+            m.g_output,
+        );
+        generator.label_counts.clone_from(&m.label_counts);
         Dcgan {
-            generator: ConvGenerator::zeros(
-                m.noise_dim,
-                m.classes,
-                shape.g_channels,
-                m.g_act,
-                m.g_output,
-            ),
+            generator,
             discriminator: ConvDiscriminator::zeros(
                 shape.d_channels,
                 m.d_act,
@@ -754,6 +761,8 @@ pub struct DcganTrainer {
     noise: ChaCha8Rng,
     /// Draws D's dropout masks (untouched without dropout).
     dropout: ChaCha8Rng,
+    /// How G's labels are drawn (a conditional GAN's).
+    label_odds: LabelOdds,
     /// The run's seed, for the averaged G's statistics ([`DcganTrainer::sampling_generator`]).
     seed: u64,
     ema: Option<Vec<f32>>,
@@ -798,6 +807,7 @@ impl DcganState {
                 cfg.model.describe()
             ));
         }
+        have.same_label_counts(&cfg.model)?;
         crate::trainer::check_average_fits(self.g_ema.is_some(), cfg)
     }
 }
@@ -899,6 +909,7 @@ impl DcganTrainer {
             adam_d: Adam::new(cfg.adam_d(), gan.discriminator.params.len()),
             noise: stream(seed, Stream::Noise),
             dropout: stream(seed, Stream::Dropout),
+            label_odds: LabelOdds::new(&gan.generator.label_counts),
             seed,
             ema: cfg.g_ema.map(|_| gan.generator.params.clone()),
             steps_done: 0,
@@ -1036,6 +1047,7 @@ impl DcganTrainer {
         let b = self.cfg.batch_size;
         let (real, fake) = self.inp.split_at_mut(b * IMAGE_PIXELS);
         let (g, gbuf, noise) = (&mut self.gan.generator, &mut self.g, &mut self.noise);
+        let odds = &self.label_odds;
         let (real_labels, fake_labels) = self.labels.split_at_mut(b);
         let tanh = g.output == Output::Tanh;
         let scratch = &mut self.scratch;
@@ -1049,7 +1061,7 @@ impl DcganTrainer {
                         gbuf.z.copy_from_slice(z);
                         labels_of_one_hot(z, g.classes, fake_labels);
                     }
-                    None => draw_input(&mut gbuf.z, g.input(), fake_labels, g.classes, noise),
+                    None => draw_input(&mut gbuf.z, g.input(), fake_labels, g.classes, odds, noise),
                 }
                 generator_forward(g, gbuf, fake, scratch, BN_MOMENTUM);
             },

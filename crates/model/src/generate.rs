@@ -22,6 +22,63 @@ pub fn balanced_labels(n: usize, classes: usize) -> Vec<u8> {
     (0..n).map(|i| (i % classes.max(1)) as u8).collect()
 }
 
+/// The `n` labels a generator over `classes` classes is asked for when sampled: with
+/// `counts` (a self-conditioned G's cluster sizes) each class as often as its count says, in
+/// proportion, in class order (image `i` gets the class whose share of the counts holds the
+/// point `(i + 1/2) / n`); without, [`balanced_labels`]. The same `n` always gives the same
+/// labels, so pictures and metrics do not depend on chance draws of the mix.
+pub fn labels_to_ask(n: usize, classes: usize, counts: &[u32]) -> Vec<u8> {
+    if counts.is_empty() {
+        return balanced_labels(n, classes);
+    }
+    let total: u64 = counts.iter().map(|&c| c as u64).sum();
+    let mut class = 0;
+    let mut below = 0u64;
+    (0..n as u64)
+        .map(|i| {
+            // The point (2i + 1) / 2n of the total, in whole units.
+            let point = (2 * i + 1) * total / (2 * n as u64);
+            while below + counts[class] as u64 <= point {
+                below += counts[class] as u64;
+                class += 1;
+            }
+            class as u8
+        })
+        .collect()
+}
+
+/// How a training step draws G's labels: uniformly over the classes (digits), or each class
+/// with probability count / total (a self-conditioned G's clusters, as the data has them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LabelOdds {
+    /// Running sums of the counts (empty: uniform).
+    cumulative: Vec<u32>,
+}
+
+impl LabelOdds {
+    pub(crate) fn new(counts: &[u32]) -> LabelOdds {
+        let cumulative = counts
+            .iter()
+            .scan(0u32, |sum, &c| {
+                *sum += c;
+                Some(*sum)
+            })
+            .collect();
+        LabelOdds { cumulative }
+    }
+
+    /// One label out of `classes`, drawn from `rng`.
+    pub(crate) fn draw(&self, classes: usize, rng: &mut impl Rng) -> u8 {
+        match self.cumulative.last() {
+            None => rng.gen_range(0..classes) as u8,
+            Some(&total) => {
+                let u = rng.gen_range(0..total);
+                self.cumulative.partition_point(|&c| c <= u) as u8
+            }
+        }
+    }
+}
+
 /// G's input rows: each noise row (`noise.len() / labels.len()` long) followed, for a
 /// conditional generator (`classes > 0`), by its label one-hot. Without classes, the noise.
 pub fn generator_input(noise: &[f32], labels: &[u8], classes: usize) -> Vec<f32> {
@@ -67,4 +124,53 @@ pub fn generate(generator: &Mlp, z: &[f32]) -> Vec<f32> {
     }
     to_unit_range(generator.output, &mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn labels_to_ask_follow_the_counts() {
+        // Without counts: each class in turn.
+        assert_eq!(labels_to_ask(5, 3, &[]), [0, 1, 2, 0, 1]);
+        // With counts: in proportion, in class order; an empty class is never asked for.
+        assert_eq!(
+            labels_to_ask(10, 3, &[6, 0, 4]),
+            [0, 0, 0, 0, 0, 0, 2, 2, 2, 2]
+        );
+        let asked = labels_to_ask(1000, 4, &[100, 300, 500, 100]);
+        let count = |c: u8| asked.iter().filter(|&&l| l == c).count();
+        assert_eq!(
+            (count(0), count(1), count(2), count(3)),
+            (100, 300, 500, 100)
+        );
+        // Fewer images than classes: the points fall in the big classes.
+        assert_eq!(labels_to_ask(2, 4, &[1, 10, 1, 10]), [1, 3]);
+    }
+
+    #[test]
+    fn drawn_labels_follow_the_odds() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let odds = LabelOdds::new(&[1, 0, 3]);
+        let mut seen = [0usize; 3];
+        for _ in 0..40_000 {
+            seen[odds.draw(3, &mut rng) as usize] += 1;
+        }
+        assert_eq!(seen[1], 0, "an empty class was drawn");
+        // 10,000 expected; four standard deviations are about 350.
+        assert!((seen[0] as i64 - 10_000).abs() < 350, "{seen:?}");
+        let uniform = LabelOdds::new(&[]);
+        let mut rng2 = ChaCha8Rng::seed_from_u64(9);
+        let mut again = ChaCha8Rng::seed_from_u64(9);
+        // Uniform odds draw exactly as `gen_range` over the classes did before odds existed.
+        for _ in 0..100 {
+            assert_eq!(
+                uniform.draw(10, &mut rng2),
+                again.gen_range(0..10usize) as u8
+            );
+        }
+    }
 }

@@ -15,6 +15,7 @@
 pub mod adam;
 mod any;
 pub mod checkpoint;
+pub mod clusters;
 mod config;
 pub mod conv;
 pub mod dcgan;

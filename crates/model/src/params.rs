@@ -126,6 +126,9 @@ pub struct Mlp {
     pub params: Vec<f32>,
     /// How many of the last inputs are a one-hot class label (a conditional GAN's; 0: none).
     pub label_inputs: usize,
+    /// A generator's odds of each label when it is sampled, in proportion
+    /// ([`crate::ModelConfig::label_counts`]; empty: every label equally often).
+    pub label_counts: Vec<u32>,
 }
 
 /// One named tensor of an [`Mlp`]: its name suffix in a checkpoint, shape and place in the buffer.
@@ -164,6 +167,7 @@ impl Mlp {
             output,
             params: vec![0.0; len],
             label_inputs: 0,
+            label_counts: Vec::new(),
         }
     }
 
@@ -309,7 +313,7 @@ impl Gan {
             generator,
             discriminator,
         }
-        .with_classes(cfg.classes)
+        .with_classes(cfg)
     }
 
     pub fn zeros(cfg: &ModelConfig) -> Gan {
@@ -317,13 +321,15 @@ impl Gan {
             generator: Mlp::zeros(&cfg.generator_sizes(), cfg.g_act, cfg.g_output),
             discriminator: Mlp::zeros(&cfg.discriminator_sizes(), cfg.d_act, Output::Identity),
         }
-        .with_classes(cfg.classes)
+        .with_classes(cfg)
     }
 
-    /// Marks the last `classes` inputs of both networks as the one-hot label.
-    fn with_classes(mut self, classes: usize) -> Gan {
-        self.generator.label_inputs = classes;
-        self.discriminator.label_inputs = classes;
+    /// Marks the last `cfg.classes` inputs of both networks as the one-hot label, and gives
+    /// G its odds of each.
+    fn with_classes(mut self, cfg: &ModelConfig) -> Gan {
+        self.generator.label_inputs = cfg.classes;
+        self.generator.label_counts.clone_from(&cfg.label_counts);
+        self.discriminator.label_inputs = cfg.classes;
         self
     }
 

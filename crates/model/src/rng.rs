@@ -23,6 +23,8 @@ pub enum Stream {
     Dropout = 5,
     /// The noise that gives an averaged convolutional G its batch-normalisation statistics.
     Standing = 6,
+    /// The k-means seeds of self-conditioning (`model.clusters`).
+    Clusters = 7,
 }
 
 /// The stream `which` of `seed`, at its start.

@@ -15,7 +15,7 @@ use rand_distr::StandardNormal;
 
 use crate::adam::{self, Adam};
 use crate::config::TrainConfig;
-use crate::generate::{join_one_hot, one_hot};
+use crate::generate::{join_one_hot, one_hot, LabelOdds};
 use crate::kernels::{self, matmul, Split, View};
 use crate::params::{split_layers_mut, Activation, Gan, Mlp, Output};
 use crate::phases::{self, Phase};
@@ -62,6 +62,8 @@ pub struct Trainer {
     noise: ChaCha8Rng,
     /// Draws D's dropout masks (untouched without dropout).
     dropout: ChaCha8Rng,
+    /// How G's labels are drawn (a conditional GAN's).
+    label_odds: LabelOdds,
     /// The moving average of G's weights (with `g_ema`).
     ema: Option<Mlp>,
     steps_done: u64,
@@ -95,6 +97,7 @@ impl TrainerState {
                 cfg.model.describe()
             ));
         }
+        have.same_label_counts(&cfg.model)?;
         check_average_fits(self.g_ema.is_some(), cfg)
     }
 }
@@ -214,6 +217,7 @@ impl Trainer {
             adam_d: Adam::new(cfg.adam_d(), gan.discriminator.params.len()),
             noise: stream(seed, Stream::Noise),
             dropout: stream(seed, Stream::Dropout),
+            label_odds: LabelOdds::new(&gan.generator.label_counts),
             ema: cfg.g_ema.map(|_| gan.generator.clone()),
             steps_done: 0,
             ws,
@@ -375,7 +379,7 @@ impl Trainer {
             // conditional GAN's images go through their own buffers first, to be joined with
             // their one-hot labels in D's input rows.
             let g = &self.gan.generator;
-            let noise = &mut self.noise;
+            let (noise, odds) = (&mut self.noise, &self.label_odds);
             let (z, g_out) = (&mut ws.z, &mut ws.g_out);
             let (real, fake) = ws.inp.split_at_mut(b * d_in);
             let (real_px, fake_px) = (&mut ws.real_px, &mut ws.fake_px);
@@ -387,7 +391,7 @@ impl Trainer {
                 || {
                     {
                         let _t = phases::time(Phase::Noise);
-                        draw_input(z, g.input(), fake_labels, classes, noise);
+                        draw_input(z, g.input(), fake_labels, classes, odds, noise);
                     }
                     let _t = phases::time(Phase::GForward);
                     if classes == 0 {
@@ -875,13 +879,14 @@ pub(crate) fn scale_by_derivative(grad: &mut [f32], out: &[f32], act: Activation
 }
 
 /// G's input rows (`width` wide) from the noise stream: every row's noise, then (a
-/// conditional G, `classes > 0`) every row's label, uniform over the classes, into `labels`
-/// and one-hot at the row's end. The MLP and DCGAN trainers draw alike.
+/// conditional G, `classes > 0`) every row's label, drawn with `odds`, into `labels` and
+/// one-hot at the row's end. The MLP and DCGAN trainers draw alike.
 pub(crate) fn draw_input(
     z: &mut [f32],
     width: usize,
     labels: &mut [u8],
     classes: usize,
+    odds: &LabelOdds,
     rng: &mut ChaCha8Rng,
 ) {
     for row in z.chunks_exact_mut(width) {
@@ -891,7 +896,7 @@ pub(crate) fn draw_input(
     }
     if classes > 0 {
         for label in labels.iter_mut() {
-            *label = rng.gen_range(0..classes) as u8;
+            *label = odds.draw(classes, rng);
         }
         for (row, &label) in z.chunks_exact_mut(width).zip(labels.iter()) {
             one_hot(&mut row[width - classes..], label);

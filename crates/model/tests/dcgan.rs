@@ -440,6 +440,37 @@ fn a_restored_state_continues_bit_identically() {
     let err = saved.check_fits(&dense).unwrap_err();
     assert!(err.contains("10 classes (conditional)"), "{err}");
 
+    // Self-conditioned (classes drawn in proportion to cluster sizes, standing statistics
+    // too): resumes as exactly, its model reads back with the sizes, and a spec whose
+    // clusters came out with other sizes, or that has digits instead, refuses its state.
+    let mut clustered = conditional.clone();
+    clustered.model.label_counts = vec![9, 1, 0, 4, 4, 30, 2, 2, 7, 1];
+    let (saved, whole) = save_restore_continue(&clustered, 2, 4);
+    let model = Model::Dcgan(whole.model_to_save());
+    let back = checkpoint::decode_model(&checkpoint::encode_model(&model)).unwrap();
+    assert_eq!(back, model);
+    assert_eq!(
+        back.generator().label_counts(),
+        clustered.model.label_counts
+    );
+    assert_ne!(
+        whole.state(),
+        save_restore_continue(&conditional, 2, 4).1.state(),
+        "the counts changed nothing"
+    );
+    let mut moved = clustered.clone();
+    moved.model.label_counts[3] = 5;
+    let err = saved.check_fits(&moved).unwrap_err();
+    assert!(
+        err.contains("cluster 3 holds 4 training images") && err.contains("now puts 5"),
+        "{err}"
+    );
+    let err = saved.check_fits(&conditional).unwrap_err();
+    assert!(
+        err.contains("10 clusters (self-conditioned)") && err.contains("10 classes (conditional)"),
+        "{err}"
+    );
+
     let mut other = cfg.clone();
     other.model.arch = Arch::Dcgan(DcganShape {
         g_channels: [32, 8],

@@ -263,7 +263,11 @@ fn checkpoints_round_trip_and_training_continues_identically() {
     family.d_steps = 2;
     family.lr_g = Some(0.002);
     family.g_ema = Some(0.9);
-    for cfg in [plain, family] {
+    // Self-conditioned: G's labels drawn in proportion to counts the weights file carries.
+    let mut clustered = config(16, 32, 10, Loss::NonSaturating);
+    clustered.model.classes = 4;
+    clustered.model.label_counts = vec![5, 0, 2, 1];
+    for cfg in [plain, family, clustered] {
         continues_identically(cfg);
     }
 }

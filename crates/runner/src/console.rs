@@ -75,6 +75,21 @@ pub fn progress(total_steps: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// A bar over `total` rounds of some preparation (k-means), on stderr; hidden when quiet.
+pub fn rounds(total: u64, quiet: bool, what: String) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rounds, eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what);
+    bar
+}
+
 #[cfg(test)]
 mod tests {
     use super::tutorial_number;

@@ -86,7 +86,13 @@ pub fn train_config(spec: &Spec) -> TrainConfig {
             },
             init_std: spec.model.init_std as f32,
             d_dropout: spec.model.d_dropout as f32,
-            classes: if spec.model.conditional { 10 } else { 0 },
+            classes: if spec.model.conditional {
+                10
+            } else {
+                spec.model.clusters
+            },
+            // Known once the training images are clustered: [`run_config`].
+            label_counts: Vec::new(),
             arch: match spec.model.arch {
                 ArchSpec::Mlp => Arch::Mlp,
                 ArchSpec::Dcgan => Arch::Dcgan(DcganShape {
@@ -116,6 +122,13 @@ pub fn train_config(spec: &Spec) -> TrainConfig {
             eps: spec.train.eps as f32,
         },
     }
+}
+
+/// [`train_config`] completed by the data: a self-conditioned run's cluster sizes.
+pub(crate) fn run_config(spec: &Spec, data: &TrainingData) -> TrainConfig {
+    let mut cfg = train_config(spec);
+    cfg.model.label_counts.clone_from(&data.label_counts);
+    cfg
 }
 
 fn activation(a: ActivationSpec, slope: f64) -> Activation {
@@ -165,7 +178,7 @@ pub fn run(opts: &Options, interrupt: &AtomicBool) -> anyhow::Result<Outcome> {
             "--force applies to --resume and to rerunning a sweep; a new run has nothing to force"
         );
     }
-    let train = training_images(&spec, opts.quiet)?;
+    let train = training_images(&spec, opts.quiet, threads)?;
     let started = SystemTime::now();
     let dir = match &opts.run_dir {
         Some(path) => RunDir::create(path)?,
@@ -194,7 +207,7 @@ pub(crate) struct RunSource<'a> {
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_fresh(
     spec: &Spec,
-    train: &Split,
+    train: &TrainingData,
     dir: &RunDir,
     source: &RunSource,
     threads: usize,
@@ -290,27 +303,101 @@ fn ensure_data(spec: &Spec, quiet: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a run trains on.
+pub(crate) struct TrainingData {
+    /// MNIST's training split as the spec limits it; with `model.clusters` its labels are
+    /// the images' cluster ids instead of their digits.
+    pub split: Split,
+    /// The clusters' sizes (empty without `model.clusters`).
+    pub label_counts: Vec<u32>,
+}
+
+/// Rounds of Lloyd's k-means for `model.clusters` (as in `tools/peers/dcgan_screen.py`).
+const KMEANS_ROUNDS: usize = 30;
+
 /// The training split (limited as the spec says), fetching MNIST into the default folder
-/// when it is not there yet.
-fn training_images(spec: &Spec, quiet: bool) -> anyhow::Result<Split> {
+/// when it is not there yet; clustered with `threads` threads for `model.clusters`.
+fn training_images(spec: &Spec, quiet: bool, threads: usize) -> anyhow::Result<TrainingData> {
     ensure_data(spec, quiet)?;
     let (train, _) = load_training(Path::new(&spec.data.dir))
         .with_context(|| format!("loading MNIST for data.dir = {}", spec.data.dir))?;
     let available = train.len();
-    let train = match spec.data.limit {
+    let mut train = match spec.data.limit {
         Some(n) => train.take_first(n),
         None => train,
     };
+    let limit = match spec.data.limit {
+        Some(n) if n < available => format!(" (data.limit is {n})"),
+        _ => String::new(),
+    };
     if spec.train.batch_size > train.len() {
-        let limit = match spec.data.limit {
-            Some(n) if n < available => format!(" (data.limit is {n})"),
-            _ => String::new(),
-        };
         bail!(
             "train.batch_size {} is larger than the {} training images{limit}",
             spec.train.batch_size,
             train.len()
         );
     }
-    Ok(train)
+    let k = spec.model.clusters;
+    if k > train.len() {
+        bail!(
+            "model.clusters {k} is more than the {} training images{limit}: each cluster needs \
+             an image",
+            train.len()
+        );
+    }
+    let label_counts = if k > 0 {
+        cluster_labels(&mut train, spec, quiet, threads)?
+    } else {
+        Vec::new()
+    };
+    Ok(TrainingData {
+        split: train,
+        label_counts,
+    })
+}
+
+/// Self-conditioning: replaces the images' labels with their k-means cluster ids (the seed's
+/// own stream, so a resumed run finds the same clusters) and returns the clusters' sizes.
+fn cluster_labels(
+    train: &mut Split,
+    spec: &Spec,
+    quiet: bool,
+    threads: usize,
+) -> anyhow::Result<Vec<u32>> {
+    let k = spec.model.clusters;
+    let started = std::time::Instant::now();
+    let bar = console::rounds(
+        KMEANS_ROUNDS as u64,
+        quiet,
+        format!("k-means of {} images into {k} clusters", train.len()),
+    );
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("starting the k-means threads")?;
+    let clusters = pool.install(|| {
+        gan_model::clusters::kmeans(
+            train.images.as_bytes(),
+            gan_model::IMAGE_PIXELS,
+            k,
+            KMEANS_ROUNDS,
+            &mut gan_model::stream(spec.seed, gan_model::Stream::Clusters),
+            &mut |round| bar.set_position(round as u64),
+        )
+    });
+    bar.finish_and_clear();
+    if !quiet {
+        let (small, large) = (
+            clusters.sizes.iter().min().copied().unwrap_or(0),
+            clusters.sizes.iter().max().copied().unwrap_or(0),
+        );
+        println!(
+            "model.clusters: {} training images in {k} k-means clusters of {small} to {large} \
+             images ({:.1} s)",
+            train.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    train.labels = clusters.ids;
+    Ok(clusters.sizes)
 }

@@ -103,9 +103,15 @@ fn parts(spec: &Spec) -> Vec<Part> {
     ]
 }
 
-/// Images in each sample picture: a conditional GAN's have a row of `samples.count` per class.
+/// Images in each sample picture: a conditional GAN's have a row of `samples.count` per
+/// digit (a self-conditioned GAN's, like an unconditional one's, only `samples.count`).
 fn pictured_images(spec: &Spec, cfg: &gan_model::TrainConfig) -> u128 {
-    spec.samples.count as u128 * (cfg.model.classes as u128).max(1)
+    let rows = if spec.model.conditional {
+        cfg.model.classes
+    } else {
+        1
+    };
+    spec.samples.count as u128 * rows as u128
 }
 
 /// The same for a DCGAN.

@@ -6,12 +6,13 @@ use std::sync::atomic::AtomicBool;
 use std::time::SystemTime;
 
 use anyhow::{bail, Context};
+use gan_model::TrainConfig;
 use gan_rundir::{rfc3339, sha256_hex, RunDir, Status};
 use gan_spec::{expand_sweep, load_spec, parse_spec, Spec};
 
 use crate::checkpoint::{self, Resume};
 use crate::session::{execute, Session};
-use crate::{finish, train_config, training_images, Options, Outcome};
+use crate::{finish, run_config, training_images, Options, Outcome};
 
 pub(crate) fn resume(
     path: &Path,
@@ -59,8 +60,8 @@ pub(crate) fn resume_session(
         &spec,
         &dir.file(gan_rundir::SPEC_FILE).display().to_string(),
     )?;
-    let train = training_images(&spec, quiet)?;
-    let start = newest_checkpoint(dir, &spec)?;
+    let train = training_images(&spec, quiet || label.is_some(), threads)?;
+    let start = newest_checkpoint(dir, &run_config(&spec, &train))?;
     if let Some(r) = &start {
         let past = r.epoch + usize::from(r.step_in_epoch > 0);
         if past > spec.train.epochs {
@@ -154,8 +155,7 @@ fn checked_spec(dir: &RunDir, info: &gan_rundir::RunInfo, force: bool) -> anyhow
 }
 
 /// The newest checkpoint that reads back whole; damaged ones are reported and skipped.
-fn newest_checkpoint(dir: &RunDir, spec: &Spec) -> anyhow::Result<Option<Resume>> {
-    let cfg = train_config(spec);
+fn newest_checkpoint(dir: &RunDir, cfg: &TrainConfig) -> anyhow::Result<Option<Resume>> {
     let adam = cfg.adam;
     for c in dir.checkpoints().iter().rev() {
         let decoded = dir
@@ -172,7 +172,7 @@ fn newest_checkpoint(dir: &RunDir, spec: &Spec) -> anyhow::Result<Option<Resume>
             ),
             Ok(r) if r.trainer.steps_done() == c.steps => {
                 // Every checkpoint of a run has the same shapes: a mismatch is the spec's.
-                r.trainer.check_fits(&cfg).map_err(|e| {
+                r.trainer.check_fits(cfg).map_err(|e| {
                     anyhow::anyhow!(
                         "checkpoint {} cannot continue under the run's spec.yaml: {e}; put the \
                          spec's model section back as it was, or start a new run",

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
-use gan_data::{Batcher, Split};
+use gan_data::Batcher;
 use gan_model::checkpoint::encode_model;
-use gan_model::generate::{generator_input, sample_noise};
+use gan_model::generate::{generator_input, labels_to_ask, sample_noise};
 use gan_model::{stream, AnyTrainer, Stream};
 use gan_plot::SampleGrid;
 use gan_rundir::{rfc3339, write_atomic, LossRow, LossWriter, RunDir, RunInfo, Status};
@@ -17,11 +17,11 @@ use gan_tensorboard::{unix_seconds, RunLog};
 
 use crate::checkpoint::{self, Resume};
 use crate::console::{self, epoch_line};
-use crate::train_config;
+use crate::{run_config, TrainingData};
 
 pub(crate) struct Session<'a> {
     pub spec: &'a Spec,
-    pub train: &'a Split,
+    pub train: &'a TrainingData,
     pub dir: &'a RunDir,
     pub info: RunInfo,
     /// Where to continue from; a fresh run when `None`.
@@ -73,7 +73,8 @@ pub(crate) fn execute(mut s: Session) -> anyhow::Result<Status> {
 /// The training loop; returns `Completed` or `Interrupted`.
 fn train(s: &mut Session) -> anyhow::Result<Status> {
     let spec = s.spec;
-    let cfg = train_config(spec);
+    let cfg = run_config(spec, s.train);
+    let train = &s.train.split;
     // This process's share of the run, and how much of it went into the training steps
     // themselves (the rest: loading, the CSV, pictures, checkpoints, TensorBoard, evaluation).
     let session_started = Instant::now();
@@ -83,11 +84,7 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
     let (mut trainer, mut batches, first_epoch, mut first_step, mut losses) = match s.start.take() {
         None => (
             AnyTrainer::new(cfg.clone(), spec.seed),
-            Batcher::new(
-                s.train.len(),
-                cfg.batch_size,
-                stream(spec.seed, Stream::Data),
-            )?,
+            Batcher::new(train.len(), cfg.batch_size, stream(spec.seed, Stream::Data))?,
             0,
             0,
             LossWriter::create(&s.dir.file(gan_rundir::LOSSES_FILE))?,
@@ -104,7 +101,7 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
             (
                 AnyTrainer::restore(cfg.clone(), spec.seed, r.trainer),
                 Batcher::restore(
-                    s.train.len(),
+                    train.len(),
                     cfg.batch_size,
                     stream(spec.seed, Stream::Data),
                     r.batcher,
@@ -139,22 +136,25 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
         cfg.model.noise_dim,
         &mut stream(spec.seed, Stream::Samples),
     );
-    // A conditional GAN's picture has a row per digit, the same noise down each column.
+    // A conditional GAN's picture has a row per digit, the same noise down each column; a
+    // self-conditioned GAN's asks for its clusters as sampling does, in proportion.
     let classes = cfg.model.classes;
-    let picture_input = if classes == 0 {
-        fixed_noise
-    } else {
+    let by_digit = spec.model.conditional;
+    let picture_input = if by_digit {
         let labels: Vec<u8> = (0..classes as u8)
             .flat_map(|c| std::iter::repeat_n(c, spec.samples.count))
             .collect();
         let noise = fixed_noise.repeat(classes);
         generator_input(&noise, &labels, classes)
+    } else {
+        let labels = labels_to_ask(spec.samples.count, classes, &cfg.model.label_counts);
+        generator_input(&fixed_noise, &labels, classes)
     };
     let grid = SampleGrid {
-        per_row: if classes == 0 {
-            SampleGrid::default().per_row
-        } else {
+        per_row: if by_digit {
             spec.samples.count
+        } else {
+            SampleGrid::default().per_row
         },
         ..SampleGrid::default()
     };
@@ -185,7 +185,7 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
                 bar.abandon();
                 return Ok(Status::Interrupted);
             }
-            let (images, labels) = (&s.train.images, &s.train.labels);
+            let (images, labels) = (&train.images, &train.labels);
             let batches = &mut batches;
             let step_started = Instant::now();
             let stats = match trainer.step_with(&mut |real, real_labels| {

@@ -364,7 +364,7 @@ fn run_point(
             _ => return resume_session(&dir, opts, threads, label, interrupt),
         }
     }
-    let train = training_images(&point.spec, opts.quiet)?;
+    let train = training_images(&point.spec, opts.quiet || label.is_some(), threads)?;
     let dir = RunDir::create(&path)?;
     let source = RunSource {
         spec: spec_path,

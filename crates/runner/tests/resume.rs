@@ -806,3 +806,56 @@ fn a_conditional_dcgan_run_resumes_exactly_and_draws_a_row_per_digit() {
         "{err}"
     );
 }
+
+#[test]
+fn a_self_conditioned_dcgan_run_resumes_exactly_and_asks_for_its_clusters() {
+    // k-means of the training images gives the labels; G is asked for each cluster as often
+    // as the data has it (also for the average's standing statistics). Interrupted
+    // mid-epoch and resumed (k-means runs again), the run is byte-identical to an
+    // uninterrupted one.
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let body = "model:\n  arch: dcgan\n  clusters: 7\n  noise_dim: 16\n  g_channels: [8, 4]\n  d_channels: [4, 8]\n  d_activation: leaky_relu\n  g_output: tanh\n  init_std: 0.02\ntrain:\n  epochs: 2\n  batch_size: 50\n  beta1: 0.5\n  g_ema: 0.99\nsamples:\n  count: 3\n  every: 1\ncheckpoint:\n  keep: 2\n";
+    let spec = fixture_spec_file(t, "selfcond", "name: selfcond\nseed: 5\n", body);
+    resumes_like_the_whole_run(&spec, t, 25);
+    let model = gan_model::checkpoint::load_model(&t.join("whole/model.safetensors")).unwrap();
+    let g = model.generator();
+    assert_eq!((g.classes(), g.input_size()), (7, 23));
+    // The counts are the clusters' sizes: every training image of the fixture in one.
+    let train = gan_data::load_training(&gan_data::fixture_dir()).unwrap().0;
+    let counts = g.label_counts();
+    assert_eq!(counts.len(), 7);
+    assert_eq!(counts.iter().sum::<u32>() as usize, train.len());
+    assert!(counts.iter().all(|&c| c > 0), "{counts:?}");
+    // The picture is one row of samples.count images, not a row per cluster.
+    let png = std::fs::read(t.join("whole/samples/001.png")).unwrap();
+    let field = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    assert!(
+        field(16) > field(20),
+        "one row: {} x {}",
+        field(16),
+        field(20)
+    );
+
+    // Other training images give other clusters: the checkpoint refuses to continue with
+    // them, and so does a spec with another number of clusters.
+    pretend_interrupted(&t.join("int"));
+    let own = std::fs::read_to_string(t.join("int/spec.yaml")).unwrap();
+    for (from, to, says) in [
+        ("limit: null", "limit: 1000", "training images, but k-means"),
+        (
+            "clusters: 7",
+            "clusters: 6",
+            "it holds a DCGAN: 7 clusters (self-conditioned)",
+        ),
+    ] {
+        assert!(own.contains(from), "{own}");
+        std::fs::write(t.join("int/spec.yaml"), own.replace(from, to)).unwrap();
+        let out = runner(&["--resume", "int", "--force", "--quiet"], t);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && !err.contains("panicked") && err.contains(says),
+            "{err}"
+        );
+    }
+}

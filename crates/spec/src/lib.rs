@@ -71,6 +71,9 @@ pub struct ModelSpec {
     pub d_dropout: f64,
     /// A conditional GAN: the digit's label, one-hot, is an input of both networks.
     pub conditional: bool,
+    /// Self-conditioning: the networks are conditioned on k-means clusters of the training
+    /// images instead of labels, G asked for each as often as the data has it (0: off).
+    pub clusters: usize,
     /// A DCGAN's G feature maps: channels at 7 x 7, then at 14 x 14.
     pub g_channels: Vec<usize>,
     /// A DCGAN's D feature maps: channels at 14 x 14, then at 7 x 7.
@@ -246,6 +249,7 @@ impl Default for ModelSpec {
             init_std: 0.01,
             d_dropout: 0.0,
             conditional: false,
+            clusters: 0,
             g_channels: vec![128, 64],
             d_channels: vec![64, 128],
             d_batch_norm: true,
@@ -401,6 +405,12 @@ pub const KEYS: &[KeyDoc] = &[
         default: "false",
         meaning:
             "a conditional GAN: the digit, one-hot, goes into G after the noise and into D (mlp: after the pixels; dcgan: a projection, the logit gains embed[digit] . D's last features); pictures: a row per digit",
+    },
+    KeyDoc {
+        key: "model.clusters",
+        default: "0",
+        meaning:
+            "self-conditioning without labels: k-means (this many clusters, 2 to 256) on the training pixels, the networks conditioned on the cluster ids as model.conditional is on digits, G asked for each cluster as often as the data has it (0: off)",
     },
     KeyDoc {
         key: "model.d_dropout",

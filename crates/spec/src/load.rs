@@ -621,6 +621,19 @@ fn validate(s: &Spec) -> Result<(), String> {
             s.model.d_dense
         ));
     }
+    if s.model.clusters == 1 || s.model.clusters > 256 {
+        return Err(format!(
+            "model.clusters must be 0 (off) or 2 to 256 clusters (got {})",
+            s.model.clusters
+        ));
+    }
+    if s.model.clusters > 0 && s.model.conditional {
+        return Err(format!(
+            "model.clusters and model.conditional both condition the networks (on clusters, \
+             on digits): set model.conditional to false or model.clusters to 0 (got {})",
+            s.model.clusters
+        ));
+    }
     if s.model.d_dense > 0 && s.model.d_dropout != 0.0 {
         return Err(format!(
             "model.d_dense and model.d_dropout cannot be combined yet (dropout acts after \

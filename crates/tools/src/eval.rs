@@ -335,8 +335,8 @@ pub fn sample(args: SampleArgs) -> anyhow::Result<()> {
     let labels = gan_eval::requested_labels(&generator, args.count);
     if let (Some(path), None) = (&args.labels_out, &labels) {
         bail!(
-            "--labels-out {}: {} holds an unconditional generator, which is not asked for \
-             digits (model.conditional: true makes one that is)",
+            "--labels-out {}: {} holds a generator that is not asked for digits (unconditional, \
+             or conditioned on its own clusters; model.conditional: true makes one that is)",
             path.display(),
             args.run.display()
         );
