@@ -1,11 +1,11 @@
-//! The DCGAN's two costly layers alone, at `dcgan.yaml`'s batch of 25 on one thread: D's
+//! The DCGAN's two costly layers alone, at `dcgan-plain.yaml`'s batch of 25 on one thread: D's
 //! second convolution (64 -> 128 channels, 14 -> 7 pixels) forward, its weight gradient and
 //! its input gradient, and G's first transposed convolution (128 -> 64 channels, 7 -> 14
 //! pixels) forward and backward. Together they are most of the DCGAN step's arithmetic;
 //! changes to im2col, col2im and the grouping show here before they drown in a whole step.
 //!
 //! `cargo bench -p gan-model --bench conv_layers` (compare two builds in one sitting: these
-//! machines drift). The whole step: `cargo xtask bench --spec experiments/dcgan.yaml`.
+//! machines drift). The whole step: `cargo xtask bench --spec experiments/dcgan-plain.yaml`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use gan_model::conv::{self, ConvShape, Grads, Scratch, Sides};

@@ -23,11 +23,12 @@ pub struct EvalArgs {
     #[arg(required_unless_present_any = ["reference", "generator"], conflicts_with = "generator")]
     run: Option<PathBuf>,
     /// Evaluate another file's generator instead of a run's: any run's model.safetensors or
-    /// checkpoint (MLP or DCGAN, conditional or not: the file says which), or another
-    /// program's .safetensors with `generator.0.weight` [hidden, noise], `generator.0.bias`,
-    /// `generator.2.weight` [784, hidden] and `generator.2.bias` (PyTorch's Linear-ReLU-Linear
-    /// layout, sigmoid output in [0, 1]; tools/lockstep/tf_generator.py converts the TF
-    /// program's --save-generator file), or the DCGAN layout of
+    /// checkpoint (MLP or DCGAN, conditional, self-conditioned or neither: the file says
+    /// which), or another program's .safetensors with `generator.0.weight` [hidden, noise],
+    /// `generator.0.bias`, `generator.2.weight` [784, hidden] and `generator.2.bias`
+    /// (PyTorch's Linear-ReLU-Linear layout, sigmoid output in [0, 1];
+    /// tools/lockstep/tf_generator.py converts the TF program's --save-generator file), or
+    /// the DCGAN layout of
     /// tools/peers/gan_torch_dcgan.py --save-generator (metadata `architecture: dcgan`)
     #[arg(long, value_name = "FILE")]
     generator: Option<PathBuf>,
