@@ -63,30 +63,35 @@ pub fn epoch_line(epoch: usize, d_loss: f32, g_loss: f32) -> String {
 
 /// A bar over all steps, drawn only when stderr is a terminal and output is wanted.
 pub fn progress(total_steps: u64, quiet: bool) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(total_steps), ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} steps, {per_sec}, eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar
+    bar(
+        total_steps,
+        quiet,
+        "{msg} [{bar:40}] {pos}/{len} steps, {per_sec}, eta {eta}",
+    )
 }
 
 /// A bar over `total` rounds of some preparation (k-means), on stderr; hidden when quiet.
 pub fn rounds(total: u64, quiet: bool, what: String) -> ProgressBar {
+    let bar = bar(
+        total,
+        quiet,
+        "{msg} [{bar:40}] {pos}/{len} rounds, eta {eta}",
+    );
+    bar.set_message(what);
+    bar
+}
+
+/// A bar of `total` on stderr in `template`'s words (hidden when quiet).
+fn bar(total: u64, quiet: bool, template: &str) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rounds, eta {eta}")
+        ProgressStyle::with_template(template)
             .expect("valid template")
             .progress_chars("=> "),
     );
-    bar.set_message(what);
     bar
 }
 

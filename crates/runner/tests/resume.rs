@@ -652,6 +652,13 @@ fn an_interrupt_after_the_last_step_skips_evaluation_but_keeps_the_run() {
     assert!(!t.join("r/metrics.json").exists(), "evaluation was skipped");
 }
 
+/// A PNG's width and height: the first fields of its header chunk.
+fn png_size(path: &Path) -> (u32, u32) {
+    let png = std::fs::read(path).unwrap();
+    let field = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    (field(16), field(20))
+}
+
 /// Runs `spec` whole into `t/whole` and, interrupted after `step` and resumed, into
 /// `t/int`: the two runs are byte-identical.
 fn resumes_like_the_whole_run(spec: &Path, t: &Path, step: u64) {
@@ -703,12 +710,7 @@ fn a_conditional_dropout_run_resumes_exactly_and_draws_a_row_per_digit() {
     assert_eq!(gan.generator.sizes, [138, 256, 784]);
     assert_eq!(gan.discriminator.sizes, [794, 256, 1]);
     // The picture: ten rows (digits 0-9) of samples.count images, 28-pixel cells.
-    let size = |name: &str| {
-        // A PNG's width and height are the first fields of its header chunk.
-        let png = std::fs::read(t.join("whole/samples").join(name)).unwrap();
-        let field = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
-        (field(16), field(20))
-    };
+    let size = |name: &str| png_size(&t.join("whole/samples").join(name));
     let (w, h) = size("000.png");
     assert_eq!((w, h), size("001.png"));
     assert!(h > 3 * w, "ten rows of three: {w} x {h}");
@@ -794,9 +796,7 @@ fn a_conditional_dcgan_run_resumes_exactly_and_draws_a_row_per_digit() {
     assert_eq!((gan.generator.classes, gan.discriminator.classes), (10, 10));
     assert_eq!(model.generator().input_size(), 26);
     // The picture: ten rows (digits 0-9) of samples.count images.
-    let png = std::fs::read(t.join("whole/samples/001.png")).unwrap();
-    let field = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
-    let (w, h) = (field(16), field(20));
+    let (w, h) = png_size(&t.join("whole/samples/001.png"));
     assert!(h > 3 * w, "ten rows of three: {w} x {h}");
 
     // Its checkpoint cannot continue without the digits: a clear refusal.
@@ -828,14 +828,8 @@ fn a_self_conditioned_dcgan_run_resumes_exactly_and_asks_for_its_clusters() {
     assert_eq!(counts.iter().sum::<u32>() as usize, train.len());
     assert!(counts.iter().all(|&c| c > 0), "{counts:?}");
     // The picture is one row of samples.count images, not a row per cluster.
-    let png = std::fs::read(t.join("whole/samples/001.png")).unwrap();
-    let field = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
-    assert!(
-        field(16) > field(20),
-        "one row: {} x {}",
-        field(16),
-        field(20)
-    );
+    let (w, h) = png_size(&t.join("whole/samples/001.png"));
+    assert!(w > h, "one row: {w} x {h}");
 
     // Other training images give other clusters: the checkpoint refuses to continue with
     // them, and so does a spec with another number of clusters.
