@@ -13,7 +13,11 @@
 //! cache; the groups are divided between [`LANES`] fixed lanes, run side by side with
 //! `rayon::join`, each with its own [`Scratch`]. A weight gradient is each lane's sum over
 //! its groups, in order, then the lanes' sums in lane order: the cut never depends on the
-//! thread count, so neither do the results.
+//! thread count, so neither do the results. Outputs and input gradients, where no image's
+//! result depends on another's, are cut into even halves instead (25 images: 13 and 12,
+//! where whole groups give 15 and 10), so the lanes finish together (`backward_shares`).
+
+use std::ops::Range;
 
 use crate::kernels::{matmul, matmul_accumulate, Split, View};
 
@@ -325,34 +329,98 @@ fn grow(buf: &mut Vec<f32>, len: usize) {
     }
 }
 
-/// The images each lane works on: whole groups, the first lane taking the odd one.
-fn lane_images(batch: usize) -> [std::ops::Range<usize>; LANES] {
+/// The images whose weight gradient each lane sums: whole groups, the first lane taking the
+/// odd one. This cut fixes the gradient's summation order, so it must never change.
+fn lane_images(batch: usize) -> [Range<usize>; LANES] {
     let per_lane = batch.div_ceil(GROUP).div_ceil(LANES) * GROUP;
     std::array::from_fn(|l| (l * per_lane).min(batch)..((l + 1) * per_lane).min(batch))
 }
 
-/// Runs `work(images, lane, out)` for every lane side by side, where `out` is the part of
-/// `out` that holds the lane's images (`per_image` values each; empty if `out` is).
-fn in_lanes<F>(batch: usize, per_image: usize, out: &mut [f32], lanes: &mut [Lane], work: F)
-where
-    F: Fn(std::ops::Range<usize>, &mut Lane, &mut [f32]) + Sync,
-{
+/// The images each lane computes outputs or input gradients for when there is no weight
+/// gradient: half the batch each. An image's result is the same whichever lane and group
+/// computes it (gemm blocks a product's depth by the depth alone unless both its rows and
+/// its columns are 64 or fewer, which no group of DCGAN's layers is), so this cut can even
+/// out the lanes where whole groups cannot (25 images: 13 and 12, not 15 and 10).
+fn even_lanes(batch: usize) -> [Range<usize>; LANES] {
+    let half = batch.div_ceil(LANES);
+    std::array::from_fn(|l| (l * half).min(batch)..((l + 1) * half).min(batch))
+}
+
+/// One lane's share of a backward pass: the images of its weight-gradient sum and those
+/// of its input gradients, each empty when that gradient is not wanted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Share {
+    grads: Range<usize>,
+    dx: Range<usize>,
+}
+
+impl Share {
+    /// Whether the group of `n` images from `first` is in the weight-gradient share and in
+    /// the input-gradient share.
+    fn covers(&self, first: usize, n: usize) -> (bool, bool) {
+        let within = |r: &Range<usize>| r.start <= first && first + n <= r.end;
+        (within(&self.grads), within(&self.dx))
+    }
+
+    /// All the images the lane touches (the two ranges overlap or meet).
+    fn images(&self) -> Range<usize> {
+        match (self.grads.is_empty(), self.dx.is_empty()) {
+            (true, _) => self.dx.clone(),
+            (_, true) => self.grads.clone(),
+            _ => self.grads.start.min(self.dx.start)..self.grads.end.max(self.dx.end),
+        }
+    }
+}
+
+/// The lanes' shares of a backward pass. The weight gradient keeps [`lane_images`]; when
+/// that gives the first lane one group more than the second, the second computes that
+/// group's input gradient, so each lane does about as many products as the other.
+fn backward_shares(batch: usize, grads: bool, dx: bool) -> [Share; LANES] {
+    let none = || 0..0;
+    if !grads {
+        return even_lanes(batch).map(|dx| Share { grads: none(), dx });
+    }
     let [first, second] = lane_images(batch);
-    let at = if out.is_empty() {
-        0
+    if !dx {
+        return [first, second].map(|grads| Share { grads, dx: none() });
+    }
+    // Where the first lane's last group starts (its groups are whole but for a batch of
+    // fewer than `GROUP` images).
+    let last = first.end.saturating_sub(1) / GROUP * GROUP;
+    let moved = if batch.div_ceil(GROUP) % 2 == 1 {
+        last
     } else {
-        second.start * per_image
+        first.end
     };
+    [
+        Share {
+            grads: first.clone(),
+            dx: first.start..moved,
+        },
+        Share {
+            grads: second.clone(),
+            dx: moved..second.end,
+        },
+    ]
+}
+
+/// Runs `work(lane index, lane, out)` for both lanes side by side, where `out` is split at
+/// image `cut` (`per_image` values each; both parts empty if `out` is).
+fn in_lanes<F>(cut: usize, per_image: usize, out: &mut [f32], lanes: &mut [Lane], work: F)
+where
+    F: Fn(usize, &mut Lane, &mut [f32]) + Sync,
+{
+    let at = if out.is_empty() { 0 } else { cut * per_image };
     let (out_first, out_second) = out.split_at_mut(at);
     let (lane_first, lane_second) = lanes.split_at_mut(1);
     rayon::join(
-        || work(first, &mut lane_first[0], out_first),
-        || work(second, &mut lane_second[0], out_second),
+        || work(0, &mut lane_first[0], out_first),
+        || work(1, &mut lane_second[0], out_second),
     );
 }
 
 /// The groups of a lane's images: `(first image, images)`.
-fn groups(images: std::ops::Range<usize>) -> impl Iterator<Item = (usize, usize)> {
+fn groups(images: Range<usize>) -> impl Iterator<Item = (usize, usize)> {
     images
         .clone()
         .step_by(GROUP)
@@ -434,39 +502,35 @@ pub fn conv_forward(
     let (pin, pout) = (shape.in_ch * p_in, shape.out_ch * p_out);
     let patch = shape.patch(shape.in_ch);
     let y = &mut y[..sides.batch * pout];
-    in_lanes(
-        sides.batch,
-        pout,
-        y,
-        &mut scratch.lanes,
-        |images, lane, y| {
-            let start = images.start;
-            let patches = Patches::new(shape, sides.input, sides.output);
-            for (first, n) in groups(images) {
-                let width = n * p_out;
-                let cols = &mut lane.cols[..patch * width];
-                for j in 0..n {
-                    let image = &x[(first + j) * pin..][..pin];
-                    patches.im2col(
-                        shape.in_ch,
-                        image,
-                        &mut cols[j * p_out..],
-                        width,
-                        &mut lane.phased,
-                    );
-                }
-                let staging = &mut lane.staging[..shape.out_ch * width];
-                matmul(
-                    staging,
-                    View::rows(w, shape.out_ch, patch),
-                    View::rows(cols, patch, width),
-                    Split::None,
+    let lanes = even_lanes(sides.batch);
+    in_lanes(lanes[1].start, pout, y, &mut scratch.lanes, |l, lane, y| {
+        let images = lanes[l].clone();
+        let start = images.start;
+        let patches = Patches::new(shape, sides.input, sides.output);
+        for (first, n) in groups(images) {
+            let width = n * p_out;
+            let cols = &mut lane.cols[..patch * width];
+            for j in 0..n {
+                let image = &x[(first + j) * pin..][..pin];
+                patches.im2col(
+                    shape.in_ch,
+                    image,
+                    &mut cols[j * p_out..],
+                    width,
+                    &mut lane.phased,
                 );
-                let out = &mut y[(first - start) * pout..][..n * pout];
-                scatter(staging, shape.out_ch, p_out, out, b);
             }
-        },
-    );
+            let staging = &mut lane.staging[..shape.out_ch * width];
+            matmul(
+                staging,
+                View::rows(w, shape.out_ch, patch),
+                View::rows(cols, patch, width),
+                Split::None,
+            );
+            let out = &mut y[(first - start) * pout..][..n * pout];
+            scatter(staging, shape.out_ch, p_out, out, b);
+        }
+    });
 }
 
 /// Convolution backward from `dy`: adds the weight (and bias) gradients to `grads` if given,
@@ -492,24 +556,27 @@ pub fn conv_backward(
         Some(dx) => &mut dx[..sides.batch * pin],
         None => &mut none[..],
     };
+    let shares = backward_shares(sides.batch, want_grads, want_dx);
     in_lanes(
-        sides.batch,
+        shares[1].dx.start,
         pin,
         dx,
         &mut scratch.lanes,
-        |images, lane, dx| {
-            let start = images.start;
+        |l, lane, dx| {
+            let share = &shares[l];
+            let start = share.dx.start;
             let patches = Patches::new(shape, sides.input, sides.output);
             let dw = &mut lane.dw[..shape.weight_len()];
             if want_grads {
                 dw.fill(0.0);
             }
-            for (first, n) in groups(images) {
+            for (first, n) in groups(share.images()) {
+                let (grads_here, dx_here) = share.covers(first, n);
                 let width = n * p_out;
                 let staging = &mut lane.staging[..shape.out_ch * width];
                 gather(&dy[first * pout..], shape.out_ch, p_out, n, staging);
                 let cols = &mut lane.cols[..patch * width];
-                if want_grads {
+                if grads_here {
                     for j in 0..n {
                         let image = &x[(first + j) * pin..][..pin];
                         patches.im2col(
@@ -527,7 +594,7 @@ pub fn conv_backward(
                         View::transposed(cols, patch, width),
                     );
                 }
-                if want_dx {
+                if dx_here {
                     // dcols = W^T (patch x out) * dy_g (out x width), then back onto the pixels.
                     matmul(
                         cols,
@@ -577,47 +644,43 @@ pub fn conv_transposed_forward(
     let (pin, pout) = (shape.in_ch * p_in, shape.out_ch * p_out);
     let patch = shape.patch(shape.out_ch);
     let y = &mut y[..sides.batch * pout];
-    in_lanes(
-        sides.batch,
-        pout,
-        y,
-        &mut scratch.lanes,
-        |images, lane, y| {
-            let start = images.start;
-            let patches = Patches::new(shape, sides.output, sides.input);
-            for (first, n) in groups(images) {
-                let width = n * p_in;
-                let staging = &mut lane.staging[..shape.in_ch * width];
-                gather(&x[first * pin..], shape.in_ch, p_in, n, staging);
-                // cols = W^T (out*k*k x in) * x_g (in x width), then onto the output's pixels.
-                let cols = &mut lane.cols[..patch * width];
-                matmul(
-                    cols,
-                    View::transposed(w, shape.in_ch, patch),
-                    View::rows(staging, shape.in_ch, width),
-                    Split::None,
-                );
-                for j in 0..n {
-                    let out = &mut y[(first - start + j) * pout..][..pout];
-                    match b {
-                        Some(b) => {
-                            for (plane, &b) in out.chunks_exact_mut(p_out).zip(b) {
-                                plane.fill(b);
-                            }
+    let lanes = even_lanes(sides.batch);
+    in_lanes(lanes[1].start, pout, y, &mut scratch.lanes, |l, lane, y| {
+        let images = lanes[l].clone();
+        let start = images.start;
+        let patches = Patches::new(shape, sides.output, sides.input);
+        for (first, n) in groups(images) {
+            let width = n * p_in;
+            let staging = &mut lane.staging[..shape.in_ch * width];
+            gather(&x[first * pin..], shape.in_ch, p_in, n, staging);
+            // cols = W^T (out*k*k x in) * x_g (in x width), then onto the output's pixels.
+            let cols = &mut lane.cols[..patch * width];
+            matmul(
+                cols,
+                View::transposed(w, shape.in_ch, patch),
+                View::rows(staging, shape.in_ch, width),
+                Split::None,
+            );
+            for j in 0..n {
+                let out = &mut y[(first - start + j) * pout..][..pout];
+                match b {
+                    Some(b) => {
+                        for (plane, &b) in out.chunks_exact_mut(p_out).zip(b) {
+                            plane.fill(b);
                         }
-                        None => out.fill(0.0),
                     }
-                    patches.col2im(
-                        shape.out_ch,
-                        &cols[j * p_in..],
-                        width,
-                        out,
-                        &mut lane.phased,
-                    );
+                    None => out.fill(0.0),
                 }
+                patches.col2im(
+                    shape.out_ch,
+                    &cols[j * p_in..],
+                    width,
+                    out,
+                    &mut lane.phased,
+                );
             }
-        },
-    );
+        }
+    });
 }
 
 /// Transposed convolution backward from `dy`: adds the weight (and bias) gradients to
@@ -643,19 +706,22 @@ pub fn conv_transposed_backward(
         Some(dx) => &mut dx[..sides.batch * pin],
         None => &mut none[..],
     };
+    let shares = backward_shares(sides.batch, want_grads, want_dx);
     in_lanes(
-        sides.batch,
+        shares[1].dx.start,
         pin,
         dx,
         &mut scratch.lanes,
-        |images, lane, dx| {
-            let start = images.start;
+        |l, lane, dx| {
+            let share = &shares[l];
+            let start = share.dx.start;
             let patches = Patches::new(shape, sides.output, sides.input);
             let dw = &mut lane.dw[..shape.weight_len()];
             if want_grads {
                 dw.fill(0.0);
             }
-            for (first, n) in groups(images) {
+            for (first, n) in groups(share.images()) {
+                let (grads_here, dx_here) = share.covers(first, n);
                 let width = n * p_in;
                 // The columns of dy under the matching convolution (out -> in channels, OH -> H).
                 let cols = &mut lane.cols[..patch * width];
@@ -670,7 +736,7 @@ pub fn conv_transposed_backward(
                     );
                 }
                 let staging = &mut lane.staging[..shape.in_ch * width];
-                if want_grads {
+                if grads_here {
                     gather(&x[first * pin..], shape.in_ch, p_in, n, staging);
                     // dW += x_g (in x width) * cols^T (width x out*k*k)
                     matmul_accumulate(
@@ -679,7 +745,7 @@ pub fn conv_transposed_backward(
                         View::transposed(cols, patch, width),
                     );
                 }
-                if want_dx {
+                if dx_here {
                     matmul(
                         staging,
                         View::rows(w, shape.in_ch, patch),

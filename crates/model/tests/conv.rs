@@ -123,6 +123,114 @@ fn transposed_convolutions_match_pytorch() {
     conv_case("convt2", (2, 64, 1, 14), 13, true);
 }
 
+/// One layer's results over `batch` images: `[y, dx, dw]`, with the input gradient and
+/// the weight gradient computed together or (`together: false`) in separate calls.
+fn layer_results(
+    (in_ch, out_ch, side): (usize, usize, usize),
+    transposed: bool,
+    x: &[f32],
+    dy: &[f32],
+    batch: usize,
+    together: bool,
+) -> [Vec<f32>; 3] {
+    let shape = stride_2(in_ch, out_ch);
+    let out_side = if transposed {
+        shape.transposed_out(side)
+    } else {
+        shape.conv_out(side)
+    }
+    .expect("the kernel fits");
+    let sides = Sides {
+        batch,
+        input: (side, side),
+        output: (out_side, out_side),
+    };
+    let w = det(shape.weight_len(), 3, 0.05, 0.0);
+    let mut scratch = conv::Scratch::default();
+    scratch.reserve(&shape, &sides, transposed);
+    let per_out = out_ch * out_side * out_side;
+    let mut y = vec![f32::NAN; batch * per_out];
+    let mut dx = vec![f32::NAN; batch * in_ch * side * side];
+    let mut dw = vec![0.0; w.len()];
+    let backward = if transposed {
+        conv::conv_transposed_backward
+    } else {
+        conv::conv_backward
+    };
+    if transposed {
+        conv::conv_transposed_forward(&shape, &sides, x, &w, None, &mut y, &mut scratch);
+    } else {
+        conv::conv_forward(&shape, &sides, x, &w, None, &mut y, &mut scratch);
+    }
+    let dy = &dy[..batch * per_out];
+    let grads = conv::Grads {
+        weight: &mut dw,
+        bias: None,
+    };
+    if together {
+        backward(
+            &shape,
+            &sides,
+            x,
+            &w,
+            dy,
+            Some(grads),
+            Some(&mut dx),
+            &mut scratch,
+        );
+    } else {
+        backward(&shape, &sides, x, &w, dy, Some(grads), None, &mut scratch);
+        backward(&shape, &sides, x, &w, dy, None, Some(&mut dx), &mut scratch);
+    }
+    [y, dx, dw]
+}
+
+/// The layers cut a batch between their two lanes differently for outputs and input
+/// gradients (half the images each) than for weight gradients (whole groups, which fix
+/// the summation order). That is exact only if an image's output and input gradient do
+/// not depend on the group or lane that computes it, and if computing the input gradient
+/// beside the weight gradient leaves the latter alone: checked bit for bit at the sizes of
+/// DCGAN's two large layers, 25 images (lanes of 13 and 12 images, against 15 and 10 for
+/// the weight gradient) against the same images as the first half of a batch of 50.
+#[test]
+fn each_image_is_computed_alike_however_the_batch_is_cut() {
+    for (sizes, transposed) in [((64, 128, 14), false), ((128, 64, 7), true)] {
+        let (in_ch, out_ch, side) = sizes;
+        let out_side = if transposed { side * 2 } else { side / 2 };
+        let per_in = in_ch * side * side;
+        let per_out = out_ch * out_side * out_side;
+        let x = det(25 * per_in, 1, 1.0, 0.0);
+        let dy = det(25 * per_out, 2, 1.0, 0.0);
+        let twice = |v: &[f32]| [v, v].concat();
+        let [y, dx, dw] = layer_results(sizes, transposed, &x, &dy, 25, true);
+        let [y_apart, dx_apart, dw_apart] = layer_results(sizes, transposed, &x, &dy, 25, false);
+        let [y_50, dx_50, _] = layer_results(sizes, transposed, &twice(&x), &twice(&dy), 50, true);
+        let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits());
+        let name = if transposed {
+            "transposed"
+        } else {
+            "convolution"
+        };
+        assert!(y.iter().all(|v| v.is_finite()) && dx.iter().all(|v| v.is_finite()));
+        assert!(
+            same(&y, &y_apart) && same(&dx, &dx_apart),
+            "{name}: dx moved"
+        );
+        assert!(
+            same(&dw, &dw_apart),
+            "{name}: weight gradient changed with dx beside it"
+        );
+        assert!(
+            same(&y, &y_50[..25 * per_out]),
+            "{name}: output depends on the cut"
+        );
+        assert!(
+            same(&dx, &dx_50[..25 * per_in]),
+            "{name}: input gradient depends on the cut"
+        );
+    }
+}
+
 /// The fixture's batch normalisation case: 2 images, 64 channels of 14 x 14 pixels.
 const BN_SIZES: (usize, usize, usize) = (2, 64, 14 * 14);
 

@@ -28,7 +28,8 @@ struct Args {
     /// Seed of the run
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Time this spec's step (model, loss, D steps, batch size) instead of the tutorial's
+    /// Time this spec's step (model, loss, D steps, batch size) instead of the tutorial's, on
+    /// its data as a run sees it (`data.limit`, and `model.clusters`' k-means, untimed)
     #[arg(long)]
     spec: Option<PathBuf>,
     /// Start from this checkpoint (a file in a run's `checkpoints/`, written under the same
@@ -99,13 +100,23 @@ fn main() {
         eprintln!("error: {e}");
         std::process::exit(1);
     };
-    let (train, _) = load_training(&args.data).unwrap_or_else(|e| fail(e.to_string()));
-    let cfg = match &args.spec {
-        None if args.dcgan => gan_model::dcgan::pytorch_example(),
-        None => TrainConfig::tutorial(),
-        Some(path) => runner::train_config(
-            &gan_spec::load_spec(path, &[]).unwrap_or_else(|e| fail(e.to_string())),
-        ),
+    let (train, cfg) = match &args.spec {
+        None => {
+            let (train, _) = load_training(&args.data).unwrap_or_else(|e| fail(e.to_string()));
+            let cfg = match args.dcgan {
+                true => gan_model::dcgan::pytorch_example(),
+                false => TrainConfig::tutorial(),
+            };
+            (train, cfg)
+        }
+        // The spec's data as a run sees it: limited, and clustered for `model.clusters`.
+        Some(path) => {
+            let mut spec = gan_spec::load_spec(path, &[]).unwrap_or_else(|e| fail(e.to_string()));
+            spec.data.dir = args.data.display().to_string();
+            spec.seed = args.seed;
+            runner::training_setup(&spec, false, args.threads)
+                .unwrap_or_else(|e| fail(format!("{e:#}")))
+        }
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)

@@ -303,6 +303,19 @@ fn ensure_data(spec: &Spec, quiet: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A spec's training split and complete training configuration as `runner` would train
+/// them (a self-conditioned spec's images clustered first): for tools that time the step
+/// outside a run, such as `bench_step`.
+pub fn training_setup(
+    spec: &Spec,
+    quiet: bool,
+    threads: usize,
+) -> anyhow::Result<(Split, TrainConfig)> {
+    let data = training_images(spec, quiet, threads)?;
+    let cfg = run_config(spec, &data);
+    Ok((data.split, cfg))
+}
+
 /// What a run trains on.
 pub(crate) struct TrainingData {
     /// MNIST's training split as the spec limits it; with `model.clusters` its labels are
