@@ -33,6 +33,21 @@ fn stride_2(in_ch: usize, out_ch: usize) -> ConvShape {
     }
 }
 
+/// A layer's sides over `batch` square images of `side` pixels.
+fn square_sides(shape: &ConvShape, batch: usize, side: usize, transposed: bool) -> Sides {
+    let out_side = if transposed {
+        shape.transposed_out(side)
+    } else {
+        shape.conv_out(side)
+    }
+    .expect("the kernel fits");
+    Sides {
+        batch,
+        input: (side, side),
+        output: (out_side, out_side),
+    }
+}
+
 fn conv_case(
     name: &str,
     (batch, in_ch, out_ch, side): (usize, usize, usize, usize),
@@ -41,17 +56,8 @@ fn conv_case(
 ) {
     let f = fixture();
     let shape = stride_2(in_ch, out_ch);
-    let out_side = if transposed {
-        shape.transposed_out(side)
-    } else {
-        shape.conv_out(side)
-    }
-    .expect("the kernel fits");
-    let sides = Sides {
-        batch,
-        input: (side, side),
-        output: (out_side, out_side),
-    };
+    let sides = square_sides(&shape, batch, side, transposed);
+    let out_side = sides.output.0;
     let x = det(batch * in_ch * side * side, salt, 1.0, 0.0);
     let w = det(shape.weight_len(), salt + 1, 0.05, 0.0);
     let b = det(out_ch, salt + 2, 0.05, 0.0);
@@ -134,17 +140,8 @@ fn layer_results(
     together: bool,
 ) -> [Vec<f32>; 3] {
     let shape = stride_2(in_ch, out_ch);
-    let out_side = if transposed {
-        shape.transposed_out(side)
-    } else {
-        shape.conv_out(side)
-    }
-    .expect("the kernel fits");
-    let sides = Sides {
-        batch,
-        input: (side, side),
-        output: (out_side, out_side),
-    };
+    let sides = square_sides(&shape, batch, side, transposed);
+    let out_side = sides.output.0;
     let w = det(shape.weight_len(), 3, 0.05, 0.0);
     let mut scratch = conv::Scratch::default();
     scratch.reserve(&shape, &sides, transposed);
