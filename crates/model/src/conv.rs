@@ -63,86 +63,99 @@ impl ConvShape {
     }
 }
 
+/// The largest stride [`Patches`] serves: a padded row is split into at most this many
+/// column phases (DCGAN's layers use 2).
+const MAX_STRIDE: usize = 8;
+
 /// The geometry of one convolution's im2col. Each channel plane is zero-padded by `p` on
 /// every side and split by column phase: padded row `y`'s columns `f, f + s, f + 2s, ...`
 /// are stored side by side (`phase` floats from `(y * s + f) * phase`). Then every run of
 /// `ow` column entries a kernel position `(ki, kj)` and an output row `oy` need is one
 /// contiguous slice (phase `kj % s` of row `oy * s + ki`, from `kj / s`), so the column
 /// loops copy and add whole runs instead of gathering single pixels.
-struct Patches<'a> {
-    shape: &'a ConvShape,
+///
+/// Everything that needs a division is worked out once, in [`Patches::new`]: the column
+/// loops run once per channel and kernel position, and a division there cost more than
+/// the copying it steered (a third of a layer's time).
+struct Patches {
+    kernel: usize,
+    stride: usize,
+    padding: usize,
     /// The input (the convolution's: a transposed layer's output) and output sides.
     input: (usize, usize),
     output: (usize, usize),
+    /// Floats per column phase of a padded row, and per padded row (all its phases).
+    phase: usize,
+    row: usize,
+    /// For each column phase that holds input pixels: where its first interior entry sits
+    /// in the row's phased copy, the input column it holds, and how many interior entries
+    /// the phase has (input columns `x, x + s, ...`). The first `phases` are used.
+    interior: [(usize, usize, usize); MAX_STRIDE],
+    phases: usize,
 }
 
-impl<'a> Patches<'a> {
-    fn new(shape: &'a ConvShape, input: (usize, usize), output: (usize, usize)) -> Patches<'a> {
+impl Patches {
+    fn new(shape: &ConvShape, input: (usize, usize), output: (usize, usize)) -> Patches {
+        let (s, p, w) = (shape.stride, shape.padding, input.1);
+        assert!(
+            (1..=MAX_STRIDE).contains(&s),
+            "convolution stride {s} is outside 1..={MAX_STRIDE}"
+        );
+        let phase = (w + 2 * p).div_ceil(s);
+        let mut interior = [(0, 0, 0); MAX_STRIDE];
+        let mut phases = 0;
+        for f in 0..s {
+            // The first j with f + s * j >= p, and its input column.
+            let j = p.saturating_sub(f).div_ceil(s);
+            let x = f + s * j - p;
+            if x < w {
+                interior[phases] = (f * phase + j, x, (w - x).div_ceil(s));
+                phases += 1;
+            }
+        }
         Patches {
-            shape,
+            kernel: shape.kernel,
+            stride: s,
+            padding: p,
             input,
             output,
+            phase,
+            row: s * phase,
+            interior,
+            phases,
         }
     }
 
-    /// Floats per column phase of a padded row.
-    fn phase(&self) -> usize {
-        (self.input.1 + 2 * self.shape.padding).div_ceil(self.shape.stride)
-    }
-
-    /// Floats per padded row (all its phases).
-    fn phased_row(&self) -> usize {
-        self.shape.stride * self.phase()
-    }
-
     fn phased_len(&self) -> usize {
-        (self.input.0 + 2 * self.shape.padding) * self.phased_row()
+        (self.input.0 + 2 * self.padding) * self.row
     }
 
-    /// For each kernel position `(ki, kj)`, in the order of the im2col rows: the start, in
-    /// the phased plane, of the run it reads for output row 0, and how much further on
-    /// each next output row's run starts.
-    fn kernel_runs(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        let (k, s) = (self.shape.kernel, self.shape.stride);
-        let step = s * self.phased_row();
-        (0..k * k).map(move |at| {
-            let (ki, kj) = (at / k, at % k);
-            (
-                ki * self.phased_row() + (kj % s) * self.phase() + kj / s,
-                step,
-            )
-        })
-    }
-
-    /// For each column phase of a padded row: where its first interior entry sits in the
-    /// row's phased copy, the input column it holds, and how many interior entries the
-    /// phase has (input columns `x, x + s, ...`).
-    fn interior_phases(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
-        let (s, p, q, w) = (
-            self.shape.stride,
-            self.shape.padding,
-            self.phase(),
-            self.input.1,
-        );
-        (0..s).filter_map(move |phase| {
-            // The first j with phase + s * j >= p, and its input column.
-            let j = p.saturating_sub(phase).div_ceil(s);
-            let x = phase + s * j - p;
-            (x < w).then(|| (phase * q + j, x, (w - x).div_ceil(s)))
-        })
+    /// Calls `run(start)` for each kernel position `(ki, kj)`, in the order of the im2col
+    /// rows, with the start, in the phased plane, of the run it reads for output row 0;
+    /// each next output row's run starts `stride * row` further on.
+    #[inline(always)]
+    fn each_kernel_run(&self, mut run: impl FnMut(usize)) {
+        for ki in 0..self.kernel {
+            // kj % s and kj / s, counted rather than divided.
+            let (mut phase, mut skip) = (0, 0);
+            for _kj in 0..self.kernel {
+                run(ki * self.row + phase * self.phase + skip);
+                phase += 1;
+                if phase == self.stride {
+                    phase = 0;
+                    skip += 1;
+                }
+            }
+        }
     }
 
     /// Copies one channel plane into the interior of `phased` (whose border stays 0).
     fn pad(&self, plane: &[f32], phased: &mut [f32]) {
-        let (h, w) = self.input;
-        let row = self.phased_row();
-        for (y, line) in plane.chunks_exact(w).take(h).enumerate() {
-            let to = &mut phased[(y + self.shape.padding) * row..][..row];
-            for (at, x, n) in self.interior_phases() {
-                let from = line[x..].iter().step_by(self.shape.stride);
-                for (t, &v) in to[at..at + n].iter_mut().zip(from) {
-                    *t = v;
-                }
+        let w = self.input.1;
+        for &(at, x, n) in &self.interior[..self.phases] {
+            for (y, line) in plane.chunks_exact(w).take(self.input.0).enumerate() {
+                let to = &mut phased[(y + self.padding) * self.row + at..][..n];
+                gather_strided(to, &line[x..], self.stride);
             }
         }
     }
@@ -160,19 +173,21 @@ impl<'a> Patches<'a> {
     ) {
         let (h, w) = self.input;
         let (oh, ow) = self.output;
+        let step = self.stride * self.row;
         let phased = &mut phased[..self.phased_len()];
         phased.fill(0.0);
         let mut r = 0;
         for plane in image.chunks_exact(h * w).take(channels) {
             self.pad(plane, phased);
-            for (start, step) in self.kernel_runs() {
+            let phased = &*phased;
+            self.each_kernel_run(|start| {
                 let row = &mut cols[r * ld..r * ld + oh * ow];
                 for (oy, out) in row.chunks_exact_mut(ow).enumerate() {
                     let from = start + oy * step;
                     each_of_run(out, &phased[from..from + ow], |o, v| *o = v);
                 }
                 r += 1;
-            }
+            });
         }
     }
 
@@ -189,29 +204,55 @@ impl<'a> Patches<'a> {
     ) {
         let (h, w) = self.input;
         let (oh, ow) = self.output;
-        let p = self.shape.padding;
+        let step = self.stride * self.row;
         let phased = &mut phased[..self.phased_len()];
         let mut r = 0;
         for plane in image.chunks_exact_mut(h * w).take(channels) {
             phased.fill(0.0);
-            for (start, step) in self.kernel_runs() {
+            self.each_kernel_run(|start| {
                 let row = &cols[r * ld..r * ld + oh * ow];
                 for (oy, from) in row.chunks_exact(ow).enumerate() {
                     let to = start + oy * step;
                     each_of_run(&mut phased[to..to + ow], from, |o, v| *o += v);
                 }
                 r += 1;
-            }
-            let row = self.phased_row();
-            for (y, line) in plane.chunks_exact_mut(w).enumerate() {
-                let from = &phased[(y + p) * row..][..row];
-                for (at, x, n) in self.interior_phases() {
-                    let to = line[x..].iter_mut().step_by(self.shape.stride);
-                    for (o, &v) in to.zip(&from[at..at + n]) {
-                        *o += v;
-                    }
+            });
+            // Each pixel lies in one phase of one row, so it gets exactly one sum.
+            for &(at, x, n) in &self.interior[..self.phases] {
+                for (y, line) in plane.chunks_exact_mut(w).enumerate() {
+                    let from = &phased[(y + self.padding) * self.row + at..][..n];
+                    add_strided(&mut line[x..], from, self.stride);
                 }
             }
+        }
+    }
+}
+
+/// `to[i] = from[i * stride]`; stride 2 (DCGAN's) as pairs, which compile to shuffles
+/// rather than a loop that counts to the stride.
+#[inline(always)]
+fn gather_strided(to: &mut [f32], from: &[f32], stride: usize) {
+    if stride == 2 {
+        for (t, pair) in to.iter_mut().zip(from.chunks(2)) {
+            *t = pair[0];
+        }
+    } else {
+        for (t, &v) in to.iter_mut().zip(from.iter().step_by(stride)) {
+            *t = v;
+        }
+    }
+}
+
+/// `to[i * stride] += from[i]`, the adjoint of [`gather_strided`].
+#[inline(always)]
+fn add_strided(to: &mut [f32], from: &[f32], stride: usize) {
+    if stride == 2 {
+        for (pair, &v) in to.chunks_mut(2).zip(from) {
+            pair[0] += v;
+        }
+    } else {
+        for (t, &v) in to.iter_mut().step_by(stride).zip(from) {
+            *t += v;
         }
     }
 }
@@ -954,4 +995,103 @@ pub fn batch_norm_backward(
         || input_gradient(0, dx_a),
         || input_gradient(batch.div_ceil(2), dx_b),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The input pixel of channel `c` under kernel position `(ki, kj)` at output position
+    /// `(oy, ox)`, or `None` in the padding: im2col by its definition.
+    fn source(
+        shape: &ConvShape,
+        input: (usize, usize),
+        (c, ki, kj): (usize, usize, usize),
+        (oy, ox): (usize, usize),
+    ) -> Option<usize> {
+        let y = (oy * shape.stride + ki).checked_sub(shape.padding)?;
+        let x = (ox * shape.stride + kj).checked_sub(shape.padding)?;
+        (y < input.0 && x < input.1).then_some((c * input.0 + y) * input.1 + x)
+    }
+
+    /// im2col and col2im against their definitions, over strides, paddings, kernels and
+    /// uneven sides, with columns `ld` apart and an offset, as a group's columns sit: the
+    /// columns must match exactly, and col2im must add each pixel's entries in kernel order
+    /// (so its sums match a plain loop bit for bit).
+    #[test]
+    fn im2col_and_col2im_match_their_definitions() {
+        let mut cases = 0;
+        for kernel in 1..=5 {
+            for stride in 1..=3 {
+                for padding in 0..kernel.min(3) {
+                    for input in [(7, 7), (6, 9), (14, 14), (5, 3)] {
+                        let shape = ConvShape {
+                            in_ch: 3,
+                            out_ch: 1,
+                            kernel,
+                            stride,
+                            padding,
+                        };
+                        let (Some(oh), Some(ow)) =
+                            (shape.conv_out(input.0), shape.conv_out(input.1))
+                        else {
+                            continue;
+                        };
+                        cases += 1;
+                        let channels = shape.in_ch;
+                        let pixels = input.0 * input.1;
+                        let (out, offset) = (oh * ow, 5);
+                        let ld = 2 * out + 3;
+                        let rows = shape.patch(channels);
+                        let image: Vec<f32> = (0..channels * pixels)
+                            .map(|i| (i * 37 % 101) as f32 * 0.013 - 0.6)
+                            .collect();
+                        let patches = Patches::new(&shape, input, (oh, ow));
+                        let mut phased = vec![f32::NAN; patches.phased_len()];
+                        let mut cols = vec![f32::NAN; offset + rows * ld];
+                        patches.im2col(channels, &image, &mut cols[offset..], ld, &mut phased);
+                        let at = |r: usize, o: usize| offset + r * ld + o;
+                        let each = || {
+                            (0..channels).flat_map(move |c| {
+                                (0..kernel * kernel).map(move |p| (c, p / kernel, p % kernel))
+                            })
+                        };
+                        for (r, pos) in each().enumerate() {
+                            for o in 0..out {
+                                let want = source(&shape, input, pos, (o / ow, o % ow))
+                                    .map_or(0.0, |i| image[i]);
+                                assert_eq!(
+                                    cols[at(r, o)].to_bits(),
+                                    want.to_bits(),
+                                    "im2col, {shape:?} over {input:?}: row {r}, column {o}"
+                                );
+                            }
+                        }
+                        let grads: Vec<f32> = (0..cols.len())
+                            .map(|i| (i * 53 % 97) as f32 * 0.021 - 1.0)
+                            .collect();
+                        let mut got = image.clone();
+                        patches.col2im(channels, &grads[offset..], ld, &mut got, &mut phased);
+                        let mut sums = vec![0.0f32; image.len()];
+                        for (r, pos) in each().enumerate() {
+                            for o in 0..out {
+                                if let Some(i) = source(&shape, input, pos, (o / ow, o % ow)) {
+                                    sums[i] += grads[at(r, o)];
+                                }
+                            }
+                        }
+                        for (i, (g, (x, s))) in got.iter().zip(image.iter().zip(&sums)).enumerate()
+                        {
+                            assert_eq!(
+                                g.to_bits(),
+                                (x + s).to_bits(),
+                                "col2im, {shape:?} over {input:?}: pixel {i}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert!(cases > 100, "only {cases} geometries fit");
+    }
 }
