@@ -856,9 +856,19 @@ fn back_through(
 /// `grad ⊙= act'` at the layer's outputs; with dropout also `⊙= mask`, where `out` holds the
 /// masked outputs (a kept unit's `y / keep`, so `act'` is taken at `out * keep`).
 pub(crate) fn scale_by_derivative(grad: &mut [f32], out: &[f32], act: Activation, mask: Mask) {
+    // Each activation gets its own loop (matched per entry, the loop stays scalar and
+    // branches; see `dcgan::activate`).
     if let Some((mask, keep)) = mask {
-        for ((g, &y), &m) in grad.iter_mut().zip(out).zip(mask) {
-            *g *= m * act.derivative_at_output(y * keep);
+        let scale = |act: Activation| {
+            move |((g, &y), &m): ((&mut f32, &f32), &f32)| {
+                *g *= m * act.derivative_at_output(y * keep)
+            }
+        };
+        let each = grad.iter_mut().zip(out).zip(mask);
+        match act {
+            Activation::Relu => each.for_each(scale(Activation::Relu)),
+            Activation::LeakyRelu(slope) => each.for_each(scale(Activation::LeakyRelu(slope))),
+            other => each.for_each(scale(other)),
         }
         return;
     }
@@ -868,6 +878,11 @@ pub(crate) fn scale_by_derivative(grad: &mut [f32], out: &[f32], act: Activation
                 if y <= 0.0 {
                     *g = 0.0;
                 }
+            }
+        }
+        Activation::LeakyRelu(slope) => {
+            for (g, &y) in grad.iter_mut().zip(out) {
+                *g *= Activation::LeakyRelu(slope).derivative_at_output(y);
             }
         }
         other => {
