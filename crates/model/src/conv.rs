@@ -317,12 +317,17 @@ struct Lane {
 #[derive(Debug, Clone)]
 pub struct Scratch {
     lanes: Vec<Lane>,
+    /// A layer's weight transposed, for the products `W^T * dy` (a convolution's input
+    /// gradient, a transposed convolution's output): with `W` as it is stored, gemm would
+    /// pack its transpose again for every group (half a MB for DCGAN's 64 <-> 128 layers).
+    weight_t: Vec<f32>,
 }
 
 impl Default for Scratch {
     fn default() -> Self {
         Scratch {
             lanes: vec![Lane::default(); LANES],
+            weight_t: Vec::new(),
         }
     }
 }
@@ -345,6 +350,7 @@ impl Scratch {
             let width = group * sides.out_pixels();
             (shape.patch(shape.in_ch) * width, shape.out_ch * width)
         };
+        grow(&mut self.weight_t, shape.weight_len());
         for lane in &mut self.lanes {
             grow(&mut lane.cols, cols);
             grow(&mut lane.staging, staging);
@@ -359,9 +365,17 @@ impl Scratch {
             .lanes
             .iter()
             .map(|l| l.cols.len() + l.staging.len() + l.dw.len() + l.phased.len())
-            .sum();
+            .sum::<usize>()
+            + self.weight_t.len();
         floats * std::mem::size_of::<f32>()
     }
+}
+
+/// `w` (`rows x cols`, row-major) transposed into the front of `out`, which it returns.
+fn transposed<'a>(w: &[f32], rows: usize, cols: usize, out: &'a mut [f32]) -> &'a [f32] {
+    let out = &mut out[..rows * cols];
+    transpose::transpose(&w[..rows * cols], out, cols, rows);
+    out
 }
 
 fn grow(buf: &mut Vec<f32>, len: usize) {
@@ -598,6 +612,11 @@ pub fn conv_backward(
         None => &mut none[..],
     };
     let shares = backward_shares(sides.batch, want_grads, want_dx);
+    // W^T (patch x out) for the input gradient.
+    let w_t = match want_dx {
+        true => transposed(w, shape.out_ch, patch, &mut scratch.weight_t),
+        false => &[],
+    };
     in_lanes(
         shares[1].dx.start,
         pin,
@@ -639,7 +658,7 @@ pub fn conv_backward(
                     // dcols = W^T (patch x out) * dy_g (out x width), then back onto the pixels.
                     matmul(
                         cols,
-                        View::transposed(w, shape.out_ch, patch),
+                        View::rows(w_t, patch, shape.out_ch),
                         View::rows(staging, shape.out_ch, width),
                         Split::None,
                     );
@@ -686,6 +705,7 @@ pub fn conv_transposed_forward(
     let patch = shape.patch(shape.out_ch);
     let y = &mut y[..sides.batch * pout];
     let lanes = even_lanes(sides.batch);
+    let w_t = transposed(w, shape.in_ch, patch, &mut scratch.weight_t);
     in_lanes(lanes[1].start, pout, y, &mut scratch.lanes, |l, lane, y| {
         let images = lanes[l].clone();
         let start = images.start;
@@ -698,7 +718,7 @@ pub fn conv_transposed_forward(
             let cols = &mut lane.cols[..patch * width];
             matmul(
                 cols,
-                View::transposed(w, shape.in_ch, patch),
+                View::rows(w_t, patch, shape.in_ch),
                 View::rows(staging, shape.in_ch, width),
                 Split::None,
             );
