@@ -191,6 +191,30 @@ impl Patches {
         }
     }
 
+    /// The columns of `n` images side by side, as one product wants them: image `j`'s in
+    /// columns `j * positions..` of `cols` (`positions` the output's pixels), the images
+    /// `channels x h x w` each, one after another in `images`.
+    fn im2col_group(
+        &self,
+        channels: usize,
+        images: &[f32],
+        n: usize,
+        cols: &mut [f32],
+        phased: &mut [f32],
+    ) {
+        let positions = self.output.0 * self.output.1;
+        let per_image = channels * self.input.0 * self.input.1;
+        for (j, image) in images.chunks_exact(per_image).take(n).enumerate() {
+            self.im2col(
+                channels,
+                image,
+                &mut cols[j * positions..],
+                n * positions,
+                phased,
+            );
+        }
+    }
+
     /// The adjoint of [`Patches::im2col`]: adds each column entry back onto the pixel it
     /// came from (each pixel's entries in the order of the kernel positions, then onto the
     /// image).
@@ -565,16 +589,7 @@ pub fn conv_forward(
         for (first, n) in groups(images) {
             let width = n * p_out;
             let cols = &mut lane.cols[..patch * width];
-            for j in 0..n {
-                let image = &x[(first + j) * pin..][..pin];
-                patches.im2col(
-                    shape.in_ch,
-                    image,
-                    &mut cols[j * p_out..],
-                    width,
-                    &mut lane.phased,
-                );
-            }
+            patches.im2col_group(shape.in_ch, &x[first * pin..], n, cols, &mut lane.phased);
             let staging = &mut lane.staging[..shape.out_ch * width];
             matmul(
                 staging,
@@ -637,16 +652,8 @@ pub fn conv_backward(
                 gather(&dy[first * pout..], shape.out_ch, p_out, n, staging);
                 let cols = &mut lane.cols[..patch * width];
                 if grads_here {
-                    for j in 0..n {
-                        let image = &x[(first + j) * pin..][..pin];
-                        patches.im2col(
-                            shape.in_ch,
-                            image,
-                            &mut cols[j * p_out..],
-                            width,
-                            &mut lane.phased,
-                        );
-                    }
+                    let images = &x[first * pin..];
+                    patches.im2col_group(shape.in_ch, images, n, cols, &mut lane.phased);
                     // dW += dy_g (out x width) * cols_g^T (width x patch)
                     matmul_accumulate(
                         dw,
@@ -786,16 +793,8 @@ pub fn conv_transposed_backward(
                 let width = n * p_in;
                 // The columns of dy under the matching convolution (out -> in channels, OH -> H).
                 let cols = &mut lane.cols[..patch * width];
-                for j in 0..n {
-                    let grad = &dy[(first + j) * pout..][..pout];
-                    patches.im2col(
-                        shape.out_ch,
-                        grad,
-                        &mut cols[j * p_in..],
-                        width,
-                        &mut lane.phased,
-                    );
-                }
+                let grads = &dy[first * pout..];
+                patches.im2col_group(shape.out_ch, grads, n, cols, &mut lane.phased);
                 let staging = &mut lane.staging[..shape.in_ch * width];
                 if grads_here {
                     gather(&x[first * pin..], shape.in_ch, p_in, n, staging);
