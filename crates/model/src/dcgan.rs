@@ -493,37 +493,22 @@ fn scale_masked_in_halves(grad: &mut [f32], out: &[f32], act: Activation, mask: 
     in_halves_with(grad, out, mask, |g, y, m| scale_masked(g, y, act, m));
 }
 
-/// `grad ⊙= act'` at the layer's outputs, the activation matched outside the loop (see
-/// [`activate`]), in halves.
+/// `grad ⊙= act'` at the layer's outputs, in halves (the closures capture `act`: see
+/// [`Activation::fixed`]).
 fn scale_by_derivative(grad: &mut [f32], out: &[f32], act: Activation) {
     in_halves_with(grad, out, None, |grad, out, _| {
-        let scale =
-            |act: Activation| move |(g, &y): (&mut f32, &f32)| *g *= act.derivative_at_output(y);
-        match act {
-            Activation::Relu => grad.iter_mut().zip(out).for_each(scale(Activation::Relu)),
-            Activation::LeakyRelu(slope) => grad
-                .iter_mut()
-                .zip(out)
-                .for_each(scale(Activation::LeakyRelu(slope))),
-            other => grad.iter_mut().zip(out).for_each(scale(other)),
-        }
+        act.fixed(|act| {
+            for (g, &y) in grad.iter_mut().zip(out) {
+                *g *= act.derivative_at_output(y);
+            }
+        })
     });
 }
 
-/// `act` on every entry, in halves. The activation is matched once, outside the loop, so
-/// each arm compiles to a branch-free vector loop; matched per entry, LeakyReLU stayed a
-/// scalar branch that mispredicted at every sign change (9 of a 58 ms `dcgan-plain.yaml`
-/// step).
+/// `act` on every entry, in halves.
 fn activate(x: &mut [f32], act: Activation) {
     in_halves(x, |x| {
-        let apply = |act: Activation| move |v: &mut f32| *v = act.apply(*v);
-        match act {
-            Activation::Relu => x.iter_mut().for_each(apply(Activation::Relu)),
-            Activation::LeakyRelu(slope) => {
-                x.iter_mut().for_each(apply(Activation::LeakyRelu(slope)))
-            }
-            other => x.iter_mut().for_each(apply(other)),
-        }
+        act.fixed(|act| x.iter_mut().for_each(|v| *v = act.apply(*v)))
     });
 }
 

@@ -321,14 +321,11 @@ unsafe fn bias_sigmoid_avx2(chunk: &mut [f32], bias: &[f32]) {
 
 /// `out = act(out + bias)` row by row, for a hidden layer (ReLU through [`bias_relu`]).
 pub fn bias_activation(out: &mut [f32], bias: &[f32], act: crate::Activation) {
-    // Each activation its own closure: one matched per entry keeps the loop scalar, with a
-    // branch that mispredicts at every sign change.
     match act {
         crate::Activation::Relu => bias_relu(out, bias),
-        crate::Activation::LeakyRelu(slope) => bias_act(out, bias.len(), bias, move |x| {
-            crate::Activation::LeakyRelu(slope).apply(x)
-        }),
-        other => bias_act(out, bias.len(), bias, move |x| other.apply(x)),
+        // `Activation::fixed`: the closure's captured activation, matched per entry, would
+        // keep the loop from vectorising.
+        other => other.fixed(|act| bias_act(out, bias.len(), bias, move |x| act.apply(x))),
     }
 }
 

@@ -69,6 +69,21 @@ impl Activation {
         }
     }
 
+    /// `f(self)`, with `self` rebuilt as a constant of its variant where `f` is called. A
+    /// loop over `apply` or `derivative_at_output` belongs inside `f`: each variant's copy
+    /// of it then compiles to a branch-free vector loop. Over a variable activation the
+    /// compiler hoists the `match` out of the loop only when it can see the activation does
+    /// not change; read through a closure's capture it did not, and the loop ran 5-7x slower
+    /// (1.2-1.7 against 0.23 ns a value for LeakyReLU, measured alone).
+    #[inline(always)]
+    pub fn fixed<R>(self, f: impl FnOnce(Activation) -> R) -> R {
+        match self {
+            Activation::Relu => f(Activation::Relu),
+            Activation::LeakyRelu(slope) => f(Activation::LeakyRelu(slope)),
+            Activation::Tanh => f(Activation::Tanh),
+        }
+    }
+
     /// As written in checkpoint metadata and specs: `relu`, `leaky_relu:0.2`, `tanh`.
     pub fn name(self) -> String {
         match self {

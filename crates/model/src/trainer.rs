@@ -822,11 +822,11 @@ fn hidden_grad(k: &[f32], dl: &[f32], w: &[f32], out: &mut [f32], act: Activatio
                     *o = if a > 0.0 { g * w } else { 0.0 };
                 }
             }
-            other => {
+            other => other.fixed(|act| {
                 for ((o, &a), &w) in o.iter_mut().zip(row).zip(w) {
-                    *o = g * w * other.derivative_at_output(a);
+                    *o = g * w * act.derivative_at_output(a);
                 }
-            }
+            }),
         }
     }
 }
@@ -856,21 +856,12 @@ fn back_through(
 /// `grad ⊙= act'` at the layer's outputs; with dropout also `⊙= mask`, where `out` holds the
 /// masked outputs (a kept unit's `y / keep`, so `act'` is taken at `out * keep`).
 pub(crate) fn scale_by_derivative(grad: &mut [f32], out: &[f32], act: Activation, mask: Mask) {
-    // Each activation gets its own loop (matched per entry, the loop stays scalar and
-    // branches; see `dcgan::activate`).
     if let Some((mask, keep)) = mask {
-        let scale = |act: Activation| {
-            move |((g, &y), &m): ((&mut f32, &f32), &f32)| {
-                *g *= m * act.derivative_at_output(y * keep)
+        return act.fixed(|act| {
+            for ((g, &y), &m) in grad.iter_mut().zip(out).zip(mask) {
+                *g *= m * act.derivative_at_output(y * keep);
             }
-        };
-        let each = grad.iter_mut().zip(out).zip(mask);
-        match act {
-            Activation::Relu => each.for_each(scale(Activation::Relu)),
-            Activation::LeakyRelu(slope) => each.for_each(scale(Activation::LeakyRelu(slope))),
-            other => each.for_each(scale(other)),
-        }
-        return;
+        });
     }
     match act {
         Activation::Relu => {
@@ -880,16 +871,11 @@ pub(crate) fn scale_by_derivative(grad: &mut [f32], out: &[f32], act: Activation
                 }
             }
         }
-        Activation::LeakyRelu(slope) => {
+        other => other.fixed(|act| {
             for (g, &y) in grad.iter_mut().zip(out) {
-                *g *= Activation::LeakyRelu(slope).derivative_at_output(y);
+                *g *= act.derivative_at_output(y);
             }
-        }
-        other => {
-            for (g, &y) in grad.iter_mut().zip(out) {
-                *g *= other.derivative_at_output(y);
-            }
-        }
+        }),
     }
 }
 
