@@ -24,9 +24,10 @@ pub struct Args {
     /// runs/<run>/checkpoints/step-....safetensors: late epochs cost more than fresh ones
     #[arg(long)]
     checkpoint: Option<PathBuf>,
-    /// Flush denormals to zero on the step's threads, as TensorFlow's executor does
+    /// Keep denormal floats on the step's threads, as `train.flush_denormals: false` does;
+    /// without it the spec's setting holds (flushed to zero by default, as TensorFlow does)
     #[arg(long)]
-    flush_denormals: bool,
+    keep_denormals: bool,
     /// Time the DCGAN of PyTorch's example at MNIST's size (as `tools/peers/peer.sh dcgan`
     /// trains it) instead of a spec's MLP
     #[arg(long, conflicts_with_all = ["spec", "checkpoint", "phases"])]
@@ -77,7 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .arg(&data)
         .args(spec)
         .args(checkpoint)
-        .args(args.flush_denormals.then_some("--flush-denormals"))
+        .args(args.keep_denormals.then_some("--keep-denormals"))
         .args(args.dcgan.then_some("--dcgan"))
         .args(args.phases.then_some("--phases"))
         .args(args.ceiling.then_some("--ceiling"))

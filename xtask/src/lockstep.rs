@@ -56,7 +56,8 @@ pub struct Args {
     /// Name of this trace: `<label>.csv` and `weights/<label>-*.safetensors`
     #[arg(long, default_value = "project")]
     label: String,
-    /// Flush denormals to zero on the training threads, as TensorFlow's executor does
+    /// Flush denormals to zero on the training threads, as TensorFlow's executor does (and
+    /// the runner by default, `train.flush_denormals`)
     #[arg(long)]
     flush_denormals: bool,
     /// Flip the lowest mantissa bit of every initial weight: a rounding-level perturbation
@@ -85,9 +86,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         crate::mnist_dir(args.data.clone())
     };
-    if args.flush_denormals && !cfg!(target_arch = "x86_64") {
-        bail!("--flush-denormals is only implemented on x86_64");
-    }
     let (train, _) = load_training(&data).with_context(|| {
         format!(
             "loading MNIST from {} (run `cargo xtask fetch-mnist` first, or pass --fixture)",
@@ -135,8 +133,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .num_threads(args.threads)
         .build()
         .context("starting the training threads")?;
-    if args.flush_denormals {
-        pool.broadcast(|_| gan_model::flush_denormals());
+    if args.flush_denormals && !pool.broadcast(|_| gan_model::flush_denormals())[0] {
+        bail!("--flush-denormals is only implemented on x86_64 and aarch64");
     }
     let weights_dir = args.out.join("weights");
     let mut write_error = None;

@@ -16,8 +16,12 @@ fn step(c: &mut Criterion) {
     let mut group = c.benchmark_group("train_step");
     group.sample_size(50);
     for threads in [1, 2] {
+        // Flushed as a run's training threads are by default (`train.flush_denormals`).
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
+            .start_handler(|_| {
+                gan_model::flush_denormals();
+            })
             .build()
             .unwrap();
         let mut trainer = Trainer::new(cfg.clone(), 1);

@@ -36,9 +36,10 @@ struct Args {
     /// spec) instead of fresh weights: a late epoch's step can cost more than a fresh one's
     #[arg(long)]
     checkpoint: Option<PathBuf>,
-    /// Flush denormals to zero on the step's threads (as TensorFlow does)
+    /// Keep denormal floats on the step's threads, as `train.flush_denormals: false` does;
+    /// without it the spec's setting holds (flushed to zero by default, as TensorFlow does)
     #[arg(long)]
-    flush_denormals: bool,
+    keep_denormals: bool,
     /// Time the DCGAN of PyTorch's example at MNIST's size (`gan_model::dcgan::pytorch_example`,
     /// as `tools/peers/peer.sh dcgan` trains it) instead of the tutorial
     #[arg(long, conflicts_with_all = ["spec", "checkpoint", "phases"])]
@@ -100,22 +101,23 @@ fn main() {
         eprintln!("error: {e}");
         std::process::exit(1);
     };
-    let (train, cfg) = match &args.spec {
+    let (train, cfg, flush) = match &args.spec {
         None => {
             let (train, _) = load_training(&args.data).unwrap_or_else(|e| fail(e.to_string()));
             let cfg = match args.dcgan {
                 true => gan_model::dcgan::pytorch_example(),
                 false => TrainConfig::tutorial(),
             };
-            (train, cfg)
+            (train, cfg, gan_spec::TrainSpec::default().flush_denormals)
         }
         // The spec's data as a run sees it: limited, and clustered for `model.clusters`.
         Some(path) => {
             let mut spec = gan_spec::load_spec(path, &[]).unwrap_or_else(|e| fail(e.to_string()));
             spec.data.dir = args.data.display().to_string();
             spec.seed = args.seed;
-            runner::training_setup(&spec, false, args.threads)
-                .unwrap_or_else(|e| fail(format!("{e:#}")))
+            let (train, cfg) = runner::training_setup(&spec, false, args.threads)
+                .unwrap_or_else(|e| fail(format!("{e:#}")));
+            (train, cfg, spec.train.flush_denormals)
         }
     };
     let pool = rayon::ThreadPoolBuilder::new()
@@ -125,8 +127,9 @@ fn main() {
     if args.phases && gan_model::phases::take().is_none() {
         fail("--phases needs the `phases` feature: run `cargo xtask bench --phases`".into());
     }
-    if args.flush_denormals && !pool.broadcast(|_| gan_model::flush_denormals())[0] {
-        fail("--flush-denormals is only implemented on x86_64".into());
+    let flush = flush && !args.keep_denormals;
+    if flush && !pool.broadcast(|_| gan_model::set_flush_denormals(true))[0] {
+        fail("flushing denormals is not implemented on this CPU: pass --keep-denormals".into());
     }
     let flops = match &cfg.model.arch {
         Arch::Dcgan(shape) => dcgan_step_flops(&cfg, shape),

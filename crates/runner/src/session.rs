@@ -167,6 +167,7 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
         .map(|l| format!("[{l}] "))
         .unwrap_or_default();
 
+    let flushing = FlushDenormals::on_this_pool(spec.train.flush_denormals, &prefix);
     for epoch in first_epoch..spec.train.epochs {
         bar.set_message(format!("epoch {epoch:04}"));
         let started = Instant::now();
@@ -260,6 +261,7 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
         }
     }
     bar.finish_and_clear();
+    drop(flushing);
     // The weights' hash is in run.json before anything (evaluation first) reads them.
     s.info.model_sha256 = Some(s.dir.write_model(&encode_model(&trainer.model_to_save()))?);
     s.dir.write_info(&s.info)?;
@@ -291,6 +293,38 @@ fn train(s: &mut Session) -> anyhow::Result<Status> {
         );
     }
     Ok(Status::Completed)
+}
+
+/// Flushes denormals to zero on every thread of the current pool while it lives
+/// (`train.flush_denormals`): training steps and the pictures between them run flushed, as in
+/// TensorFlow; the evaluation after them does not, so it scores a model as `gan eval` does.
+struct FlushDenormals(bool);
+
+impl FlushDenormals {
+    fn on_this_pool(wanted: bool, prefix: &str) -> Self {
+        if !wanted {
+            return FlushDenormals(false);
+        }
+        if !rayon::broadcast(|_| gan_model::set_flush_denormals(true))
+            .into_iter()
+            .all(|done| done)
+        {
+            eprintln!(
+                "{prefix}warning: train.flush_denormals is not implemented on this CPU \
+                 architecture (only x86_64 and aarch64): denormals are kept, so results may \
+                 differ in their last bits from a flushed run; set it to false to silence this"
+            );
+        }
+        FlushDenormals(true)
+    }
+}
+
+impl Drop for FlushDenormals {
+    fn drop(&mut self) {
+        if self.0 {
+            rayon::broadcast(|_| gan_model::set_flush_denormals(false));
+        }
+    }
 }
 
 /// Writes a checkpoint at `at`; the caller then writes `run.json` (at an epoch's end right
