@@ -450,7 +450,8 @@ fn output_activation(out: &mut [f32], output: Output) {
 }
 
 /// Element-wise passes over at least this many floats run in two halves side by side: a
-/// layer's pass (20,000 to 630,000 floats) takes longer than the hand-off. Each entry's arithmetic is the same wherever the cut falls.
+/// layer's pass (20,000 to 630,000 floats) takes longer than the hand-off. Each entry's
+/// arithmetic is the same wherever the cut falls.
 const HALVES_FROM: usize = 16_384;
 
 /// `f` on `x`, in two halves side by side if it is long enough.

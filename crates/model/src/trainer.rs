@@ -869,10 +869,10 @@ pub(crate) fn scale_by_derivative(grad: &mut [f32], out: &[f32], act: Activation
     }
     match act {
         Activation::Relu => {
+            // A store on every entry, so the loop compiles to a select (as `hidden_grad`'s):
+            // a conditional store kept a branch per lane.
             for (g, &y) in grad.iter_mut().zip(out) {
-                if y <= 0.0 {
-                    *g = 0.0;
-                }
+                *g = if y <= 0.0 { 0.0 } else { *g };
             }
         }
         other => other.fixed(|act| {
