@@ -68,6 +68,19 @@ pub struct Trainer {
     ema: Option<Mlp>,
     steps_done: u64,
     ws: Workspace,
+    /// The next D update's G input, drawn during this one on the core that would otherwise
+    /// wait for G's forward pass. `noise` itself stays at the step boundary (checkpoints
+    /// save it), so this is only a cache, used when `noise` still equals its `from`.
+    ahead: Option<NoiseAhead>,
+}
+
+/// G's input drawn one D update early: what `draw_input` gives from stream state `from`,
+/// leaving it at `after`.
+struct NoiseAhead {
+    from: ChaCha8Rng,
+    after: ChaCha8Rng,
+    z: Vec<f32>,
+    labels: Vec<u8>,
 }
 
 /// Everything needed to continue training exactly where it stopped.
@@ -221,6 +234,7 @@ impl Trainer {
             ema: cfg.g_ema.map(|_| gan.generator.clone()),
             steps_done: 0,
             ws,
+            ahead: None,
             cfg,
             gan,
         }
@@ -372,6 +386,37 @@ impl Trainer {
         let d = &self.gan.discriminator;
         let (d_in, classes) = (d.input(), d.label_inputs);
         let hidden = d.layers() - 1;
+        // This update's G input: drawn during the previous one if the noise stream has not
+        // been moved since (a restored checkpoint moves it), else now. The same draws from
+        // the same stream either way, so the bits do not depend on it.
+        let mut ahead = match self.ahead.take() {
+            Some(mut a) if a.from == self.noise => {
+                std::mem::swap(&mut ws.z, &mut a.z);
+                std::mem::swap(&mut ws.fake_labels, &mut a.labels);
+                self.noise = a.after.clone();
+                a
+            }
+            other => {
+                let _t = phases::time(Phase::Noise);
+                let (g, odds) = (&self.gan.generator, &self.label_odds);
+                draw_input(
+                    &mut ws.z,
+                    g.input(),
+                    &mut ws.fake_labels,
+                    classes,
+                    odds,
+                    &mut self.noise,
+                );
+                other.unwrap_or_else(|| NoiseAhead {
+                    from: self.noise.clone(),
+                    after: self.noise.clone(),
+                    z: ws.z.clone(),
+                    labels: ws.fake_labels.clone(),
+                })
+            }
+        };
+        ahead.from.clone_from(&self.noise);
+        ahead.after.clone_from(&self.noise);
         {
             // G's forward pass (writing its output as the fake half of D's input) runs beside
             // the real batch's gather and D's first layer on it, which do not depend on G: two
@@ -379,20 +424,16 @@ impl Trainer {
             // conditional GAN's images go through their own buffers first, to be joined with
             // their one-hot labels in D's input rows.
             let g = &self.gan.generator;
-            let (noise, odds) = (&mut self.noise, &self.label_odds);
-            let (z, g_out) = (&mut ws.z, &mut ws.g_out);
+            let odds = &self.label_odds;
+            let (z, g_out) = (&ws.z, &mut ws.g_out);
             let (real, fake) = ws.inp.split_at_mut(b * d_in);
             let (real_px, fake_px) = (&mut ws.real_px, &mut ws.fake_px);
-            let (labels, fake_labels) = (&mut ws.labels, &mut ws.fake_labels);
+            let (labels, fake_labels) = (&mut ws.labels, &ws.fake_labels);
             let mut first = ws.d_out.first_mut().map(|k| k.split_at_mut(b * d.sizes[1]));
             let (masks, dropout) = (&mut ws.d_masks, &mut self.dropout);
             let drop_p = self.cfg.model.d_dropout;
             rayon::join(
                 || {
-                    {
-                        let _t = phases::time(Phase::Noise);
-                        draw_input(z, g.input(), fake_labels, classes, odds, noise);
-                    }
                     let _t = phases::time(Phase::GForward);
                     if classes == 0 {
                         generator_forward(g, z, g_out, fake);
@@ -422,12 +463,21 @@ impl Trainer {
                         draw_mask(mask, dropout, drop_p);
                     }
                     drop(gather);
-                    let _t = phases::time(Phase::DForwardReal);
+                    let d_real = phases::time(Phase::DForwardReal);
                     if let Some((k_real, _)) = first.as_mut() {
                         layer_forward(k_real, real, d, 0, Split::None);
                     }
+                    drop(d_real);
+                    // This arm is the shorter by about the noise's time (`cargo xtask bench
+                    // --phases`), so the next update's noise goes here.
+                    let _t = phases::time(Phase::Noise);
+                    let NoiseAhead {
+                        after, z, labels, ..
+                    } = &mut ahead;
+                    draw_input(z, g.input(), labels, classes, odds, after);
                 },
             );
+            self.ahead = Some(ahead);
             let _t = phases::time(Phase::DForwardFake);
             if let Some((_, k_fake)) = first {
                 layer_forward(k_fake, fake, d, 0, Split::Cols(2));
