@@ -323,9 +323,16 @@ unsafe fn bias_sigmoid_avx2(chunk: &mut [f32], bias: &[f32]) {
 pub fn bias_activation(out: &mut [f32], bias: &[f32], act: crate::Activation) {
     match act {
         crate::Activation::Relu => bias_relu(out, bias),
-        // `Activation::fixed`: the closure's captured activation, matched per entry, would
-        // keep the loop from vectorising.
-        other => other.fixed(|act| bias_act(out, bias.len(), bias, move |x| act.apply(x))),
+        // One closure type per activation, so that each gets its own `bias_act` with the
+        // activation known inside: one closure over a captured `Activation` (even through
+        // `Activation::fixed`) compiled to a scalar loop matching it on every entry (perf:
+        // 3.6% of a one-thread `improved.yaml` step).
+        crate::Activation::LeakyRelu(slope) => bias_act(out, bias.len(), bias, move |x| {
+            crate::Activation::LeakyRelu(slope).apply(x)
+        }),
+        crate::Activation::Tanh => {
+            bias_act(out, bias.len(), bias, |x| crate::Activation::Tanh.apply(x))
+        }
     }
 }
 
