@@ -166,6 +166,11 @@ struct Workspace {
     fake_labels: Vec<u8>,
     real_px: Vec<f32>,
     fake_px: Vec<f32>,
+    /// Padded copies of G's and D's weights for their forward products
+    /// ([`kernels::matmul_by_transposed`]; empty when no row length needs one). One each,
+    /// because G's forward pass runs beside D's on the real rows.
+    g_pad: Vec<f32>,
+    d_pad: Vec<f32>,
 }
 
 impl Workspace {
@@ -201,8 +206,20 @@ impl Workspace {
             fake_labels: vec![0; if conditional { b } else { 0 }],
             real_px: vec![0.0; if conditional { b * IMAGE_PIXELS } else { 0 }],
             fake_px: vec![0.0; if conditional { b * IMAGE_PIXELS } else { 0 }],
+            g_pad: vec![0.0; pad_len(g)],
+            d_pad: vec![0.0; pad_len(d)],
         }
     }
+}
+
+/// The scratch a network's forward products need for padded weight copies: the largest of
+/// its layers' (they run one after another).
+fn pad_len(sizes: &[usize]) -> usize {
+    sizes
+        .windows(2)
+        .map(|io| kernels::padded_len(io[1], io[0]))
+        .max()
+        .unwrap_or(0)
 }
 
 impl Trainer {
@@ -426,6 +443,7 @@ impl Trainer {
             let g = &self.gan.generator;
             let odds = &self.label_odds;
             let (z, g_out) = (&ws.z, &mut ws.g_out);
+            let (g_pad, d_pad) = (&mut ws.g_pad, &mut ws.d_pad);
             let (real, fake) = ws.inp.split_at_mut(b * d_in);
             let (real_px, fake_px) = (&mut ws.real_px, &mut ws.fake_px);
             let (labels, fake_labels) = (&mut ws.labels, &ws.fake_labels);
@@ -436,9 +454,9 @@ impl Trainer {
                 || {
                     let _t = phases::time(Phase::GForward);
                     if classes == 0 {
-                        generator_forward(g, z, g_out, fake);
+                        generator_forward(g, z, g_out, fake, g_pad);
                     } else {
-                        generator_forward(g, z, g_out, fake_px);
+                        generator_forward(g, z, g_out, fake_px, g_pad);
                         join_one_hot(fake, fake_px, fake_labels, classes);
                     }
                 },
@@ -465,7 +483,7 @@ impl Trainer {
                     drop(gather);
                     let d_real = phases::time(Phase::DForwardReal);
                     if let Some((k_real, _)) = first.as_mut() {
-                        layer_forward(k_real, real, d, 0, Split::None);
+                        layer_forward(k_real, real, d, 0, Split::None, d_pad);
                     }
                     drop(d_real);
                     // This arm is the shorter by about the noise's time (`cargo xtask bench
@@ -480,14 +498,15 @@ impl Trainer {
             self.ahead = Some(ahead);
             let _t = phases::time(Phase::DForwardFake);
             if let Some((_, k_fake)) = first {
-                layer_forward(k_fake, fake, d, 0, Split::Cols(2));
+                layer_forward(k_fake, fake, d, 0, Split::Cols(2), &mut ws.d_pad);
             }
             if let Some(mask) = ws.d_masks.first() {
                 apply_mask(&mut ws.d_out[0], mask);
             }
             for l in 1..hidden {
                 let (before, after) = ws.d_out.split_at_mut(l);
-                layer_forward(&mut after[0], &before[l - 1], d, l, Split::Cols(2));
+                let pad = &mut ws.d_pad;
+                layer_forward(&mut after[0], &before[l - 1], d, l, Split::Cols(2), pad);
                 if let Some(mask) = ws.d_masks.get(l) {
                     apply_mask(&mut after[0], mask);
                 }
@@ -608,7 +627,8 @@ impl Trainer {
             } else {
                 &before[l - 1][..b * d.sizes[l]]
             };
-            layer_forward(&mut after[0][..rows], input, d, l, Split::Cols(2));
+            let pad = &mut ws.d_pad;
+            layer_forward(&mut after[0][..rows], input, d, l, Split::Cols(2), pad);
             if let Some(mask) = ws.g_masks.get(l) {
                 apply_mask(&mut after[0][..rows], mask);
             }
@@ -784,29 +804,38 @@ pub(crate) fn check_finite(step: u64, what: &'static str, value: f32) -> Result<
 }
 
 /// `out = act(input · W_lᵀ + b_l)`: layer `l` of `mlp` (a hidden one) for the rows of `input`.
-fn layer_forward(out: &mut [f32], input: &[f32], mlp: &Mlp, l: usize, split: Split) {
+fn layer_forward(
+    out: &mut [f32],
+    input: &[f32],
+    mlp: &Mlp,
+    l: usize,
+    split: Split,
+    pad: &mut [f32],
+) {
     let (i, h) = (mlp.sizes[l], mlp.sizes[l + 1]);
-    let w = View::transposed(mlp.weight(l), h, i);
-    matmul(out, View::rows(input, input.len() / i, i), w, split);
+    let a = View::rows(input, input.len() / i, i);
+    kernels::matmul_by_transposed(out, a, mlp.weight(l), h, split, pad);
     kernels::bias_activation(out, mlp.bias(l), mlp.hidden_act);
 }
 
 /// G's forward pass for noise `z`: its hidden layers into `hidden`, its output into `out`.
-fn generator_forward(g: &Mlp, z: &[f32], hidden: &mut [Vec<f32>], out: &mut [f32]) {
+fn generator_forward(
+    g: &Mlp,
+    z: &[f32],
+    hidden: &mut [Vec<f32>],
+    out: &mut [f32],
+    pad: &mut [f32],
+) {
     for l in 0..hidden.len() {
         let (before, after) = hidden.split_at_mut(l);
         let input = if l == 0 { z } else { &before[l - 1][..] };
-        layer_forward(&mut after[0], input, g, l, Split::Cols(2));
+        layer_forward(&mut after[0], input, g, l, Split::Cols(2), pad);
     }
     let top = g.layers() - 1;
     let (i, o) = (g.sizes[top], g.sizes[top + 1]);
     let input = hidden.last().map_or(z, |h| &h[..]);
-    matmul(
-        out,
-        View::rows(input, input.len() / i, i),
-        View::transposed(g.weight(top), o, i),
-        Split::Cols(2),
-    );
+    let a = View::rows(input, input.len() / i, i);
+    kernels::matmul_by_transposed(out, a, g.weight(top), o, Split::Cols(2), pad);
     kernels::bias_output(out, g.bias(top), g.output);
 }
 

@@ -145,9 +145,21 @@ fn steps_allocate_nothing_of_their_own() {
         d_steps: 2,
         ..TrainConfig::tutorial()
     };
+    // Layers 512 wide: their forward products copy the weights into padded scratch
+    // (`kernels::matmul_by_transposed`), made with the trainer.
+    let wide = TrainConfig {
+        model: ModelConfig {
+            g_hidden: vec![512],
+            d_hidden: vec![512, 64],
+            ..ModelConfig::default()
+        },
+        batch_size: 8,
+        ..TrainConfig::tutorial()
+    };
     for threads in [1, 2] {
         watch(TrainConfig::tutorial(), threads, 3);
         watch(deep.clone(), threads, 3);
+        watch(wide.clone(), threads, 2);
         watch_dcgan(threads, 2, 0, 0);
         watch_dcgan(threads, 2, 24, 0);
         watch_dcgan(threads, 2, 24, 10);

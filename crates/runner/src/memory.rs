@@ -51,7 +51,16 @@ fn parts(spec: &Spec) -> Vec<Part> {
         0
     };
     let output_step = g[g.len() - 2] as u128 * x;
-    let networks = (params * (4 + 6) + average + output_step) * f;
+    // Padded copies of the widest weight of each network whose rows are a multiple of 1 KiB
+    // long, which its forward products read instead (`kernels::matmul_by_transposed`).
+    let padded = |sizes: &[usize]| -> u128 {
+        sizes
+            .windows(2)
+            .map(|io| gan_model::kernels::padded_len(io[1], io[0]) as u128)
+            .max()
+            .unwrap_or(0)
+    };
+    let networks = (params * (4 + 6) + average + output_step + padded(&g) + padded(&d)) * f;
     // Dropout masks (2B rows for D's update, B for G's); a conditional GAN's separate pixel
     // buffers (2B rows).
     let masks = if cfg.model.d_dropout > 0.0 {
