@@ -105,12 +105,8 @@ pub fn matmul(dst: &mut [f32], a: View, b: View, split: Split) {
         Split::Cols(p) => p.max(1),
     };
     let out = SendPtr(dst.as_mut_ptr());
-    // Columns in multiples of 16 keep gemm's tiles whole.
-    let block = n.div_ceil(blocks).div_ceil(16) * 16;
-    let run = |i: usize| {
-        let start = i * block;
-        let size = block.min(n - start);
-        // SAFETY: block `i` covers columns `start..start + size` of `dst`, disjoint from every
+    in_column_blocks(n, blocks, |start, size| {
+        // SAFETY: the block covers columns `start..start + size` of `dst`, disjoint from every
         // other block; `a` and `b` are only read and their views were bounds-checked.
         unsafe {
             gemm_block(
@@ -125,12 +121,23 @@ pub fn matmul(dst: &mut [f32], a: View, b: View, split: Split) {
                 b,
             );
         }
-    };
+    });
+}
+
+/// Runs `run(start, size)` for each of about `blocks` blocks of the columns `0..n`, in
+/// parallel: the one cut of a product's output columns, whatever the thread count. Columns
+/// in multiples of 16 keep gemm's tiles whole.
+fn in_column_blocks(n: usize, blocks: usize, run: impl Fn(usize, usize) + Sync) {
+    let block = n.div_ceil(blocks).div_ceil(16) * 16;
     let count = n.div_ceil(block);
+    let run_block = |i: usize| {
+        let start = i * block;
+        run(start, block.min(n - start));
+    };
     if count == 1 {
-        run(0);
+        run_block(0);
     } else {
-        (0..count).into_par_iter().for_each(run);
+        (0..count).into_par_iter().for_each(run_block);
     }
 }
 
@@ -149,7 +156,7 @@ fn pads(k: usize) -> bool {
 }
 
 /// Scratch floats [`matmul_by_transposed`] needs for an `n x k` weight (0 if it needs none).
-pub fn padded_len(n: usize, k: usize) -> usize {
+fn padded_len(n: usize, k: usize) -> usize {
     if pads(k) {
         n * (k + PAD)
     } else {
@@ -157,10 +164,21 @@ pub fn padded_len(n: usize, k: usize) -> usize {
     }
 }
 
+/// Scratch floats a network of layer widths `sizes` (input first) needs for the forward
+/// products of all its layers through [`matmul_by_transposed`], one after another: the
+/// largest layer's need. The trainer makes it; the runner's memory estimate counts it.
+pub fn forward_scratch_len(sizes: &[usize]) -> usize {
+    sizes
+        .windows(2)
+        .map(|io| padded_len(io[1], io[0]))
+        .max()
+        .unwrap_or(0)
+}
+
 /// `dst (m x n, row-major) = a (m x k) * w^T` for a row-major weight `w` (`n x k`, a layer's
 /// `outputs x inputs`), cut into blocks as `split` says, like [`matmul`] with
 /// `View::transposed(w, n, k)` and with the same results to the bit: where [`pads`] says so,
-/// each block first copies its rows of `w` into `scratch` (at least [`padded_len`] floats)
+/// each block first copies its rows of `w` into `scratch` (see [`forward_scratch_len`])
 /// with padded rows, and gemm reads the copy, whose values are the same.
 pub fn matmul_by_transposed(
     dst: &mut [f32],
@@ -191,12 +209,10 @@ pub fn matmul_by_transposed(
     };
     let out = SendPtr(dst.as_mut_ptr());
     let copies = SendPtr(scratch.as_mut_ptr());
-    // `matmul`'s blocks, so that every gemm call has the same shape as there.
-    let block = n.div_ceil(blocks).div_ceil(16) * 16;
-    let run = |i: usize| {
-        let start = i * block;
-        let size = block.min(n - start);
-        // SAFETY: block `i` owns rows `start..start + size` of the scratch and columns
+    // `matmul`'s blocks, so that every gemm call has the same shape as there (with
+    // `Split::None` one block of all `n` columns, `matmul_rows`' call).
+    in_column_blocks(n, blocks, |start, size| {
+        // SAFETY: the block owns rows `start..start + size` of the scratch and columns
         // `start..start + size` of `dst`, disjoint from every other block's; the scratch
         // holds `n * stride` floats (asserted above).
         let rows = unsafe {
@@ -229,13 +245,7 @@ pub fn matmul_by_transposed(
                 b,
             );
         }
-    };
-    let count = n.div_ceil(block);
-    if count == 1 {
-        run(0);
-    } else {
-        (0..count).into_par_iter().for_each(run);
-    }
+    });
 }
 
 /// Rows `first_row..first_row + dst.len() / n` of `a * b`, into `dst` (row-major, `n` wide),

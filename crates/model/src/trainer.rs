@@ -206,20 +206,10 @@ impl Workspace {
             fake_labels: vec![0; if conditional { b } else { 0 }],
             real_px: vec![0.0; if conditional { b * IMAGE_PIXELS } else { 0 }],
             fake_px: vec![0.0; if conditional { b * IMAGE_PIXELS } else { 0 }],
-            g_pad: vec![0.0; pad_len(g)],
-            d_pad: vec![0.0; pad_len(d)],
+            g_pad: vec![0.0; kernels::forward_scratch_len(g)],
+            d_pad: vec![0.0; kernels::forward_scratch_len(d)],
         }
     }
-}
-
-/// The scratch a network's forward products need for padded weight copies: the largest of
-/// its layers' (they run one after another).
-fn pad_len(sizes: &[usize]) -> usize {
-    sizes
-        .windows(2)
-        .map(|io| kernels::padded_len(io[1], io[0]))
-        .max()
-        .unwrap_or(0)
 }
 
 impl Trainer {

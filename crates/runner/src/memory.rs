@@ -53,13 +53,7 @@ fn parts(spec: &Spec) -> Vec<Part> {
     let output_step = g[g.len() - 2] as u128 * x;
     // Padded copies of the widest weight of each network whose rows are a multiple of 1 KiB
     // long, which its forward products read instead (`kernels::matmul_by_transposed`).
-    let padded = |sizes: &[usize]| -> u128 {
-        sizes
-            .windows(2)
-            .map(|io| gan_model::kernels::padded_len(io[1], io[0]) as u128)
-            .max()
-            .unwrap_or(0)
-    };
+    let padded = |sizes: &[usize]| gan_model::kernels::forward_scratch_len(sizes) as u128;
     let networks = (params * (4 + 6) + average + output_step + padded(&g) + padded(&d)) * f;
     // Dropout masks (2B rows for D's update, B for G's); a conditional GAN's separate pixel
     // buffers (2B rows).
