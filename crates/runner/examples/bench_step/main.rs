@@ -11,6 +11,8 @@ use std::time::Instant;
 use gan_data::{load_training, Batcher};
 use gan_model::{stream, AnyTrainer, Arch, Stream, TrainConfig};
 
+mod ceiling;
+
 const WARMUP: usize = 20;
 
 /// Times the training step on real MNIST (run it through `cargo xtask bench`).
@@ -50,7 +52,8 @@ struct Args {
     phases: bool,
     /// Also measure this machine's multiply-add ceiling (a loop of independent FMAs, the
     /// widest vectors the CPU has, on 1 thread and on `--threads`) and the least time the
-    /// step's products could take at it, before timing the step
+    /// step's products could take at it, then time each of the step's products as one gemm
+    /// call on one thread (MLP models), before timing the step
     #[arg(long)]
     ceiling: bool,
 }
@@ -136,7 +139,11 @@ fn main() {
         Arch::Mlp => step_flops(&cfg),
     };
     if args.ceiling {
-        print_ceiling(args.threads, flops);
+        ceiling::print_ceiling(args.threads, flops);
+        match &cfg.model.arch {
+            Arch::Mlp => ceiling::print_products(&cfg, args.threads, flops),
+            Arch::Dcgan(_) => println!("the step's products: listed for MLP models only"),
+        }
     }
     let times = pool.install(|| {
         let mut trainer = match &args.checkpoint {
@@ -193,108 +200,6 @@ fn main() {
         print_phases(&times[WARMUP..]);
     }
     println!("train_step_ms: {median:.3}");
-}
-
-/// Prints the FMA ceiling on 1 and on `threads` threads (GFLOP/s) and what it means for a
-/// step of `flops`: the products alone could not take less.
-fn print_ceiling(threads: usize, flops: f64) {
-    let Some((isa, one)) = fma_ceiling(1) else {
-        println!("ceiling: not measured (needs x86_64 with FMA)");
-        return;
-    };
-    let (_, all) = fma_ceiling(threads).expect("measured above");
-    println!(
-        "ceiling ({isa} FMA loop): {one:.1} GFLOP/s on 1 thread, {all:.1} on {threads}; \
-         the step's {:.0} MFLOP of products need at least {:.3} ms on {threads}",
-        flops / 1e6,
-        flops / (all * 1e9) * 1e3
-    );
-}
-
-/// GFLOP/s of independent fused multiply-adds on `threads` threads at once, and the vector
-/// width used; `None` without FMA.
-fn fma_ceiling(threads: usize) -> Option<(&'static str, f64)> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let (isa, lanes): (&'static str, usize) = if std::is_x86_feature_detected!("avx512f") {
-            ("AVX-512", 16)
-        } else if std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("avx2") {
-            ("AVX2", 8)
-        } else {
-            return None;
-        };
-        const ITERS: u64 = 100_000_000;
-        let start = Instant::now();
-        let sink: f32 = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| s.spawn(move || fma_loop::run(lanes, ITERS)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("FMA loop"))
-                .sum()
-        });
-        let secs = start.elapsed().as_secs_f64();
-        std::hint::black_box(sink);
-        let flops = (threads as u64 * ITERS * fma_loop::CHAINS as u64 * lanes as u64 * 2) as f64;
-        Some((isa, flops / secs / 1e9))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = threads;
-        None
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod fma_loop {
-    use std::arch::x86_64::*;
-
-    /// Independent accumulators: enough to cover the FMA latency of two ports.
-    pub const CHAINS: usize = 12;
-
-    /// `iters` rounds of `CHAINS` FMAs `lanes` wide (16: AVX-512, 8: AVX2); the caller
-    /// checked the CPU has them.
-    pub fn run(lanes: usize, iters: u64) -> f32 {
-        // SAFETY: the caller detected AVX-512F (16 lanes) or AVX2 and FMA (8 lanes).
-        unsafe {
-            if lanes == 16 {
-                run_512(iters)
-            } else {
-                run_256(iters)
-            }
-        }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    unsafe fn run_512(iters: u64) -> f32 {
-        let mut acc = [_mm512_set1_ps(0.0); CHAINS];
-        let (a, b) = (_mm512_set1_ps(1.000_000_1), _mm512_set1_ps(0.999_999_9));
-        for _ in 0..iters {
-            for v in acc.iter_mut() {
-                *v = _mm512_fmadd_ps(*v, a, b);
-            }
-        }
-        acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn run_256(iters: u64) -> f32 {
-        let mut acc = [_mm256_set1_ps(0.0); CHAINS];
-        let (a, b) = (_mm256_set1_ps(1.000_000_1), _mm256_set1_ps(0.999_999_9));
-        for _ in 0..iters {
-            for v in acc.iter_mut() {
-                *v = _mm256_fmadd_ps(*v, a, b);
-            }
-        }
-        let mut out = [0.0f32; 8];
-        acc.iter()
-            .map(|&v| {
-                _mm256_storeu_ps(out.as_mut_ptr(), v);
-                out.iter().sum::<f32>()
-            })
-            .sum()
-    }
 }
 
 /// The mean time per step of each phase since the warm-up, beside the mean step.
