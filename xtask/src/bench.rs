@@ -85,6 +85,22 @@ impl Peer {
         }
     }
 
+    /// The script that times the peer (the tutorial's peers' one or this workspace's
+    /// `tools/peers/peer.sh`) and its arguments before `--steps`.
+    fn invocation<'a>(
+        self,
+        peers_script: &'a Path,
+        own_script: &'a Path,
+    ) -> (&'a Path, &'static [&'static str]) {
+        match self {
+            Peer::Jax => (peers_script, &["--only", "jax"]),
+            Peer::Torch => (peers_script, &["--only", "torch"]),
+            Peer::Tf => (peers_script, &["--only", "tf"]),
+            Peer::TorchImproved => (own_script, &["improved"]),
+            Peer::TorchDcgan => (own_script, &["dcgan"]),
+        }
+    }
+
     /// Whether the peer trains the kind of model this bench times (a DCGAN or an MLP); which
     /// MLP (the tutorial's, or `improved.yaml`'s by `--spec`) is the caller's pairing.
     fn matches(self, dcgan: bool) -> bool {
@@ -178,16 +194,13 @@ fn alternate(args: &Args, data: &Path) -> anyhow::Result<()> {
         .unwrap_or_else(|| root.join("../shared/bench/peers.sh"));
     let own_script = root.join("tools/peers/peer.sh");
     for &peer in &args.against {
-        let script = match peer {
-            Peer::Jax | Peer::Torch | Peer::Tf => &peers_script,
-            Peer::TorchImproved | Peer::TorchDcgan => &own_script,
-        };
+        let (script, _) = peer.invocation(&peers_script, &own_script);
         if !script.is_file() {
             bail!(
                 "--against {} needs {}, which is not there{}",
                 peer.name(),
                 script.display(),
-                if script == &peers_script {
+                if script == peers_script {
                     " (pass --peers-script)"
                 } else {
                     ""
@@ -202,23 +215,10 @@ fn alternate(args: &Args, data: &Path) -> anyhow::Result<()> {
         println!("round {round}/{}: ours {ms:.3} ms", args.rounds);
         ours_ms.push(ms);
         for (i, &peer) in args.against.iter().enumerate() {
-            let mut command = match peer {
-                Peer::Jax | Peer::Torch | Peer::Tf => {
-                    let mut c = Command::new(&peers_script);
-                    c.args(["--only", peer.name()]);
-                    c
-                }
-                Peer::TorchImproved | Peer::TorchDcgan => {
-                    let mut c = Command::new(&own_script);
-                    c.arg(if peer == Peer::TorchImproved {
-                        "improved"
-                    } else {
-                        "dcgan"
-                    });
-                    c
-                }
-            };
+            let (script, script_args) = peer.invocation(&peers_script, &own_script);
+            let mut command = Command::new(script);
             command
+                .args(script_args)
                 .arg("--steps")
                 .arg(args.steps.to_string())
                 .arg("--threads")
@@ -320,6 +320,25 @@ mod tests {
     fn medians_of_odd_and_even_counts() {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn tutorial_peers_run_from_the_peers_script_and_ours_from_peer_sh() {
+        let (peers, own) = (Path::new("peers.sh"), Path::new("peer.sh"));
+        for peer in [Peer::Jax, Peer::Torch, Peer::Tf] {
+            assert_eq!(
+                peer.invocation(peers, own),
+                (peers, &["--only", peer.name()][..])
+            );
+        }
+        assert_eq!(
+            Peer::TorchImproved.invocation(peers, own),
+            (own, &["improved"][..])
+        );
+        assert_eq!(
+            Peer::TorchDcgan.invocation(peers, own),
+            (own, &["dcgan"][..])
+        );
     }
 
     #[test]

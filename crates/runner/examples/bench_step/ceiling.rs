@@ -122,7 +122,7 @@ enum Kind {
 }
 
 /// One product of the step, and how many times a step makes it.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 struct Product {
     net: &'static str,
     kind: Kind,
