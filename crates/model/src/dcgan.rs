@@ -444,7 +444,7 @@ fn batch_norm_inference(
 fn output_activation(out: &mut [f32], output: Output) {
     match output {
         Output::Sigmoid => out.iter_mut().for_each(|v| *v = kernels::sigmoid(*v)),
-        Output::Tanh => out.iter_mut().for_each(|v| *v = v.tanh()),
+        Output::Tanh => out.iter_mut().for_each(|v| *v = kernels::tanh_fast(*v)),
         Output::Identity => {}
     }
 }

@@ -376,6 +376,25 @@ pub fn exp_fast(x: f32) -> f32 {
     y * f32::from_bits(t.to_bits().wrapping_sub(0x4B40_0000 - 127) << 23)
 }
 
+/// `tanh(x)` for `f32` in a form that vectorises (Cephes' `tanhf`: an odd polynomial below
+/// 0.625, `1 - 2 / (e^2|x| + 1)` above), within 2e-7 relative of the exact value. libm's
+/// `tanhf` does not vectorise: on a tanh generator's 78,400 output pixels a step it took
+/// 6.2% of a one-thread `improved.yaml` step (perf, Zen 5, 2026-12-04).
+#[inline(always)]
+pub fn tanh_fast(x: f32) -> f32 {
+    let a = x.abs();
+    let large = 1.0 - 2.0 / (exp_fast(2.0 * a) + 1.0);
+    let z = x * x;
+    let p = ((((-5.704_988_7e-3f32 * z + 2.063_909e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1)
+        * z
+        - 3.333_328e-1)
+        * z;
+    let small = p * a + a;
+    // NaN takes the polynomial's side and stays NaN.
+    let t = if a > 0.625 { large } else { small };
+    t.copysign(x)
+}
+
 /// The logistic function, `1 / (1 + e^-x)`.
 #[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
@@ -455,7 +474,7 @@ pub fn bias_activation(out: &mut [f32], bias: &[f32], act: crate::Activation) {
 pub fn bias_output(out: &mut [f32], bias: &[f32], output: crate::Output) {
     match output {
         crate::Output::Sigmoid => bias_sigmoid(out, bias),
-        crate::Output::Tanh => bias_act(out, bias.len(), bias, f32::tanh),
+        crate::Output::Tanh => bias_act(out, bias.len(), bias, tanh_fast),
         crate::Output::Identity => bias_act(out, bias.len(), bias, |x| x),
     }
 }
@@ -510,6 +529,32 @@ mod tests {
         assert!((0.0..1e-37).contains(&tiny), "{tiny}");
         assert_eq!(sigmoid(1e30), 1.0);
         assert!(sigmoid(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn tanh_fast_is_accurate() {
+        let mut worst = 0.0f64;
+        for i in 0..400_000 {
+            let x = -20.0 + 40.0 * i as f32 / 400_000.0;
+            let exact = (x as f64).tanh();
+            if exact != 0.0 {
+                worst = worst.max(((tanh_fast(x) as f64 - exact) / exact).abs());
+            }
+        }
+        for x in [
+            1e-30f32, 1e-10, 1e-5, 0.01, 0.624_999, 0.625, 0.625_001, 9.0,
+        ] {
+            for x in [x, -x] {
+                let exact = (x as f64).tanh();
+                worst = worst.max(((tanh_fast(x) as f64 - exact) / exact).abs());
+            }
+        }
+        assert!(worst < 2e-7, "relative error {worst}");
+        assert_eq!(tanh_fast(1e30), 1.0);
+        assert_eq!(tanh_fast(-1e30), -1.0);
+        assert_eq!(tanh_fast(f32::INFINITY), 1.0);
+        assert_eq!(tanh_fast(-0.0).to_bits(), (-0.0f32).to_bits());
+        assert!(tanh_fast(f32::NAN).is_nan());
     }
 
     #[test]

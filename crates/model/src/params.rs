@@ -42,7 +42,7 @@ impl Activation {
                     x
                 }
             }
-            Activation::Tanh => x.tanh(),
+            Activation::Tanh => crate::kernels::tanh_fast(x),
         }
     }
 
