@@ -444,9 +444,9 @@ fn batch_norm_inference(
 fn output_activation(out: &mut [f32], output: Output) {
     match output {
         Output::Sigmoid => out.iter_mut().for_each(|v| *v = kernels::sigmoid(*v)),
-        // libm's tanh, not the perceptrons' `kernels::tanh_fast`: one pass over the output
-        // is well under 1% of a DCGAN step, and keeping it keeps the DCGAN runs' bits (and
-        // the results quoted for them) as they were.
+        // libm's tanh, not `kernels::tanh_fast` (which tanh layers use): one pass over the
+        // output is well under 1% of a DCGAN step, and keeping it keeps the DCGAN specs'
+        // bits (and the results quoted for them) as they were.
         Output::Tanh => out.iter_mut().for_each(|v| *v = v.tanh()),
         Output::Identity => {}
     }
