@@ -75,6 +75,17 @@ pub enum Split {
     Cols(usize),
 }
 
+impl Split {
+    /// How many blocks of output columns [`in_column_blocks`] is asked for (one block runs
+    /// on the calling thread).
+    fn blocks(self) -> usize {
+        match self {
+            Split::None => 1,
+            Split::Cols(p) => p.max(1),
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
 // SAFETY: blocks write disjoint parts of the destination, see `matmul`.
@@ -100,12 +111,8 @@ pub fn matmul(dst: &mut [f32], a: View, b: View, split: Split) {
         dst.fill(0.0);
         return;
     }
-    let blocks = match split {
-        Split::None => return matmul_rows(dst, a, b, 0),
-        Split::Cols(p) => p.max(1),
-    };
     let out = SendPtr(dst.as_mut_ptr());
-    in_column_blocks(n, blocks, |start, size| {
+    in_column_blocks(n, split.blocks(), |start, size| {
         // SAFETY: the block covers columns `start..start + size` of `dst`, disjoint from every
         // other block; `a` and `b` are only read and their views were bounds-checked.
         unsafe {
@@ -125,8 +132,9 @@ pub fn matmul(dst: &mut [f32], a: View, b: View, split: Split) {
 }
 
 /// Runs `run(start, size)` for each of about `blocks` blocks of the columns `0..n`, in
-/// parallel: the one cut of a product's output columns, whatever the thread count. Columns
-/// in multiples of 16 keep gemm's tiles whole.
+/// parallel (one block: on the calling thread, all `n` columns): the one cut of a product's
+/// output columns, whatever the thread count. Columns in multiples of 16 keep gemm's tiles
+/// whole.
 fn in_column_blocks(n: usize, blocks: usize, run: impl Fn(usize, usize) + Sync) {
     let block = n.div_ceil(blocks).div_ceil(16) * 16;
     let count = n.div_ceil(block);
@@ -203,15 +211,10 @@ pub fn matmul_by_transposed(
     if m == 0 || n == 0 {
         return;
     }
-    let blocks = match split {
-        Split::None => 1,
-        Split::Cols(p) => p.max(1),
-    };
     let out = SendPtr(dst.as_mut_ptr());
     let copies = SendPtr(scratch.as_mut_ptr());
-    // `matmul`'s blocks, so that every gemm call has the same shape as there (with
-    // `Split::None` one block of all `n` columns, `matmul_rows`' call).
-    in_column_blocks(n, blocks, |start, size| {
+    // `matmul`'s blocks, so that every gemm call has the same shape as there.
+    in_column_blocks(n, split.blocks(), |start, size| {
         // SAFETY: the block owns rows `start..start + size` of the scratch and columns
         // `start..start + size` of `dst`, disjoint from every other block's; the scratch
         // holds `n * stride` floats (asserted above).
@@ -533,22 +536,21 @@ mod tests {
 
     #[test]
     fn tanh_fast_is_accurate() {
-        let mut worst = 0.0f64;
-        for i in 0..400_000 {
-            let x = -20.0 + 40.0 * i as f32 / 400_000.0;
+        let relative_error = |x: f32| {
             let exact = (x as f64).tanh();
-            if exact != 0.0 {
-                worst = worst.max(((tanh_fast(x) as f64 - exact) / exact).abs());
+            if exact == 0.0 {
+                return 0.0;
             }
-        }
-        for x in [
+            ((tanh_fast(x) as f64 - exact) / exact).abs()
+        };
+        let spread = (0..400_000).map(|i| -20.0 + 40.0 * i as f32 / 400_000.0);
+        let edges = [
             1e-30f32, 1e-10, 1e-5, 0.01, 0.624_999, 0.625, 0.625_001, 9.0,
-        ] {
-            for x in [x, -x] {
-                let exact = (x as f64).tanh();
-                worst = worst.max(((tanh_fast(x) as f64 - exact) / exact).abs());
-            }
-        }
+        ];
+        let worst = spread
+            .chain(edges.iter().flat_map(|&x| [x, -x]))
+            .map(relative_error)
+            .fold(0.0f64, f64::max);
         assert!(worst < 2e-7, "relative error {worst}");
         assert_eq!(tanh_fast(1e30), 1.0);
         assert_eq!(tanh_fast(-1e30), -1.0);
