@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use gan_data::{load_test, load_training, Split, IMAGE_PIXELS};
-use gan_model::generate::{generator_input, sample_noise};
+use gan_model::train::input::{generator_input, sample_noise};
 use gan_model::{stream, Generator, Stream};
 use gan_rundir::{
     ClassifierInfo, Coverage, Metrics, Parzen, RunDir, SampleMetrics, METRICS_FORMAT,

@@ -137,8 +137,8 @@ fn metrics_are_deterministic_and_references_give_a_scale() {
     clustered.label_counts = vec![0, 0, 0, 0, 0, 0, 0, 12, 0, 0];
     let clustered = Generator::Mlp(clustered);
     assert_eq!(gan_eval::requested_labels(&clustered, 25), None);
-    let noise = gan_model::generate::sample_noise(25, 128, &mut stream(4, Stream::Eval));
-    let all_sevens = gan_model::generate::generator_input(&noise, &[7; 25], 10);
+    let noise = gan_model::train::input::sample_noise(25, 128, &mut stream(4, Stream::Eval));
+    let all_sevens = gan_model::train::input::generator_input(&noise, &[7; 25], 10);
     assert_eq!(
         generated_images(&clustered, 25, 4),
         clustered.generate(&all_sevens)

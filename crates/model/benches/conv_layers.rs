@@ -8,7 +8,7 @@
 //! machines drift). The whole step: `cargo xtask bench --spec experiments/dcgan-plain.yaml`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use gan_model::conv::{self, ConvShape, Grads, Scratch, Sides};
+use gan_model::layers::conv::{self, ConvShape, Grads, Scratch, Sides};
 
 const BATCH: usize = 25;
 

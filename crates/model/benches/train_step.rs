@@ -1,14 +1,15 @@
 //! One training step at the tutorial's sizes (batch 100, noise 128, hidden 256) on real
 //! MNIST digits from the committed fixture, at 1 and 2 threads; and, for scale, the same
-//! gradients computed by plain dfdx autograd (`gan_model::reference`, not used in training).
+//! gradients computed by plain dfdx autograd (`gan_model::mlp::reference`, not used in training).
 //!
 //! `cargo bench -p gan-model --bench train_step`. For the figure to compare with the Python
 //! peers use `cargo xtask bench`, which times whole steps the way `peers.sh` does.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use gan_data::{fixture_dir, load_training, Batcher};
-use gan_model::generate::generate;
-use gan_model::{reference, stream, Stream, TrainConfig, Trainer};
+use gan_model::mlp::reference;
+use gan_model::train::input::generate;
+use gan_model::{stream, Stream, TrainConfig, Trainer};
 
 fn step(c: &mut Criterion) {
     let (train, _) = load_training(&fixture_dir()).expect("fixture loads");
@@ -49,7 +50,7 @@ fn step(c: &mut Criterion) {
             || {
                 let mut real = vec![0.0; cfg.batch_size * 784];
                 train.images.gather_f32(batches.next_batch(), &mut real);
-                let z = gan_model::generate::sample_noise(cfg.batch_size, 128, &mut noise);
+                let z = gan_model::train::input::sample_noise(cfg.batch_size, 128, &mut noise);
                 (real, z)
             },
             |(real, z)| {

@@ -3,10 +3,10 @@
 //! come from ([`Generator`]), a trainer ([`AnyTrainer`]) and its saved state ([`AnyState`]).
 //! Each dispatches to the MLP ([`crate::Trainer`]) or DCGAN ([`crate::dcgan`]) code.
 
-use crate::config::{Arch, TrainConfig};
 use crate::dcgan::{ConvGenerator, Dcgan, DcganState, DcganTrainer};
-use crate::params::{Gan, Mlp, Output};
-use crate::trainer::{StepStats, TrainError, Trainer, TrainerState};
+use crate::mlp::networks::{Gan, Mlp, Output};
+use crate::mlp::step::{StepStats, TrainError, Trainer, TrainerState};
+use crate::train::config::{Arch, TrainConfig};
 
 /// Both networks of a run, whatever their architecture.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +43,7 @@ impl Generator {
     /// whatever the output range.
     pub fn generate(&self, z: &[f32]) -> Vec<f32> {
         match self {
-            Generator::Mlp(g) => crate::generate::generate(g, z),
+            Generator::Mlp(g) => crate::train::input::generate(g, z),
             Generator::Dcgan(g) => g.generate(z),
         }
     }
@@ -73,9 +73,9 @@ impl Generator {
         }
     }
 
-    /// The `n` labels sampling asks for ([`crate::generate::labels_to_ask`]).
+    /// The `n` labels sampling asks for ([`crate::train::input::labels_to_ask`]).
     pub fn labels_to_ask(&self, n: usize) -> Vec<u8> {
-        crate::generate::labels_to_ask(n, self.classes(), self.label_counts())
+        crate::train::input::labels_to_ask(n, self.classes(), self.label_counts())
     }
 
     pub fn noise_dim(&self) -> usize {

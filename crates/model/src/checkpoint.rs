@@ -15,12 +15,12 @@ use std::path::Path;
 use dfdx::prelude::{Cpu, Tensor, ZerosTensor};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::adam::Adam;
 use crate::any::{AnyState, Generator, Model};
-use crate::config::AdamConfig;
 use crate::dcgan::{ConvDiscriminator, ConvGenerator, Dcgan, DcganState};
-use crate::params::{Activation, Gan, Mlp, Output, ParamSlot};
-use crate::trainer::TrainerState;
+use crate::mlp::networks::{Activation, Gan, Mlp, Output, ParamSlot};
+use crate::mlp::step::TrainerState;
+use crate::optim::adam::Adam;
+use crate::train::config::AdamConfig;
 use crate::IMAGE_PIXELS;
 
 const FORMAT_KEY: &str = "format";

@@ -12,29 +12,22 @@
 //! * [`generate`] turns noise into images with dfdx's tensor operations.
 //! * [`lockstep`] records a run's inputs so TensorFlow can replay it step for step.
 
-pub mod adam;
 mod any;
 pub mod checkpoint;
-pub mod clusters;
-mod config;
-pub mod conv;
 pub mod dcgan;
-mod dfdx_mlp;
-pub mod generate;
 pub mod kernels;
-pub mod lockstep;
+pub mod layers;
 mod loss;
-mod params;
-pub mod phases;
-pub mod reference;
+pub mod mlp;
+pub mod optim;
 mod rng;
-mod trainer;
+pub mod train;
 
 pub use any::{AnyState, AnyTrainer, Generator, Model};
-pub use config::{AdamConfig, Arch, DcganShape, Loss, ModelConfig, TrainConfig};
-pub use params::{to_unit_range, Activation, Gan, Mlp, Output, ParamSlot};
+pub use mlp::networks::{to_unit_range, Activation, Gan, Mlp, Output, ParamSlot};
+pub use mlp::step::{StepStats, TrainError, Trainer, TrainerState};
 pub use rng::{stream, Stream};
-pub use trainer::{StepStats, TrainError, Trainer, TrainerState};
+pub use train::config::{AdamConfig, Arch, DcganShape, Loss, ModelConfig, TrainConfig};
 
 /// Turns flushing of denormal floats to zero on or off for the calling thread (x86_64:
 /// flush-to-zero and denormals-are-zero, MXCSR bits 15 and 6; aarch64: FPCR.FZ), as

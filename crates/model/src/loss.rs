@@ -1,8 +1,8 @@
 //! The per-row losses of both networks from D's logits, and their gradients with respect to
 //! the logits: the one place every architecture's step takes them from.
 
-use crate::config::Loss;
 use crate::kernels::{sigmoid, softplus};
+use crate::train::config::Loss;
 
 /// D's loss over a batch, as sums over rows (divide by the batch size for means).
 pub(crate) struct DSums {

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use gan_model::conv::{self, ConvShape, Running, Sides};
+use gan_model::layers::conv::{self, ConvShape, Running, Sides};
 
 mod common;
 use common::{det, rel_max_diff};

@@ -4,9 +4,10 @@
 //! dfdx's, and each parameter update matches an independent Adam (TensorFlow 1's rule in f64)
 //! applied to dfdx's gradients.
 
+use gan_model::mlp::reference;
 use gan_model::{
-    reference, stream, Activation, AdamConfig, Loss, ModelConfig, Output, Stream, TrainConfig,
-    Trainer, TrainerState, IMAGE_PIXELS,
+    stream, Activation, AdamConfig, Loss, ModelConfig, Output, Stream, TrainConfig, Trainer,
+    TrainerState, IMAGE_PIXELS,
 };
 use rand::Rng;
 use rand_distr::StandardNormal;
@@ -73,7 +74,7 @@ fn agrees(
     what: &str,
     (grad, objective): (&[f32], f32),
     want: &reference::LossAndGrad,
-    adam: &gan_model::adam::Adam,
+    adam: &gan_model::optim::adam::Adam,
     cfg: AdamConfig,
     (params_before, params_after): (&[f32], &[f32]),
 ) {

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use gan_model::checkpoint::{decode_gan, decode_generator, decode_state, encode_gan, encode_state};
-use gan_model::generate::generate;
-use gan_model::{lockstep, reference};
+use gan_model::mlp::{lockstep, reference};
+use gan_model::train::input::generate;
 use gan_model::{
     stream, Activation, AdamConfig, Gan, Loss, ModelConfig, Output, Stream, TrainConfig,
     TrainError, Trainer, IMAGE_PIXELS,

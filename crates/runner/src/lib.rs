@@ -389,7 +389,7 @@ fn cluster_labels(
         .build()
         .context("starting the k-means threads")?;
     let clusters = pool.install(|| {
-        gan_model::clusters::kmeans(
+        gan_model::train::clusters::kmeans(
             train.images.as_bytes(),
             gan_model::IMAGE_PIXELS,
             k,

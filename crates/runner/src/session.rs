@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime};
 use anyhow::Context;
 use gan_data::Batcher;
 use gan_model::checkpoint::encode_model;
-use gan_model::generate::{generator_input, labels_to_ask, sample_noise};
+use gan_model::train::input::{generator_input, labels_to_ask, sample_noise};
 use gan_model::{stream, AnyTrainer, Stream};
 use gan_plot::SampleGrid;
 use gan_rundir::{rfc3339, write_atomic, LossRow, LossWriter, RunDir, RunInfo, Status};

@@ -127,7 +127,7 @@ fn main() {
         .num_threads(args.threads)
         .build()
         .expect("thread pool");
-    if args.phases && gan_model::phases::take().is_none() {
+    if args.phases && gan_model::mlp::phases::take().is_none() {
         fail("--phases needs the `phases` feature: run `cargo xtask bench --phases`".into());
     }
     let flush = flush && !args.keep_denormals;
@@ -165,7 +165,7 @@ fn main() {
         let mut times = Vec::with_capacity(args.steps);
         for i in 0..args.steps {
             if i == WARMUP {
-                gan_model::phases::take();
+                gan_model::mlp::phases::take();
             }
             let t0 = Instant::now();
             let (images, labels) = (&train.images, &train.labels);
@@ -204,7 +204,7 @@ fn main() {
 
 /// The mean time per step of each phase since the warm-up, beside the mean step.
 fn print_phases(times: &[f64]) {
-    let phases = gan_model::phases::take().expect("checked before training");
+    let phases = gan_model::mlp::phases::take().expect("checked before training");
     let steps = times.len() as f64;
     let mean_step = times.iter().sum::<f64>() / steps;
     let mut total = 0.0;

@@ -10,7 +10,7 @@
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
 
-use crate::config::ModelConfig;
+use crate::train::config::ModelConfig;
 
 /// The nonlinearity after each hidden layer.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]

@@ -2,7 +2,7 @@
 
 use dfdx::prelude::*;
 
-use crate::params::{Activation, Mlp, Output};
+use crate::mlp::networks::{Activation, Mlp, Output};
 
 type Matrix = Tensor<(usize, usize), f32, Cpu>;
 type Vector = Tensor<(usize,), f32, Cpu>;

@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use crate::config::AdamConfig;
+use crate::train::config::AdamConfig;
 
 /// The state of one Adam optimiser over one flat parameter buffer.
 #[derive(Debug, Clone, PartialEq)]

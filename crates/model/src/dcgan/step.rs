@@ -1,6 +1,6 @@
 //! The DCGAN family (Radford, Metz and Chintala 2016) at MNIST's size, trained by the same
 //! step as the MLPs (one noise batch, D's update on real and fake images, then G's with the
-//! same noise against the updated D), on flat buffers with the layers of [`crate::conv`]:
+//! same noise against the updated D), on flat buffers with the layers of [`crate::layers::conv`]:
 //!
 //! ```text
 //! G: z -> Linear -> C1 x 7 x 7 -> BN -> act -> ConvTranspose(C1 -> C2, 4, 2, 1) -> BN -> act
@@ -22,17 +22,17 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
-use crate::adam::Adam;
-use crate::config::{DcganShape, TrainConfig};
-use crate::conv::{self, ConvShape, Grads, Running, Scratch, Sides};
-use crate::generate::LabelOdds;
 use crate::kernels::{self, matmul, Split, View};
-use crate::params::{Activation, Output, ParamSlot};
-use crate::rng::{stream, Stream};
-use crate::trainer::{
+use crate::layers::conv::{self, ConvShape, Grads, Running, Scratch, Sides};
+use crate::mlp::networks::{Activation, Output, ParamSlot};
+use crate::mlp::step::{
     apply_mask, check_finite, draw_input, draw_mask, scale_by_derivative as scale_masked,
     update_average, Mask, StepStats, TrainError,
 };
+use crate::optim::adam::Adam;
+use crate::rng::{stream, Stream};
+use crate::train::config::{DcganShape, TrainConfig};
+use crate::train::input::LabelOdds;
 use crate::IMAGE_PIXELS;
 
 /// The side of G's first image (MNIST's 28 halved twice).
@@ -303,7 +303,7 @@ impl ConvGenerator {
         {
             self.generate_chunk(z, out, &mut h0, &mut h1, &mut scratch);
         }
-        crate::params::to_unit_range(self.output, &mut out);
+        crate::mlp::networks::to_unit_range(self.output, &mut out);
         out
     }
 
@@ -363,7 +363,7 @@ pub const STANDING_IMAGES: usize = 2000;
 /// G with the weights `average` (a moving average of `live`'s) and running statistics
 /// measured on them: [`ConvGenerator::standing_statistics`] over [`STANDING_IMAGES`] noise
 /// vectors from the seed's `Standing` stream, in training batches of `batch` (a conditional
-/// G's asking for its classes as when sampled, [`crate::generate::labels_to_ask`]). The live G's
+/// G's asking for its classes as when sampled, [`crate::train::input::labels_to_ask`]). The live G's
 /// running statistics belong to the live weights, not to their average. The same weights
 /// and seed always give the same statistics.
 pub fn average_generator(
@@ -377,9 +377,9 @@ pub fn average_generator(
     let batch = batch.clamp(2, STANDING_IMAGES);
     let n = STANDING_IMAGES / batch * batch;
     let mut rng = stream(seed, Stream::Standing);
-    let noise = crate::generate::sample_noise(n, g.noise_dim, &mut rng);
-    let labels = crate::generate::labels_to_ask(n, g.classes, &g.label_counts);
-    let z = crate::generate::generator_input(&noise, &labels, g.classes);
+    let noise = crate::train::input::sample_noise(n, g.noise_dim, &mut rng);
+    let labels = crate::train::input::labels_to_ask(n, g.classes, &g.label_counts);
+    let z = crate::train::input::generator_input(&noise, &labels, g.classes);
     g.standing_statistics(&z, batch);
     g
 }
@@ -861,7 +861,7 @@ impl DcganState {
             ));
         }
         have.same_label_counts(&cfg.model)?;
-        crate::trainer::check_average_fits(self.g_ema.is_some(), cfg)
+        crate::mlp::step::check_average_fits(self.g_ema.is_some(), cfg)
     }
 }
 

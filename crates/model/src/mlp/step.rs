@@ -6,20 +6,20 @@
 //! need is skipped: no gradient for the real images or the noise, G's forward pass is done
 //! once and serves both updates (G does not change in between), real and fake images go
 //! through D as one batch, D's weight gradients are not formed in G's step, and every buffer
-//! is allocated once. `crate::reference` holds the same step in plain dfdx autograd, which
+//! is allocated once. `crate::mlp::reference` holds the same step in plain dfdx autograd, which
 //! the tests use to check these gradients.
 
 use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-use crate::adam::{self, Adam};
-use crate::config::TrainConfig;
-use crate::generate::{join_one_hot, one_hot, LabelOdds};
 use crate::kernels::{self, matmul, Split, View};
-use crate::params::{split_layers_mut, Activation, Gan, Mlp, Output};
-use crate::phases::{self, Phase};
+use crate::mlp::networks::{split_layers_mut, Activation, Gan, Mlp, Output};
+use crate::mlp::phases::{self, Phase};
+use crate::optim::adam::{self, Adam};
 use crate::rng::{stream, Stream};
+use crate::train::config::TrainConfig;
+use crate::train::input::{join_one_hot, one_hot, LabelOdds};
 use crate::IMAGE_PIXELS;
 
 /// What one step reports, in the tutorial's sign convention (objectives being maximised, so
@@ -102,7 +102,7 @@ impl TrainerState {
     /// Whether these weights are the networks `cfg` describes, so that a checkpoint is never
     /// continued under a spec whose model it does not match.
     pub fn check_fits(&self, cfg: &TrainConfig) -> Result<(), String> {
-        let have = crate::config::ModelConfig::of(&self.gan);
+        let have = crate::train::config::ModelConfig::of(&self.gan);
         if !have.same_networks(&cfg.model) {
             return Err(format!(
                 "it holds a model with {}, but the spec says {}",
@@ -989,7 +989,7 @@ pub(crate) fn draw_input(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ModelConfig;
+    use crate::train::config::ModelConfig;
 
     #[test]
     fn masks_take_one_word_per_entry_in_stream_order() {

@@ -4,9 +4,9 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::config::TrainConfig;
-use crate::reference;
-use crate::trainer::{StepStats, TrainError, Trainer, TrainerState};
+use crate::mlp::reference;
+use crate::mlp::step::{StepStats, TrainError, Trainer, TrainerState};
+use crate::train::config::TrainConfig;
 
 /// Everything that decides a run's first steps besides the images themselves, and what the
 /// trainer computed from it.

@@ -4,8 +4,8 @@ use dfdx::prelude::*;
 use rand::Rng;
 use rand_distr::StandardNormal;
 
-use crate::dfdx_mlp::Net;
-use crate::params::{to_unit_range, Mlp};
+use crate::mlp::dfdx_net::Net;
+use crate::mlp::networks::{to_unit_range, Mlp};
 
 /// Rows pushed through the network at once, so memory stays bounded for large `n`.
 const CHUNK_ROWS: usize = 1000;

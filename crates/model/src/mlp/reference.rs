@@ -4,10 +4,10 @@
 
 use dfdx::prelude::*;
 
-use crate::config::{Loss, TrainConfig};
-use crate::dfdx_mlp::Net;
-use crate::params::Mlp;
-use crate::trainer::{StepStats, TrainerState};
+use crate::mlp::dfdx_net::Net;
+use crate::mlp::networks::Mlp;
+use crate::mlp::step::{StepStats, TrainerState};
+use crate::train::config::{Loss, TrainConfig};
 
 /// The loss (in the tutorial's sign: the objective maximised) and the gradient of the
 /// minimised loss with respect to every parameter, laid out like `Mlp::params`.

@@ -1,6 +1,6 @@
 //! The knobs of the model and its training, with the tutorial's values as defaults.
 
-use crate::params::{Activation, Output};
+use crate::mlp::networks::{Activation, Output};
 use crate::IMAGE_PIXELS;
 
 /// The two networks' shapes and initialisation, with the tutorial's as the default.

@@ -1,0 +1,5 @@
+//! The DCGAN family.
+
+mod step;
+
+pub use step::*;

@@ -1,0 +1,3 @@
+//! Layers on flat buffers.
+
+pub mod conv;

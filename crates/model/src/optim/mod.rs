@@ -1,0 +1,3 @@
+//! The optimiser.
+
+pub mod adam;

@@ -1,0 +1,5 @@
+//! The training contract every architecture shares.
+
+pub mod clusters;
+pub mod config;
+pub mod input;
