@@ -8,7 +8,6 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use gan_data::{fixture_dir, load_training, Batcher};
 use gan_model::mlp::reference;
-use gan_model::train::input::generate;
 use gan_model::{stream, Stream, TrainConfig, Trainer};
 
 fn step(c: &mut Criterion) {
@@ -54,7 +53,7 @@ fn step(c: &mut Criterion) {
                 (real, z)
             },
             |(real, z)| {
-                let fake = generate(&gan.generator, &z);
+                let fake = gan.generator.generate(&z);
                 let objective = reference::Objective::of(&cfg);
                 let d = reference::discriminator_step(
                     &gan.discriminator,

@@ -1,12 +1,14 @@
 //! One type per role over every architecture, for the code around training (the runner,
 //! evaluation, the tools): a run's networks ([`Model`]), the generator pictures and metrics
 //! come from ([`Generator`]), a trainer ([`AnyTrainer`]) and its saved state ([`AnyState`]).
-//! Each dispatches to the MLP ([`crate::Trainer`]) or DCGAN ([`crate::dcgan`]) code.
+//! Each dispatches to the MLP ([`crate::mlp::Trainer`]) or DCGAN ([`crate::dcgan`]) code.
 
-use crate::dcgan::{ConvGenerator, Dcgan, DcganState, DcganTrainer};
-use crate::mlp::networks::{Gan, Mlp, Output};
-use crate::mlp::step::{StepStats, TrainError, Trainer, TrainerState};
+use crate::dcgan::{average_generator, ConvGenerator, Dcgan, DcganState, DcganTrainer};
+use crate::layers::activation::Output;
+use crate::mlp::{Gan, Mlp, Trainer, TrainerState};
 use crate::train::config::{Arch, TrainConfig};
+use crate::train::input::labels_to_ask;
+use crate::train::step::{StepStats, TrainError};
 
 /// Both networks of a run, whatever their architecture.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +45,7 @@ impl Generator {
     /// whatever the output range.
     pub fn generate(&self, z: &[f32]) -> Vec<f32> {
         match self {
-            Generator::Mlp(g) => crate::train::input::generate(g, z),
+            Generator::Mlp(g) => g.generate(z),
             Generator::Dcgan(g) => g.generate(z),
         }
     }
@@ -73,9 +75,9 @@ impl Generator {
         }
     }
 
-    /// The `n` labels sampling asks for ([`crate::train::input::labels_to_ask`]).
+    /// The `n` labels sampling asks for ([`labels_to_ask`]).
     pub fn labels_to_ask(&self, n: usize) -> Vec<u8> {
-        crate::train::input::labels_to_ask(n, self.classes(), self.label_counts())
+        labels_to_ask(n, self.classes(), self.label_counts())
     }
 
     pub fn noise_dim(&self) -> usize {
@@ -116,7 +118,7 @@ impl AnyState {
 
     /// The moving average of G's weights the state holds (`train.g_ema`), as the run would
     /// sample it: a DCGAN's with its own batch-normalisation statistics, from the run's
-    /// `seed` and `batch_size` ([`crate::dcgan::average_generator`]). `None` without one.
+    /// `seed` and `batch_size` ([`average_generator`]). `None` without one.
     pub fn average_generator(&self, batch_size: usize, seed: u64) -> Option<Generator> {
         match self {
             AnyState::Mlp(s) => s.g_ema.as_ref().map(|ema| {
@@ -125,12 +127,7 @@ impl AnyState {
                 Generator::Mlp(g)
             }),
             AnyState::Dcgan(s) => s.g_ema.as_ref().map(|ema| {
-                Generator::Dcgan(crate::dcgan::average_generator(
-                    &s.gan.generator,
-                    ema,
-                    batch_size,
-                    seed,
-                ))
+                Generator::Dcgan(average_generator(&s.gan.generator, ema, batch_size, seed))
             }),
         }
     }

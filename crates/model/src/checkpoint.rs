@@ -17,11 +17,11 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::any::{AnyState, Generator, Model};
 use crate::dcgan::{ConvDiscriminator, ConvGenerator, Dcgan, DcganState};
-use crate::mlp::networks::{Activation, Gan, Mlp, Output, ParamSlot};
-use crate::mlp::step::TrainerState;
-use crate::optim::adam::Adam;
-use crate::train::config::AdamConfig;
-use crate::IMAGE_PIXELS;
+use crate::layers::activation::{Activation, Output};
+use crate::layers::slots::ParamSlot;
+use crate::mlp::{Gan, Mlp, TrainerState};
+use crate::optim::adam::{Adam, AdamConfig};
+use crate::train::config::IMAGE_PIXELS;
 
 const FORMAT_KEY: &str = "format";
 const WEIGHTS_FORMAT: &str = "gan-weights-v1";

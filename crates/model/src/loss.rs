@@ -2,7 +2,31 @@
 //! the logits: the one place every architecture's step takes them from.
 
 use crate::kernels::{sigmoid, softplus};
-use crate::train::config::Loss;
+
+/// The pair of objectives D and G follow. `l` is D's raw output (its logit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Loss {
+    /// The tutorial's: D minimises the cross-entropy of `sigmoid(l)` against real/fake, G
+    /// maximises `mean(log D(G(z)))`.
+    #[default]
+    NonSaturating,
+    /// The GAN paper's original form: D as above, G minimises `mean(log(1 - D(G(z))))`.
+    Minimax,
+    /// LSGAN (Mao et al. 2017, targets 0 and 1): D minimises
+    /// `0.5 mean((l_real - 1)^2) + 0.5 mean(l_fake^2)`, G minimises `0.5 mean((l_fake - 1)^2)`.
+    LeastSquares,
+    /// The hinge loss (Lim and Ye 2017; SAGAN): D minimises
+    /// `mean(relu(1 - l_real)) + mean(relu(1 + l_fake))`, G minimises `-mean(l_fake)`.
+    Hinge,
+}
+
+impl Loss {
+    /// Whether D's output is read as a probability `sigmoid(l)` (cross-entropy losses), so the
+    /// reported `d_real` / `d_fake` are probabilities; otherwise they are mean raw scores `l`.
+    pub fn is_cross_entropy(self) -> bool {
+        matches!(self, Loss::NonSaturating | Loss::Minimax)
+    }
+}
 
 /// D's loss over a batch, as sums over rows (divide by the batch size for means).
 pub(crate) struct DSums {

@@ -6,7 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use gan_model::layers::conv::{self, ConvShape, Running, Sides};
+use gan_model::layers::batch_norm::{self, Running};
+use gan_model::layers::conv::{self, ConvShape, Sides};
 
 mod common;
 use common::{det, rel_max_diff};
@@ -251,7 +252,7 @@ fn our_batch_norm() -> [Vec<f32>; 6] {
     let (mut y, mut dx) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
     let (mut mean, mut inv_std) = (vec![0.0; channels], vec![0.0; channels]);
     let (mut running_mean, mut running_var) = (vec![0.0; channels], vec![1.0; channels]);
-    conv::batch_norm_forward(
+    batch_norm::forward(
         BN_SIZES,
         &x,
         &gamma,
@@ -267,7 +268,7 @@ fn our_batch_norm() -> [Vec<f32>; 6] {
         }),
     );
     let (mut dgamma, mut dbeta) = (vec![0.0; channels], vec![0.0; channels]);
-    conv::batch_norm_backward(
+    batch_norm::backward(
         BN_SIZES,
         &x,
         &gamma,

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use gan_model::checkpoint::{decode_gan, decode_generator, decode_state, encode_gan, encode_state};
 use gan_model::mlp::{lockstep, reference};
-use gan_model::train::input::generate;
 use gan_model::{
     stream, Activation, AdamConfig, Gan, Loss, ModelConfig, Output, Stream, TrainConfig,
     TrainError, Trainer, IMAGE_PIXELS,
@@ -95,7 +94,7 @@ fn gradients_match_dfdx_autograd() {
         let before = t.gan().clone();
         let mut noise = stream(seed, Stream::Noise);
         let z: Vec<f32> = (0..6 * 12).map(|_| noise.sample(StandardNormal)).collect();
-        let fake = generate(&before.generator, &z);
+        let fake = before.generator.generate(&z);
 
         let stats = t.step().unwrap();
         let (grad_g, grad_d) = t.last_gradients();
@@ -245,7 +244,7 @@ fn generation_is_identical_across_thread_counts() {
             .num_threads(threads)
             .build()
             .unwrap()
-            .install(|| generate(&gan.generator, &z))
+            .install(|| gan.generator.generate(&z))
     };
     let one = in_pool(1);
     assert_eq!(one.len(), 2500 * IMAGE_PIXELS);

@@ -29,41 +29,15 @@ fn parts(spec: &Spec) -> Vec<Part> {
     }
     let (g, d) = (cfg.model.generator_sizes(), cfg.model.discriminator_sizes());
     let (z, x) = (g[0] as u128, IMAGE_PIXELS as u128);
-    let count = |sizes: &[usize]| -> u128 {
-        sizes
-            .windows(2)
-            .map(|io| io[0] as u128 * io[1] as u128 + io[1] as u128)
-            .sum()
-    };
-    let widths =
-        |sizes: &[usize]| -> u128 { sizes[1..sizes.len() - 1].iter().map(|&w| w as u128).sum() };
     // The widest layer, for generation's intermediate values.
     let h = g.iter().chain(&d).map(|&w| w as u128).max().unwrap_or(0);
-    let b = spec.train.batch_size as u128;
     let f = 4u128; // bytes per f32
-    let params = count(&g) + count(&d);
+    let (g_params, d_params, buffers) = gan_model::mlp::float_counts(&cfg.model, cfg.batch_size);
     // Weights, gradients and both Adam moments, plus a checkpoint's copies while it is
-    // encoded; the average of G's weights and its copy; the step G's output weights take,
-    // held until they are no longer read.
-    let average = if cfg.g_ema.is_some() {
-        2 * count(&g)
-    } else {
-        0
-    };
-    let output_step = g[g.len() - 2] as u128 * x;
-    // Padded copies of the widest weight of each network whose rows are a multiple of 1 KiB
-    // long, which its forward products read instead (`kernels::matmul_by_transposed`).
-    let padded = |sizes: &[usize]| gan_model::kernels::forward_scratch_len(sizes) as u128;
-    let networks = (params * (4 + 6) + average + output_step + padded(&g) + padded(&d)) * f;
-    // Dropout masks (2B rows for D's update, B for G's); a conditional GAN's separate pixel
-    // buffers (2B rows).
-    let masks = if cfg.model.d_dropout > 0.0 {
-        3 * widths(&d)
-    } else {
-        0
-    };
-    let pixels = if cfg.model.classes > 0 { 2 * x } else { 0 };
-    let workspace = b * (z + 2 * widths(&g) + 4 * widths(&d) + 3 * x + 4 + masks + pixels) * f;
+    // encoded; the average of G's weights and its copy.
+    let average = if cfg.g_ema.is_some() { 2 * g_params } else { 0 };
+    let networks = ((g_params + d_params) * (4 + 6) + average) * f;
+    let workspace = buffers * f;
     let data = TRAINING_FILE_IMAGES * x * 2;
     let count = pictured_images(spec, &cfg);
     let pictures = count * ((x + z + h) * f + x * PICTURE_BYTES_PER_PIXEL);

@@ -690,7 +690,7 @@ fn a_deeper_model_trains_resumes_exactly_and_samples() {
     assert_eq!(gan.generator.sizes, [128, 64, 128, 784]);
     assert_eq!(gan.discriminator.sizes, [784, 128, 64, 1]);
     assert_eq!(gan.generator.output, gan_model::Output::Tanh);
-    let images = gan_model::train::input::generate(&gan.generator, &vec![0.5; 3 * 128]);
+    let images = gan.generator.generate(&vec![0.5; 3 * 128]);
     assert!(images.iter().all(|p| (0.0..=1.0).contains(p)));
     let spec_text = std::fs::read_to_string(t.join("whole/spec.yaml")).unwrap();
     assert!(spec_text.contains("g_hidden:") && spec_text.contains("leaky_slope: 0.2"));

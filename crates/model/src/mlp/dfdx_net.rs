@@ -2,7 +2,8 @@
 
 use dfdx::prelude::*;
 
-use crate::mlp::networks::{Activation, Mlp, Output};
+use crate::layers::activation::{Activation, Output};
+use crate::mlp::networks::Mlp;
 
 type Matrix = Tensor<(usize, usize), f32, Cpu>;
 type Vector = Tensor<(usize,), f32, Cpu>;

@@ -5,8 +5,9 @@
 use sha2::{Digest, Sha256};
 
 use crate::mlp::reference;
-use crate::mlp::step::{StepStats, TrainError, Trainer, TrainerState};
-use crate::train::config::TrainConfig;
+use crate::mlp::step::{Trainer, TrainerState};
+use crate::train::config::{TrainConfig, IMAGE_PIXELS};
+use crate::train::step::{StepStats, TrainError};
 
 /// Everything that decides a run's first steps besides the images themselves, and what the
 /// trainer computed from it.
@@ -92,7 +93,7 @@ pub fn replay_reference(
     let mut state = rec.init.clone();
     let noise_dim = state.gan.generator.input();
     let batch = rec.indices.len() / steps.max(1);
-    let mut real = vec![0.0; batch * crate::IMAGE_PIXELS];
+    let mut real = vec![0.0; batch * IMAGE_PIXELS];
     (0..steps)
         .map(|s| {
             gather(&rec.indices[s * batch..(s + 1) * batch], &mut real);

@@ -1,5 +1,4 @@
-//! The parameters of the two networks, each held as one flat `f32` buffer so the optimiser
-//! runs over a single slice and the training step reads weights without copying.
+//! The perceptron GAN's networks, each held as one flat `f32` buffer (`crate::layers::slots`).
 //!
 //! A network is a perceptron of any depth: `input -> hidden layers -> output`, the same
 //! nonlinearity after every hidden layer and its own at the output. Weights use PyTorch's
@@ -10,126 +9,9 @@
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
 
-use crate::train::config::ModelConfig;
-
-/// The nonlinearity after each hidden layer.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub enum Activation {
-    /// `max(x, 0)`, the tutorial's.
-    #[default]
-    Relu,
-    /// `x` for `x > 0`, `slope * x` otherwise.
-    LeakyRelu(f32),
-    Tanh,
-}
-
-impl Activation {
-    /// `act(x)`. ReLU keeps NaN (`f32::max` would turn it into 0 and hide a diverged network).
-    #[inline(always)]
-    pub fn apply(self, x: f32) -> f32 {
-        match self {
-            Activation::Relu => {
-                if x < 0.0 {
-                    0.0
-                } else {
-                    x
-                }
-            }
-            Activation::LeakyRelu(slope) => {
-                if x < 0.0 {
-                    slope * x
-                } else {
-                    x
-                }
-            }
-            Activation::Tanh => crate::kernels::tanh_fast(x),
-        }
-    }
-
-    /// `act'` at the input that gave the output `y` (every activation here is monotonic, so
-    /// the output decides it).
-    #[inline(always)]
-    pub fn derivative_at_output(self, y: f32) -> f32 {
-        match self {
-            Activation::Relu => {
-                if y > 0.0 {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
-            Activation::LeakyRelu(slope) => {
-                if y > 0.0 {
-                    1.0
-                } else {
-                    slope
-                }
-            }
-            Activation::Tanh => 1.0 - y * y,
-        }
-    }
-
-    /// `f(self)`, with `self` rebuilt as a constant of its variant where `f` is called. A
-    /// loop over `apply` or `derivative_at_output` belongs inside `f`: each variant's copy
-    /// of it then compiles to a branch-free vector loop. Over a variable activation the
-    /// compiler hoists the `match` out of the loop only when it can see the activation does
-    /// not change; read through a closure's capture it did not, and the loop ran 5-7x slower
-    /// (1.2-1.7 against 0.23 ns a value for LeakyReLU, measured alone).
-    #[inline(always)]
-    pub fn fixed<R>(self, f: impl FnOnce(Activation) -> R) -> R {
-        match self {
-            Activation::Relu => f(Activation::Relu),
-            Activation::LeakyRelu(slope) => f(Activation::LeakyRelu(slope)),
-            Activation::Tanh => f(Activation::Tanh),
-        }
-    }
-
-    /// As written in checkpoint metadata and specs: `relu`, `leaky_relu:0.2`, `tanh`.
-    pub fn name(self) -> String {
-        match self {
-            Activation::Relu => "relu".into(),
-            Activation::LeakyRelu(s) => format!("leaky_relu:{s}"),
-            Activation::Tanh => "tanh".into(),
-        }
-    }
-
-    pub fn from_name(s: &str) -> Option<Activation> {
-        match s.split_once(':') {
-            None if s == "relu" => Some(Activation::Relu),
-            None if s == "tanh" => Some(Activation::Tanh),
-            Some(("leaky_relu", slope)) => slope.parse().ok().map(Activation::LeakyRelu),
-            _ => None,
-        }
-    }
-}
-
-/// What a network's last layer puts out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Output {
-    /// Raw values: D's logits (its loss applies the sigmoid).
-    #[default]
-    Identity,
-    /// Pixels in [0, 1], the tutorial's generator.
-    Sigmoid,
-    /// Pixels in [-1, 1]; images are mapped back to [0, 1] for pictures and metrics.
-    Tanh,
-}
-
-impl Output {
-    pub fn name(self) -> &'static str {
-        match self {
-            Output::Identity => "identity",
-            Output::Sigmoid => "sigmoid",
-            Output::Tanh => "tanh",
-        }
-    }
-
-    pub fn from_name(s: &str) -> Option<Output> {
-        [Output::Identity, Output::Sigmoid, Output::Tanh]
-            .into_iter()
-            .find(|o| o.name() == s)
-    }
-}
+use crate::layers::activation::{Activation, Output};
+use crate::layers::slots::ParamSlot;
+use crate::train::config::{Arch, ModelConfig};
 
 /// A perceptron: `sizes = [input, hidden..., output]`, flat parameters in layer order
 /// (`w0 [sizes[1], sizes[0]]`, `b0`, `w1`, `b1`, ...).
@@ -144,14 +26,6 @@ pub struct Mlp {
     /// A generator's odds of each label when it is sampled, in proportion
     /// ([`crate::ModelConfig::label_counts`]; empty: every label equally often).
     pub label_counts: Vec<u32>,
-}
-
-/// One named tensor of an [`Mlp`]: its name suffix in a checkpoint, shape and place in the buffer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParamSlot {
-    pub name: String,
-    pub shape: Vec<usize>,
-    pub range: std::ops::Range<usize>,
 }
 
 impl Mlp {
@@ -348,18 +222,27 @@ impl Gan {
         self
     }
 
+    /// The model config these networks are (for checkpoints read without their spec).
+    pub fn config(&self) -> ModelConfig {
+        let (g, d) = (&self.generator, &self.discriminator);
+        ModelConfig {
+            noise_dim: g.plain_inputs(),
+            classes: g.label_inputs,
+            label_counts: g.label_counts.clone(),
+            g_hidden: g.sizes[1..g.sizes.len() - 1].to_vec(),
+            d_hidden: d.sizes[1..d.sizes.len() - 1].to_vec(),
+            g_act: g.hidden_act,
+            d_act: d.hidden_act,
+            g_output: g.output,
+            init_std: ModelConfig::default().init_std,
+            d_dropout: ModelConfig::default().d_dropout,
+            arch: Arch::Mlp,
+        }
+    }
+
     /// Classes of a conditional GAN (0: unconditional).
     pub fn classes(&self) -> usize {
         self.generator.label_inputs
-    }
-}
-
-/// The images of a generator's output in [0, 1], whatever its output range.
-pub fn to_unit_range(output: Output, pixels: &mut [f32]) {
-    if output == Output::Tanh {
-        for p in pixels {
-            *p = 0.5 * (*p + 1.0);
-        }
     }
 }
 
@@ -418,36 +301,5 @@ mod tests {
         let last = it.next_back().unwrap();
         assert_eq!(last.0.len(), 4);
         assert_eq!(it.len(), 2);
-    }
-
-    #[test]
-    fn activation_names_round_trip() {
-        for a in [
-            Activation::Relu,
-            Activation::Tanh,
-            Activation::LeakyRelu(0.2),
-        ] {
-            assert_eq!(Activation::from_name(&a.name()), Some(a));
-        }
-        assert_eq!(Activation::from_name("sigmoid"), None);
-        for o in [Output::Identity, Output::Sigmoid, Output::Tanh] {
-            assert_eq!(Output::from_name(o.name()), Some(o));
-        }
-    }
-
-    #[test]
-    fn derivatives_match_finite_differences() {
-        for a in [
-            Activation::Relu,
-            Activation::LeakyRelu(0.2),
-            Activation::Tanh,
-        ] {
-            for x in [-2.0f32, -0.3, 0.4, 1.7] {
-                let h = 1e-3;
-                let fd = (a.apply(x + h) as f64 - a.apply(x - h) as f64) / (2.0 * h as f64);
-                let got = a.derivative_at_output(a.apply(x)) as f64;
-                assert!((fd - got).abs() < 1e-3, "{a:?} at {x}: {got} vs {fd}");
-            }
-        }
     }
 }

@@ -4,10 +4,12 @@
 
 use dfdx::prelude::*;
 
+use crate::loss::Loss;
 use crate::mlp::dfdx_net::Net;
 use crate::mlp::networks::Mlp;
-use crate::mlp::step::{StepStats, TrainerState};
-use crate::train::config::{Loss, TrainConfig};
+use crate::mlp::step::TrainerState;
+use crate::train::config::TrainConfig;
+use crate::train::step::StepStats;
 
 /// The loss (in the tutorial's sign: the objective maximised) and the gradient of the
 /// minimised loss with respect to every parameter, laid out like `Mlp::params`.
@@ -119,7 +121,7 @@ pub fn generator_step(
 
 /// One whole step in dfdx autograd with this crate's Adam: for each `(real, z)` of `d_batches`
 /// a D update on `real` and `G(z)`, then G's update with the last `z` against the updated D.
-/// An implementation independent of [`crate::Trainer`]'s kernels (other products, summation
+/// An implementation independent of [`crate::mlp::step::Trainer`]'s kernels (other products, summation
 /// orders and loss functions), so running both from the same inputs shows how far f32
 /// rounding alone moves a trajectory. (Without dropout: its masks are the trainer's own.)
 pub fn train_step(

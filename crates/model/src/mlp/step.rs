@@ -9,49 +9,22 @@
 //! is allocated once. `crate::mlp::reference` holds the same step in plain dfdx autograd, which
 //! the tests use to check these gradients.
 
-use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::StandardNormal;
 
 use crate::kernels::{self, matmul, Split, View};
-use crate::mlp::networks::{split_layers_mut, Activation, Gan, Mlp, Output};
+use crate::layers::activation::{
+    bias_activation, bias_output, scale_by_derivative, Activation, Output,
+};
+use crate::layers::dropout::{apply_mask, draw_mask, Mask};
+use crate::loss;
+use crate::mlp::networks::{split_layers_mut, Gan, Mlp};
 use crate::mlp::phases::{self, Phase};
 use crate::optim::adam::{self, Adam};
+use crate::optim::average::update_average;
 use crate::rng::{stream, Stream};
-use crate::train::config::TrainConfig;
-use crate::train::input::{join_one_hot, one_hot, LabelOdds};
-use crate::IMAGE_PIXELS;
-
-/// What one step reports, in the tutorial's sign convention (objectives being maximised, so
-/// each is minus the loss minimised). With several D updates per step, D's figures are their
-/// means.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StepStats {
-    /// D's objective before its update: `mean(log D(x)) + mean(log(1 - D(G(z))))` for the
-    /// cross-entropy losses (the tutorial's `loss_D`), minus D's LSGAN or hinge loss otherwise.
-    pub d_loss: f32,
-    /// The objective G maximises, before G's update: `mean(log D(G(z)))` for the
-    /// non-saturating loss (the tutorial's `loss_G`), `-mean(log(1 - D(G(z))))` for minimax,
-    /// minus G's LSGAN or hinge loss otherwise.
-    pub g_loss: f32,
-    /// Mean of D(x) over the real batch: `sigmoid(l)` for the cross-entropy losses, the raw
-    /// score `l` for least squares and hinge.
-    pub d_real: f32,
-    /// The same over the fake batch.
-    pub d_fake: f32,
-}
-
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum TrainError {
-    #[error(
-        "training diverged at step {step}: {what} became {value}; lower train.lr or change the seed"
-    )]
-    NonFinite {
-        step: u64,
-        what: &'static str,
-        value: f32,
-    },
-}
+use crate::train::config::{Arch, ModelConfig, TrainConfig, IMAGE_PIXELS};
+use crate::train::input::{draw_input, join_one_hot, LabelOdds};
+use crate::train::step::{check_average_fits, check_finite, StepStats, TrainError};
 
 /// The whole training state of a run plus the buffers one step works in.
 pub struct Trainer {
@@ -102,7 +75,7 @@ impl TrainerState {
     /// Whether these weights are the networks `cfg` describes, so that a checkpoint is never
     /// continued under a spec whose model it does not match.
     pub fn check_fits(&self, cfg: &TrainConfig) -> Result<(), String> {
-        let have = crate::train::config::ModelConfig::of(&self.gan);
+        let have = self.gan.config();
         if !have.same_networks(&cfg.model) {
             return Err(format!(
                 "it holds a model with {}, but the spec says {}",
@@ -115,22 +88,37 @@ impl TrainerState {
     }
 }
 
-/// Whether a checkpoint that does (or does not) hold an average of G's weights can continue
-/// under `cfg`.
-pub(crate) fn check_average_fits(has_average: bool, cfg: &TrainConfig) -> Result<(), String> {
-    match (has_average, cfg.g_ema) {
-        (true, None) => {
-            Err("it holds an average of G's weights (train.g_ema), but the spec keeps none".into())
-        }
-        (false, Some(_)) => Err(
-            "the spec keeps an average of G's weights (train.g_ema), but it \
-                                 holds none to continue"
-                .into(),
-        ),
-        _ => Ok(()),
-    }
+/// Floats the perceptrons of `model` need, counted without allocating (for memory
+/// estimates): `(G's parameters, D's parameters, the step's buffers)` for batches of `batch`.
+/// The buffers are [`Workspace`]'s, the step G's output weights take, and the padded weight
+/// copies of the forward products ([`kernels::forward_scratch_len`]).
+pub fn float_counts(model: &ModelConfig, batch: usize) -> (u128, u128, u128) {
+    let (g, d) = (model.generator_sizes(), model.discriminator_sizes());
+    let params = |sizes: &[usize]| -> u128 {
+        sizes
+            .windows(2)
+            .map(|io| io[0] as u128 * io[1] as u128 + io[1] as u128)
+            .sum()
+    };
+    let widths =
+        |sizes: &[usize]| -> u128 { sizes[1..sizes.len() - 1].iter().map(|&w| w as u128).sum() };
+    let (z, x, b) = (g[0] as u128, IMAGE_PIXELS as u128, batch as u128);
+    // Dropout masks (2B rows for D's update, B for G's); a conditional GAN's separate pixel
+    // buffers (2B rows).
+    let masks = if model.d_dropout > 0.0 {
+        3 * widths(&d)
+    } else {
+        0
+    };
+    let pixels = if model.classes > 0 { 2 * x } else { 0 };
+    let workspace = b * (z + 2 * widths(&g) + 4 * widths(&d) + 3 * x + 4 + masks + pixels);
+    let output_step = g[g.len() - 2] as u128 * x;
+    let padded = |sizes: &[usize]| kernels::forward_scratch_len(sizes) as u128;
+    let buffers = workspace + output_step + padded(&g) + padded(&d);
+    (params(&g), params(&d), buffers)
 }
 
+/// The buffers one step works in, allocated once.
 struct Workspace {
     /// `B x noise_dim`
     z: Vec<f32>,
@@ -224,7 +212,7 @@ impl Trainer {
         assert!(cfg.batch_size > 0, "batch size must be positive");
         assert!(cfg.d_steps > 0, "at least one D update per step");
         assert!(
-            cfg.model.arch == crate::Arch::Mlp,
+            cfg.model.arch == Arch::Mlp,
             "Trainer runs perceptrons; AnyTrainer runs every model.arch"
         );
         assert!(
@@ -506,12 +494,12 @@ impl Trainer {
         }
 
         let backward = phases::time(Phase::DBackward);
-        let crate::loss::DSums {
+        let loss::DSums {
             loss_real,
             loss_fake,
             d_real,
             d_fake,
-        } = crate::loss::discriminator(self.cfg.loss, self.cfg.real_target, &ws.logits, &mut ws.dl);
+        } = loss::discriminator(self.cfg.loss, self.cfg.real_target, &ws.logits, &mut ws.dl);
         let d_loss = (-(loss_real + loss_fake) / b as f64) as f32;
         check_finite(step, "d_loss", d_loss)?;
 
@@ -633,7 +621,7 @@ impl Trainer {
             d.weight(d_hidden),
             d.bias(d_hidden)[0],
         );
-        let objective = crate::loss::generator(self.cfg.loss, &ws.logits[..b], &mut ws.dl[..b]);
+        let objective = loss::generator(self.cfg.loss, &ws.logits[..b], &mut ws.dl[..b]);
         let g_loss = (objective / b as f64) as f32;
         check_finite(step, "g_loss", g_loss)?;
 
@@ -785,14 +773,6 @@ const W1_ROW_BLOCK: usize = 64;
 /// Rows of G's output weight matrix per block of its gradient.
 const W2_ROW_BLOCK: usize = 200;
 
-pub(crate) fn check_finite(step: u64, what: &'static str, value: f32) -> Result<(), TrainError> {
-    if value.is_finite() {
-        Ok(())
-    } else {
-        Err(TrainError::NonFinite { step, what, value })
-    }
-}
-
 /// `out = act(input · W_lᵀ + b_l)`: layer `l` of `mlp` (a hidden one) for the rows of `input`.
 fn layer_forward(
     out: &mut [f32],
@@ -805,7 +785,7 @@ fn layer_forward(
     let (i, h) = (mlp.sizes[l], mlp.sizes[l + 1]);
     let a = View::rows(input, input.len() / i, i);
     kernels::matmul_by_transposed(out, a, mlp.weight(l), h, split, pad);
-    kernels::bias_activation(out, mlp.bias(l), mlp.hidden_act);
+    bias_activation(out, mlp.bias(l), mlp.hidden_act);
 }
 
 /// G's forward pass for noise `z`: its hidden layers into `hidden`, its output into `out`.
@@ -826,58 +806,12 @@ fn generator_forward(
     let input = hidden.last().map_or(z, |h| &h[..]);
     let a = View::rows(input, input.len() / i, i);
     kernels::matmul_by_transposed(out, a, g.weight(top), o, Split::Cols(2), pad);
-    kernels::bias_output(out, g.bias(top), g.output);
+    bias_output(out, g.bias(top), g.output);
 }
-
-/// `average = decay * average + (1 - decay) * current`, element by element (in parallel
-/// blocks; each element's arithmetic is the same however it is cut).
-pub(crate) fn update_average(average: &mut [f32], current: &[f32], decay: f32) {
-    use rayon::prelude::*;
-    let rest = 1.0 - decay;
-    average
-        .par_chunks_mut(1 << 15)
-        .zip(current.par_chunks(1 << 15))
-        .for_each(|(average, current)| {
-            for (a, &p) in average.iter_mut().zip(current) {
-                *a = decay * *a + rest * p;
-            }
-        });
-}
-
-/// Dropout masks of a layer's rows and the keep probability they were drawn with.
-pub(crate) type Mask<'a> = Option<(&'a [f32], f32)>;
 
 /// Hidden layer `l`'s masks among `masks` (none without dropout).
 fn layer_mask(masks: &[Vec<f32>], l: usize, keep: f32) -> Mask<'_> {
     masks.get(l).map(|m| (&m[..], keep))
-}
-
-/// Fills `mask` with 0 (probability `p`) or `1 / (1 - p)`, from `rng`: entry `i` is dropped
-/// when the stream's `i`-th next 32-bit word is below `p * 2^32`.
-pub(crate) fn draw_mask(mask: &mut [f32], rng: &mut ChaCha8Rng, p: f32) {
-    let threshold = (p as f64 * 4_294_967_296.0) as u64;
-    let kept = 1.0 / (1.0 - p);
-    // The words land in the mask's own memory first, in one `fill_bytes` (rand_core's block
-    // RNG hands out the same words in the same order as `next_u32` calls, little-endian,
-    // and leaves the stream at the same position), and are then compared in a loop that
-    // vectorises: one `next_u32` call per entry cost 3.5 ns, 0.5 ms of an `improved.yaml`
-    // step on one core.
-    // SAFETY: any 4 bytes are a valid `f32`; the byte view covers exactly `mask`.
-    let bytes = unsafe {
-        std::slice::from_raw_parts_mut(mask.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(mask))
-    };
-    rng.fill_bytes(bytes);
-    for m in mask.iter_mut() {
-        let word = u32::from_le(m.to_bits());
-        *m = if (word as u64) < threshold { 0.0 } else { kept };
-    }
-}
-
-/// `out ⊙= mask` for the rows `out` holds.
-pub(crate) fn apply_mask(out: &mut [f32], mask: &[f32]) {
-    for (y, &m) in out.iter_mut().zip(mask) {
-        *y *= m;
-    }
 }
 
 /// Gradient at the last hidden layer's pre-activation of a one-unit output layer with
@@ -934,98 +868,9 @@ fn back_through(
     scale_by_derivative(dst, &out[l - 1][..rows * below], mlp.hidden_act, mask);
 }
 
-/// `grad ⊙= act'` at the layer's outputs; with dropout also `⊙= mask`, where `out` holds the
-/// masked outputs (a kept unit's `y / keep`, so `act'` is taken at `out * keep`).
-pub(crate) fn scale_by_derivative(grad: &mut [f32], out: &[f32], act: Activation, mask: Mask) {
-    if let Some((mask, keep)) = mask {
-        return act.fixed(|act| {
-            for ((g, &y), &m) in grad.iter_mut().zip(out).zip(mask) {
-                *g *= m * act.derivative_at_output(y * keep);
-            }
-        });
-    }
-    match act {
-        Activation::Relu => {
-            // A store on every entry, so the loop compiles to a select (as `hidden_grad`'s):
-            // a conditional store kept a branch per lane.
-            for (g, &y) in grad.iter_mut().zip(out) {
-                *g = if y <= 0.0 { 0.0 } else { *g };
-            }
-        }
-        other => other.fixed(|act| {
-            for (g, &y) in grad.iter_mut().zip(out) {
-                *g *= act.derivative_at_output(y);
-            }
-        }),
-    }
-}
-
-/// G's input rows (`width` wide) from the noise stream: every row's noise, then (a
-/// conditional G, `classes > 0`) every row's label, drawn with `odds`, into `labels` and
-/// one-hot at the row's end. The MLP and DCGAN trainers draw alike.
-pub(crate) fn draw_input(
-    z: &mut [f32],
-    width: usize,
-    labels: &mut [u8],
-    classes: usize,
-    odds: &LabelOdds,
-    rng: &mut ChaCha8Rng,
-) {
-    for row in z.chunks_exact_mut(width) {
-        for v in &mut row[..width - classes] {
-            *v = rng.sample(StandardNormal);
-        }
-    }
-    if classes > 0 {
-        for label in labels.iter_mut() {
-            *label = odds.draw(classes, rng);
-        }
-        for (row, &label) in z.chunks_exact_mut(width).zip(labels.iter()) {
-            one_hot(&mut row[width - classes..], label);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::config::ModelConfig;
-
-    #[test]
-    fn masks_take_one_word_per_entry_in_stream_order() {
-        // What `draw_mask` drew when it called `next_u32` per entry: the runs' bits depend
-        // on it staying so.
-        for (len, p) in [
-            (1, 0.3f32),
-            (63, 0.3),
-            (64, 0.5),
-            (1000, 0.3),
-            (153_600, 0.25),
-        ] {
-            let mut rng = crate::rng::stream(5, crate::rng::Stream::Dropout);
-            rng.next_u32(); // start mid-block
-            let mut by_word = rng.clone();
-            let mut mask = vec![0.0; len];
-            draw_mask(&mut mask, &mut rng, p);
-            let threshold = (p as f64 * 4_294_967_296.0) as u64;
-            let kept = 1.0 / (1.0 - p);
-            let expected: Vec<f32> = (0..len)
-                .map(|_| {
-                    if (by_word.next_u32() as u64) < threshold {
-                        0.0
-                    } else {
-                        kept
-                    }
-                })
-                .collect();
-            assert_eq!(mask, expected, "{len} entries, p = {p}");
-            assert_eq!(rng.get_word_pos(), by_word.get_word_pos());
-            let dropped = mask.iter().filter(|&&m| m == 0.0).count() as f32 / len as f32;
-            if len >= 1000 {
-                assert!((dropped - p).abs() < 0.05, "dropped {dropped} at p = {p}");
-            }
-        }
-    }
 
     fn small() -> Trainer {
         let cfg = TrainConfig {

@@ -5,7 +5,26 @@
 
 use rayon::prelude::*;
 
-use crate::train::config::AdamConfig;
+/// Adam with TensorFlow 1's update rule (`tf.train.AdamOptimizer`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamConfig {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+}
+
+impl Default for AdamConfig {
+    /// The tutorial's learning rate with TensorFlow's default betas and epsilon.
+    fn default() -> Self {
+        AdamConfig {
+            lr: 0.0002,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+}
 
 /// The state of one Adam optimiser over one flat parameter buffer.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,7 +1,12 @@
-//! The knobs of the model and its training, with the tutorial's values as defaults.
+//! The knobs of the networks and their training, for every architecture, with the
+//! tutorial's values as defaults.
 
-use crate::mlp::networks::{Activation, Output};
-use crate::IMAGE_PIXELS;
+use crate::layers::activation::{Activation, Output};
+use crate::loss::Loss;
+use crate::optim::adam::AdamConfig;
+
+/// Pixels of one MNIST image, the generator's output and the discriminator's input.
+pub const IMAGE_PIXELS: usize = 28 * 28;
 
 /// The two networks' shapes and initialisation, with the tutorial's as the default.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +44,7 @@ pub struct ModelConfig {
 /// The networks' kind.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Arch {
-    /// Multi-layer perceptrons ([`crate::Mlp`]), the tutorial's.
+    /// Multi-layer perceptrons ([`crate::mlp::networks::Mlp`]), the tutorial's.
     #[default]
     Mlp,
     /// Convolutional networks ([`crate::dcgan`]) of these widths.
@@ -88,44 +93,6 @@ impl ModelConfig {
     /// `[784 + classes, d_hidden..., 1]`
     pub fn discriminator_sizes(&self) -> Vec<usize> {
         [&[IMAGE_PIXELS + self.classes][..], &self.d_hidden, &[1]].concat()
-    }
-
-    /// The model of a pair of networks (for checkpoints read without their spec).
-    pub fn of(gan: &crate::Gan) -> ModelConfig {
-        let (g, d) = (&gan.generator, &gan.discriminator);
-        ModelConfig {
-            noise_dim: g.plain_inputs(),
-            classes: g.label_inputs,
-            label_counts: g.label_counts.clone(),
-            g_hidden: g.sizes[1..g.sizes.len() - 1].to_vec(),
-            d_hidden: d.sizes[1..d.sizes.len() - 1].to_vec(),
-            g_act: g.hidden_act,
-            d_act: d.hidden_act,
-            g_output: g.output,
-            init_std: ModelConfig::default().init_std,
-            d_dropout: ModelConfig::default().d_dropout,
-            arch: Arch::Mlp,
-        }
-    }
-
-    /// The model of a DCGAN's networks (for checkpoints read without their spec).
-    pub fn of_dcgan(gan: &crate::dcgan::Dcgan) -> ModelConfig {
-        let (g, d) = (&gan.generator, &gan.discriminator);
-        ModelConfig {
-            noise_dim: g.noise_dim,
-            classes: g.classes,
-            label_counts: g.label_counts.clone(),
-            g_act: g.act,
-            d_act: d.act,
-            g_output: g.output,
-            arch: Arch::Dcgan(DcganShape {
-                g_channels: g.channels,
-                d_channels: d.channels,
-                d_batch_norm: d.batch_norm,
-                d_dense: d.dense,
-            }),
-            ..ModelConfig::default()
-        }
     }
 
     /// What a checkpoint's networks must agree with: the shapes and nonlinearities (not the
@@ -232,52 +199,6 @@ impl Default for DcganShape {
             d_channels: [64, 128],
             d_batch_norm: true,
             d_dense: 0,
-        }
-    }
-}
-
-/// The pair of objectives D and G follow. `l` is D's raw output (its logit).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Loss {
-    /// The tutorial's: D minimises the cross-entropy of `sigmoid(l)` against real/fake, G
-    /// maximises `mean(log D(G(z)))`.
-    #[default]
-    NonSaturating,
-    /// The GAN paper's original form: D as above, G minimises `mean(log(1 - D(G(z))))`.
-    Minimax,
-    /// LSGAN (Mao et al. 2017, targets 0 and 1): D minimises
-    /// `0.5 mean((l_real - 1)^2) + 0.5 mean(l_fake^2)`, G minimises `0.5 mean((l_fake - 1)^2)`.
-    LeastSquares,
-    /// The hinge loss (Lim and Ye 2017; SAGAN): D minimises
-    /// `mean(relu(1 - l_real)) + mean(relu(1 + l_fake))`, G minimises `-mean(l_fake)`.
-    Hinge,
-}
-
-impl Loss {
-    /// Whether D's output is read as a probability `sigmoid(l)` (cross-entropy losses), so the
-    /// reported `d_real` / `d_fake` are probabilities; otherwise they are mean raw scores `l`.
-    pub fn is_cross_entropy(self) -> bool {
-        matches!(self, Loss::NonSaturating | Loss::Minimax)
-    }
-}
-
-/// Adam with TensorFlow 1's update rule (`tf.train.AdamOptimizer`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct AdamConfig {
-    pub lr: f32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
-}
-
-impl Default for AdamConfig {
-    /// The tutorial's learning rate with TensorFlow's default betas and epsilon.
-    fn default() -> Self {
-        AdamConfig {
-            lr: 0.0002,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
         }
     }
 }

@@ -1,14 +1,11 @@
-//! Images from a generator, computed with dfdx's tensor operations.
+//! G's input, for every architecture: its noise, and a conditional G's labels (digits, or a
+//! self-conditioned G's clusters in the proportions the data has them) one-hot after it.
+//! Training steps draw it from the noise stream; pictures, samples and evaluation ask for
+//! fixed labels ([`labels_to_ask`]).
 
-use dfdx::prelude::*;
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
-
-use crate::mlp::dfdx_net::Net;
-use crate::mlp::networks::{to_unit_range, Mlp};
-
-/// Rows pushed through the network at once, so memory stays bounded for large `n`.
-const CHUNK_ROWS: usize = 1000;
 
 /// `n` noise vectors of the generator's input size, N(0, 1), drawn from `rng`.
 pub fn sample_noise(n: usize, noise_dim: usize, rng: &mut impl Rng) -> Vec<f32> {
@@ -109,21 +106,30 @@ pub(crate) fn one_hot(row: &mut [f32], label: u8) {
     row[label as usize] = 1.0;
 }
 
-/// The generator's images (`rows x 784`, in [0, 1]) for its input rows `z` (`rows x
-/// noise_dim`, plus a conditional generator's one-hot label: [`generator_input`]); a tanh
-/// generator's [-1, 1] pixels are mapped to [0, 1].
-pub fn generate(generator: &Mlp, z: &[f32]) -> Vec<f32> {
-    let dev = Cpu::default();
-    let (i, o) = (generator.input(), generator.output_size());
-    assert_eq!(z.len() % i, 0, "noise is not whole rows");
-    let net = Net::new(&dev, generator);
-    let mut out = Vec::with_capacity(z.len() / i * o);
-    for chunk in z.chunks(CHUNK_ROWS * i) {
-        let z = dev.tensor_from_vec(chunk.to_vec(), (chunk.len() / i, i));
-        out.extend(net.forward(z).as_vec());
+/// G's input rows (`width` wide) from the noise stream: every row's noise, then (a
+/// conditional G, `classes > 0`) every row's label, drawn with `odds`, into `labels` and
+/// one-hot at the row's end. The MLP and DCGAN trainers draw alike.
+pub(crate) fn draw_input(
+    z: &mut [f32],
+    width: usize,
+    labels: &mut [u8],
+    classes: usize,
+    odds: &LabelOdds,
+    rng: &mut ChaCha8Rng,
+) {
+    for row in z.chunks_exact_mut(width) {
+        for v in &mut row[..width - classes] {
+            *v = rng.sample(StandardNormal);
+        }
     }
-    to_unit_range(generator.output, &mut out);
-    out
+    if classes > 0 {
+        for label in labels.iter_mut() {
+            *label = odds.draw(classes, rng);
+        }
+        for (row, &label) in z.chunks_exact_mut(width).zip(labels.iter()) {
+            one_hot(&mut row[width - classes..], label);
+        }
+    }
 }
 
 #[cfg(test)]
