@@ -18,6 +18,7 @@ use anyhow::{bail, Context};
 use gan_data::{fixture_dir, load_training, Batcher};
 use gan_model::checkpoint::{decode_state, encode_gan, encode_state};
 use gan_model::mlp::lockstep::{record, replay_reference, Recording};
+use gan_model::Step;
 use gan_model::{stream, AdamConfig, StepStats, Stream, TrainConfig, Trainer};
 use safetensors::tensor::{Dtype, TensorView};
 

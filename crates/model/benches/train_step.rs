@@ -8,6 +8,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use gan_data::{fixture_dir, load_training, Batcher};
 use gan_model::mlp::reference;
+use gan_model::Step;
 use gan_model::{stream, Stream, TrainConfig, Trainer};
 
 fn step(c: &mut Criterion) {

@@ -1,14 +1,15 @@
 //! One type per role over every architecture, for the code around training (the runner,
 //! evaluation, the tools): a run's networks ([`Model`]), the generator pictures and metrics
 //! come from ([`Generator`]), a trainer ([`AnyTrainer`]) and its saved state ([`AnyState`]).
-//! Each dispatches to the MLP ([`crate::mlp::Trainer`]) or DCGAN ([`crate::dcgan`]) code.
+//! Each dispatches to the MLP ([`crate::mlp`]) or DCGAN ([`crate::dcgan`]) code through the
+//! traits every architecture implements ([`crate::train::step`]).
 
-use crate::dcgan::{average_generator, ConvGenerator, Dcgan, DcganState, DcganTrainer};
+use crate::dcgan::{average_generator, ConvGenerator, Dcgan, DcganTrainer};
 use crate::layers::activation::Output;
-use crate::mlp::{Gan, Mlp, Trainer, TrainerState};
+use crate::mlp::{Gan, Mlp, Trainer};
 use crate::train::config::{Arch, TrainConfig};
 use crate::train::input::labels_to_ask;
-use crate::train::step::{StepStats, TrainError};
+use crate::train::step::{Step, StepStats, TrainError, TrainerState};
 
 /// Both networks of a run, whatever their architecture.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,8 +105,8 @@ impl Generator {
 /// A training state of either architecture (what a checkpoint holds).
 #[derive(Debug, Clone, PartialEq)]
 pub enum AnyState {
-    Mlp(TrainerState),
-    Dcgan(DcganState),
+    Mlp(TrainerState<Gan>),
+    Dcgan(TrainerState<Dcgan>),
 }
 
 impl AnyState {
@@ -179,7 +180,7 @@ impl AnyTrainer {
         }
     }
 
-    /// One step whose real batches `fill_real` writes (see [`Trainer::step_with`]).
+    /// One step whose real batches `fill_real` writes (see [`Step::step_with`]).
     pub fn step_with(
         &mut self,
         fill_real: &mut (dyn FnMut(&mut [f32], &mut [u8]) + Send),
@@ -194,7 +195,7 @@ impl AnyTrainer {
     /// `g_ema`).
     pub fn sampling_generator(&self) -> Generator {
         match self {
-            AnyTrainer::Mlp(t) => Generator::Mlp(t.sampling_generator().clone()),
+            AnyTrainer::Mlp(t) => Generator::Mlp(t.sampling_generator()),
             AnyTrainer::Dcgan(t) => Generator::Dcgan(t.sampling_generator()),
         }
     }

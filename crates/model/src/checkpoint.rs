@@ -16,12 +16,13 @@ use dfdx::prelude::{Cpu, Tensor, ZerosTensor};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::any::{AnyState, Generator, Model};
-use crate::dcgan::{ConvDiscriminator, ConvGenerator, Dcgan, DcganState};
+use crate::dcgan::{ConvDiscriminator, ConvGenerator, Dcgan};
 use crate::layers::activation::{Activation, Output};
 use crate::layers::slots::ParamSlot;
-use crate::mlp::{Gan, Mlp, TrainerState};
+use crate::mlp::{Gan, Mlp};
 use crate::optim::adam::{Adam, AdamConfig};
 use crate::train::config::IMAGE_PIXELS;
+use crate::train::step::{Networks, TrainerState};
 
 const FORMAT_KEY: &str = "format";
 const WEIGHTS_FORMAT: &str = "gan-weights-v1";
@@ -102,20 +103,9 @@ fn sorted_header(mut bytes: Vec<u8>) -> Vec<u8> {
     bytes
 }
 
-/// The tensors of both networks' weights, generator first.
-fn weight_entries(gan: &Gan) -> Vec<Entry> {
-    let mut entries = entries_for("generator", gan.generator.slots(), &gan.generator.params);
-    entries.extend(entries_for(
-        "discriminator",
-        gan.discriminator.slots(),
-        &gan.discriminator.params,
-    ));
-    entries
-}
-
 /// What the tensor shapes do not say: each network's nonlinearities, as metadata
 /// (`generator.activation: leaky_relu:0.2`, `generator.output: tanh`, ...).
-fn architecture(gan: &Gan) -> BTreeMap<String, String> {
+fn mlp_metadata(gan: &Gan) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     for (net, mlp) in [
         ("generator", &gan.generator),
@@ -160,48 +150,8 @@ fn read_label_counts(
         .ok_or_else(|| CheckpointError::Metadata(LABEL_COUNTS_KEY.into()))
 }
 
-/// The weights of both networks (the run's final `model.safetensors`).
-pub fn encode_gan(gan: &Gan) -> Vec<u8> {
-    let mut metadata = architecture(gan);
-    metadata.insert(FORMAT_KEY.into(), WEIGHTS_FORMAT.into());
-    serialize(&weight_entries(gan), metadata)
-}
-
-/// A full training state plus `extra` metadata of the caller's (e.g. the data order).
-pub fn encode_state(state: &TrainerState, extra: &BTreeMap<String, String>) -> Vec<u8> {
-    let gan = &state.gan;
-    let mut entries = weight_entries(gan);
-    for (net, mlp, adam) in [
-        ("generator", &gan.generator, &state.adam_g),
-        ("discriminator", &gan.discriminator, &state.adam_d),
-    ] {
-        entries.extend(entries_for(
-            &format!("adam.{net}.exp_avg"),
-            mlp.slots(),
-            &adam.m,
-        ));
-        entries.extend(entries_for(
-            &format!("adam.{net}.exp_avg_sq"),
-            mlp.slots(),
-            &adam.v,
-        ));
-    }
-    if let Some(ema) = &state.g_ema {
-        entries.extend(entries_for("ema.generator", gan.generator.slots(), ema));
-    }
-    let mut metadata = extra.clone();
-    metadata.extend(architecture(gan));
-    metadata.insert(FORMAT_KEY.into(), STATE_FORMAT.into());
-    metadata.insert("steps_done".into(), state.steps_done.to_string());
-    metadata.insert("noise_pos".into(), state.noise_pos.to_string());
-    insert_dropout_pos(&mut metadata, state.dropout_pos);
-    metadata.insert("adam.generator.step".into(), state.adam_g.t.to_string());
-    metadata.insert("adam.discriminator.step".into(), state.adam_d.t.to_string());
-    serialize(&entries, metadata)
-}
-
-/// Reads weights written by [`encode_gan`] (or the weights inside a training state).
-pub fn decode_gan(bytes: &[u8]) -> Result<Gan, CheckpointError> {
+/// Reads perceptrons written by [`encode_gan`] (or the weights inside a training state).
+fn decode_mlp_networks(bytes: &[u8]) -> Result<Gan, CheckpointError> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format(e.to_string()))?;
     let meta = read_metadata(bytes)?;
     let generator = read_mlp(&st, &meta, "generator", Output::Sigmoid)?;
@@ -289,58 +239,6 @@ fn read_mlp(
     Ok(mlp)
 }
 
-/// Reads a state written by [`encode_state`]; `adam` supplies the hyperparameters.
-pub fn decode_state(
-    bytes: &[u8],
-    adam: AdamConfig,
-) -> Result<(TrainerState, BTreeMap<String, String>), CheckpointError> {
-    let metadata = read_metadata(bytes)?;
-    if metadata.get(FORMAT_KEY).map(String::as_str) != Some(STATE_FORMAT) {
-        return Err(CheckpointError::Metadata(FORMAT_KEY.into()));
-    }
-    let gan = decode_gan(bytes)?;
-    let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format(e.to_string()))?;
-    let dev = Cpu::default();
-    let number = |key: &str| -> Result<u128, CheckpointError> {
-        metadata
-            .get(key)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| CheckpointError::Metadata(key.into()))
-    };
-    let mut adams = Vec::new();
-    for (net, mlp) in [
-        ("generator", &gan.generator),
-        ("discriminator", &gan.discriminator),
-    ] {
-        let mut adam = Adam::new(adam, mlp.params.len());
-        let exp_avg = format!("adam.{net}.exp_avg");
-        load_into(&dev, &st, &exp_avg, &mlp.slots(), &mut adam.m)?;
-        let exp_avg_sq = format!("adam.{net}.exp_avg_sq");
-        load_into(&dev, &st, &exp_avg_sq, &mlp.slots(), &mut adam.v)?;
-        adam.t = number(&format!("adam.{net}.step"))? as u64;
-        adams.push(adam);
-    }
-    let g_ema = if st.names().iter().any(|n| n.starts_with("ema.generator.")) {
-        let mut ema = vec![0.0; gan.generator.params.len()];
-        load_into(&dev, &st, "ema.generator", &gan.generator.slots(), &mut ema)?;
-        Some(ema)
-    } else {
-        None
-    };
-    let adam_d = adams.pop().expect("two optimisers");
-    let adam_g = adams.pop().expect("two optimisers");
-    let state = TrainerState {
-        noise_pos: number("noise_pos")?,
-        g_ema,
-        dropout_pos: dropout_pos(&metadata)?,
-        steps_done: number("steps_done")? as u64,
-        gan,
-        adam_g,
-        adam_d,
-    };
-    Ok((state, metadata))
-}
-
 /// Only the generator of a `.safetensors` file: its `generator.{0,2,...}.weight` and `.bias`
 /// tensors in PyTorch's `nn.Sequential(Linear, Act, ..., Linear)` layout (`generator.0.weight`
 /// is `[hidden, noise]`, the last `[784, hidden]`), ReLU and a sigmoid output unless its
@@ -423,18 +321,8 @@ fn load_into(
 
 const ARCH_KEY: &str = "architecture";
 
-/// The tensors of a DCGAN's networks: G's parameters and running statistics, then D's.
-fn dcgan_weight_entries(gan: &Dcgan) -> Vec<Entry> {
-    let g = &gan.generator;
-    let mut entries = entries_for("generator", g.slots(), &g.params);
-    entries.extend(entries_for("generator", g.running_slots(), &g.running));
-    let d = &gan.discriminator;
-    entries.extend(entries_for("discriminator", d.slots(), &d.params));
-    entries
-}
-
 /// A DCGAN's metadata: its architecture and the nonlinearities the shapes do not say.
-fn dcgan_architecture(gan: &Dcgan) -> BTreeMap<String, String> {
+fn dcgan_metadata(gan: &Dcgan) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     m.insert(ARCH_KEY.into(), "dcgan".into());
     m.insert("generator.activation".into(), gan.generator.act.name());
@@ -450,33 +338,12 @@ fn dcgan_architecture(gan: &Dcgan) -> BTreeMap<String, String> {
     m
 }
 
-/// The weights of a run's networks (its `model.safetensors`).
-pub fn encode_model(model: &Model) -> Vec<u8> {
-    match model {
-        Model::Mlp(gan) => encode_gan(gan),
-        Model::Dcgan(gan) => {
-            let mut metadata = dcgan_architecture(gan);
-            metadata.insert(FORMAT_KEY.into(), WEIGHTS_FORMAT.into());
-            serialize(&dcgan_weight_entries(gan), metadata)
-        }
-    }
-}
-
 /// Whether a file's metadata names the DCGAN architecture (files without the key hold MLPs).
 fn is_dcgan(meta: &BTreeMap<String, String>) -> Result<bool, CheckpointError> {
     match meta.get(ARCH_KEY).map(String::as_str) {
         None | Some("mlp") => Ok(false),
         Some("dcgan") => Ok(true),
         Some(_) => Err(CheckpointError::Metadata(ARCH_KEY.into())),
-    }
-}
-
-/// Reads weights written by [`encode_model`] (or those inside a training state).
-pub fn decode_model(bytes: &[u8]) -> Result<Model, CheckpointError> {
-    if is_dcgan(&read_metadata(bytes)?)? {
-        decode_dcgan(bytes).map(Model::Dcgan)
-    } else {
-        decode_gan(bytes).map(Model::Mlp)
     }
 }
 
@@ -493,7 +360,7 @@ pub fn load_model(path: &Path) -> Result<Model, CheckpointError> {
 /// otherwise an MLP's as [`decode_generator`] reads it.
 pub fn decode_any_generator(bytes: &[u8]) -> Result<Generator, CheckpointError> {
     if is_dcgan(&read_metadata(bytes)?)? {
-        decode_dcgan(bytes).map(|gan| Generator::Dcgan(gan.generator))
+        decode_dcgan_networks(bytes).map(|gan| Generator::Dcgan(gan.generator))
     } else {
         decode_generator(bytes).map(Generator::Mlp)
     }
@@ -515,7 +382,7 @@ fn shape_of(st: &SafeTensors, name: &str, rank: usize) -> Result<Vec<usize>, Che
 }
 
 /// A DCGAN's networks: widths from the tensors' shapes, nonlinearities from the metadata.
-fn decode_dcgan(bytes: &[u8]) -> Result<Dcgan, CheckpointError> {
+fn decode_dcgan_networks(bytes: &[u8]) -> Result<Dcgan, CheckpointError> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format(e.to_string()))?;
     let meta = read_metadata(bytes)?;
     let fc = shape_of(&st, "generator.fc.weight", 2)?;
@@ -589,43 +456,6 @@ fn decode_dcgan(bytes: &[u8]) -> Result<Dcgan, CheckpointError> {
     })
 }
 
-/// A training state of either architecture plus `extra` metadata of the caller's.
-pub fn encode_any_state(state: &AnyState, extra: &BTreeMap<String, String>) -> Vec<u8> {
-    let s = match state {
-        AnyState::Mlp(s) => return encode_state(s, extra),
-        AnyState::Dcgan(s) => s,
-    };
-    let gan = &s.gan;
-    let mut entries = dcgan_weight_entries(gan);
-    for (net, slots, adam) in [
-        ("generator", gan.generator.slots(), &s.adam_g),
-        ("discriminator", gan.discriminator.slots(), &s.adam_d),
-    ] {
-        entries.extend(entries_for(
-            &format!("adam.{net}.exp_avg"),
-            slots.clone(),
-            &adam.m,
-        ));
-        entries.extend(entries_for(
-            &format!("adam.{net}.exp_avg_sq"),
-            slots,
-            &adam.v,
-        ));
-    }
-    if let Some(ema) = &s.g_ema {
-        entries.extend(entries_for("ema.generator", gan.generator.slots(), ema));
-    }
-    let mut metadata = extra.clone();
-    metadata.extend(dcgan_architecture(gan));
-    metadata.insert(FORMAT_KEY.into(), STATE_FORMAT.into());
-    metadata.insert("steps_done".into(), s.steps_done.to_string());
-    metadata.insert("noise_pos".into(), s.noise_pos.to_string());
-    insert_dropout_pos(&mut metadata, s.dropout_pos);
-    metadata.insert("adam.generator.step".into(), s.adam_g.t.to_string());
-    metadata.insert("adam.discriminator.step".into(), s.adam_d.t.to_string());
-    serialize(&entries, metadata)
-}
-
 /// Records the dropout stream's word position. Only runs with dropout draw from that
 /// stream; others' checkpoints stay as they were, without the key.
 fn insert_dropout_pos(metadata: &mut BTreeMap<String, String>, pos: u128) {
@@ -644,19 +474,120 @@ fn dropout_pos(metadata: &BTreeMap<String, String>) -> Result<u128, CheckpointEr
     }
 }
 
-/// Reads a state written by [`encode_any_state`]; `adam` supplies the hyperparameters.
-pub fn decode_any_state(
+/// What checkpoints need of an architecture's networks beyond [`Networks`]: every tensor of
+/// its weights, the metadata the tensors' shapes do not say, and how to read them back. With
+/// it, one encoder and one decoder of weights and training states serve every architecture.
+pub trait Stored: Networks + Sized {
+    /// Every tensor of the weights as `(prefix, slots, values)`, G's first (a DCGAN G's
+    /// running statistics beside its parameters).
+    fn weights(&self) -> Vec<(&'static str, Vec<ParamSlot>, &[f32])>;
+    /// The architecture and nonlinearities, and a self-conditioned G's cluster sizes.
+    fn metadata(&self) -> BTreeMap<String, String>;
+    /// Reads the networks from a file written by [`encode_weights`] (or a training state).
+    fn decode(bytes: &[u8]) -> Result<Self, CheckpointError>;
+}
+
+impl Stored for Gan {
+    fn weights(&self) -> Vec<(&'static str, Vec<ParamSlot>, &[f32])> {
+        let (g, d) = (&self.generator, &self.discriminator);
+        vec![
+            ("generator", g.slots(), &g.params),
+            ("discriminator", d.slots(), &d.params),
+        ]
+    }
+
+    fn metadata(&self) -> BTreeMap<String, String> {
+        mlp_metadata(self)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, CheckpointError> {
+        decode_mlp_networks(bytes)
+    }
+}
+
+impl Stored for Dcgan {
+    fn weights(&self) -> Vec<(&'static str, Vec<ParamSlot>, &[f32])> {
+        let (g, d) = (&self.generator, &self.discriminator);
+        vec![
+            ("generator", g.slots(), &g.params),
+            ("generator", g.running_slots(), &g.running),
+            ("discriminator", d.slots(), &d.params),
+        ]
+    }
+
+    fn metadata(&self) -> BTreeMap<String, String> {
+        dcgan_metadata(self)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, CheckpointError> {
+        decode_dcgan_networks(bytes)
+    }
+}
+
+/// The tensors of the networks' weights.
+fn weight_entries<N: Stored>(gan: &N) -> Vec<Entry> {
+    gan.weights()
+        .into_iter()
+        .flat_map(|(prefix, slots, values)| entries_for(prefix, slots, values))
+        .collect()
+}
+
+/// The weights of both networks (a run's `model.safetensors`).
+pub fn encode_weights<N: Stored>(gan: &N) -> Vec<u8> {
+    let mut metadata = gan.metadata();
+    metadata.insert(FORMAT_KEY.into(), WEIGHTS_FORMAT.into());
+    serialize(&weight_entries(gan), metadata)
+}
+
+/// A full training state plus `extra` metadata of the caller's (e.g. the data order): the
+/// weights, each Adam's moments under `adam.<net>.exp_avg(_sq).<param>` and its step count,
+/// G's moving average under `ema.generator.<param>`, the streams' positions.
+pub fn encode_state<N: Stored>(
+    state: &TrainerState<N>,
+    extra: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    let gan = &state.gan;
+    let mut entries = weight_entries(gan);
+    let [g_slots, d_slots] = gan.slots();
+    for (net, slots, adam) in [
+        ("generator", &g_slots, &state.adam_g),
+        ("discriminator", &d_slots, &state.adam_d),
+    ] {
+        entries.extend(entries_for(
+            &format!("adam.{net}.exp_avg"),
+            slots.clone(),
+            &adam.m,
+        ));
+        entries.extend(entries_for(
+            &format!("adam.{net}.exp_avg_sq"),
+            slots.clone(),
+            &adam.v,
+        ));
+    }
+    if let Some(ema) = &state.g_ema {
+        entries.extend(entries_for("ema.generator", g_slots, ema));
+    }
+    let mut metadata = extra.clone();
+    metadata.extend(gan.metadata());
+    metadata.insert(FORMAT_KEY.into(), STATE_FORMAT.into());
+    metadata.insert("steps_done".into(), state.steps_done.to_string());
+    metadata.insert("noise_pos".into(), state.noise_pos.to_string());
+    insert_dropout_pos(&mut metadata, state.dropout_pos);
+    metadata.insert("adam.generator.step".into(), state.adam_g.t.to_string());
+    metadata.insert("adam.discriminator.step".into(), state.adam_d.t.to_string());
+    serialize(&entries, metadata)
+}
+
+/// Reads a state written by [`encode_state`]; `adam` supplies the hyperparameters.
+pub fn decode_state<N: Stored>(
     bytes: &[u8],
     adam: AdamConfig,
-) -> Result<(AnyState, BTreeMap<String, String>), CheckpointError> {
+) -> Result<(TrainerState<N>, BTreeMap<String, String>), CheckpointError> {
     let metadata = read_metadata(bytes)?;
-    if !is_dcgan(&metadata)? {
-        return decode_state(bytes, adam).map(|(s, m)| (AnyState::Mlp(s), m));
-    }
     if metadata.get(FORMAT_KEY).map(String::as_str) != Some(STATE_FORMAT) {
         return Err(CheckpointError::Metadata(FORMAT_KEY.into()));
     }
-    let gan = decode_dcgan(bytes)?;
+    let gan = N::decode(bytes)?;
     let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format(e.to_string()))?;
     let dev = Cpu::default();
     let number = |key: &str| -> Result<u128, CheckpointError> {
@@ -665,41 +596,35 @@ pub fn decode_any_state(
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| CheckpointError::Metadata(key.into()))
     };
+    let [g_slots, d_slots] = gan.slots();
+    let [g_len, d_len] = gan.params().map(<[f32]>::len);
     let mut adams = Vec::new();
     for (net, slots, len) in [
-        (
-            "generator",
-            gan.generator.slots(),
-            gan.generator.params.len(),
-        ),
-        (
-            "discriminator",
-            gan.discriminator.slots(),
-            gan.discriminator.params.len(),
-        ),
+        ("generator", &g_slots, g_len),
+        ("discriminator", &d_slots, d_len),
     ] {
         let mut a = Adam::new(adam, len);
-        load_into(&dev, &st, &format!("adam.{net}.exp_avg"), &slots, &mut a.m)?;
+        load_into(&dev, &st, &format!("adam.{net}.exp_avg"), slots, &mut a.m)?;
         load_into(
             &dev,
             &st,
             &format!("adam.{net}.exp_avg_sq"),
-            &slots,
+            slots,
             &mut a.v,
         )?;
         a.t = number(&format!("adam.{net}.step"))? as u64;
         adams.push(a);
     }
     let g_ema = if st.names().iter().any(|n| n.starts_with("ema.generator.")) {
-        let mut ema = vec![0.0; gan.generator.params.len()];
-        load_into(&dev, &st, "ema.generator", &gan.generator.slots(), &mut ema)?;
+        let mut ema = vec![0.0; g_len];
+        load_into(&dev, &st, "ema.generator", &g_slots, &mut ema)?;
         Some(ema)
     } else {
         None
     };
     let adam_d = adams.pop().expect("two optimisers");
     let adam_g = adams.pop().expect("two optimisers");
-    let state = DcganState {
+    let state = TrainerState {
         noise_pos: number("noise_pos")?,
         dropout_pos: dropout_pos(&metadata)?,
         g_ema,
@@ -708,5 +633,52 @@ pub fn decode_any_state(
         adam_g,
         adam_d,
     };
-    Ok((AnyState::Dcgan(state), metadata))
+    Ok((state, metadata))
+}
+
+/// The weights of a perceptron GAN (the tutorial's `model.safetensors`).
+pub fn encode_gan(gan: &Gan) -> Vec<u8> {
+    encode_weights(gan)
+}
+
+/// Reads perceptrons written by [`encode_gan`] (or the weights inside a training state).
+pub fn decode_gan(bytes: &[u8]) -> Result<Gan, CheckpointError> {
+    Gan::decode(bytes)
+}
+
+/// The weights of a run's networks (its `model.safetensors`).
+pub fn encode_model(model: &Model) -> Vec<u8> {
+    match model {
+        Model::Mlp(gan) => encode_weights(gan),
+        Model::Dcgan(gan) => encode_weights(gan),
+    }
+}
+
+/// Reads weights written by [`encode_model`] (or those inside a training state).
+pub fn decode_model(bytes: &[u8]) -> Result<Model, CheckpointError> {
+    if is_dcgan(&read_metadata(bytes)?)? {
+        Dcgan::decode(bytes).map(Model::Dcgan)
+    } else {
+        Gan::decode(bytes).map(Model::Mlp)
+    }
+}
+
+/// A training state of either architecture plus `extra` metadata of the caller's.
+pub fn encode_any_state(state: &AnyState, extra: &BTreeMap<String, String>) -> Vec<u8> {
+    match state {
+        AnyState::Mlp(s) => encode_state(s, extra),
+        AnyState::Dcgan(s) => encode_state(s, extra),
+    }
+}
+
+/// Reads a state written by [`encode_any_state`]; `adam` supplies the hyperparameters.
+pub fn decode_any_state(
+    bytes: &[u8],
+    adam: AdamConfig,
+) -> Result<(AnyState, BTreeMap<String, String>), CheckpointError> {
+    if is_dcgan(&read_metadata(bytes)?)? {
+        decode_state(bytes, adam).map(|(s, m)| (AnyState::Dcgan(s), m))
+    } else {
+        decode_state(bytes, adam).map(|(s, m)| (AnyState::Mlp(s), m))
+    }
 }

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use gan_model::dcgan::DcganTrainer;
+use gan_model::Step;
 use gan_model::{Activation, Arch, DcganShape, Loss, ModelConfig, Output, TrainConfig, Trainer};
 
 struct Watching;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use gan_model::checkpoint;
 use gan_model::dcgan::{Dcgan, DcganTrainer};
 use gan_model::train::input::generator_input;
+use gan_model::Step;
 use gan_model::{
     Activation, AdamConfig, AnyState, Arch, DcganShape, Model, ModelConfig, Output, TrainConfig,
 };

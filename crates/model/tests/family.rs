@@ -5,8 +5,9 @@
 //! applied to dfdx's gradients.
 
 use gan_model::mlp::reference;
+use gan_model::Step;
 use gan_model::{
-    stream, Activation, AdamConfig, Loss, ModelConfig, Output, Stream, TrainConfig, Trainer,
+    stream, Activation, AdamConfig, Gan, Loss, ModelConfig, Output, Stream, TrainConfig, Trainer,
     TrainerState, IMAGE_PIXELS,
 };
 use rand::Rng;
@@ -103,7 +104,7 @@ fn check(name: &str, cfg: TrainConfig) {
         fill_real(&mut t, i);
         t.step().expect("finite losses");
     }
-    let before: TrainerState = t.state();
+    let before: TrainerState<Gan> = t.state();
     fill_real(&mut t, 1000);
     let stats = t.step().unwrap();
     // What D saw (a tanh generator's real images are mapped to [-1, 1] by the step).

@@ -2,6 +2,7 @@
 //! by a snapshot, and a few hundred steps move D the way a GAN's D should move early on.
 
 use gan_data::{fixture_dir, load_training, Batcher};
+use gan_model::Step;
 use gan_model::{stream, Stream, TrainConfig, Trainer};
 
 fn train(steps: usize, seed: u64) -> Vec<gan_model::StepStats> {

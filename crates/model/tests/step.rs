@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use gan_model::checkpoint::{decode_gan, decode_generator, decode_state, encode_gan, encode_state};
 use gan_model::mlp::{lockstep, reference};
+use gan_model::Step;
 use gan_model::{
     stream, Activation, AdamConfig, Gan, Loss, ModelConfig, Output, Stream, TrainConfig,
     TrainError, Trainer, IMAGE_PIXELS,
@@ -482,7 +483,7 @@ fn the_average_of_gs_weights_follows_training_without_changing_it() {
     // The average starts at G's initial weights and takes each update's weights in turn,
     // computed here in f64.
     let mut want: Vec<f64> = b.gan().generator.params.iter().map(|&p| p as f64).collect();
-    assert!(b.sampling_generator() == &b.gan().generator);
+    assert!(b.sampling_generator() == b.gan().generator);
     for i in 0..20 {
         fill_real(&mut a, i);
         fill_real(&mut b, i);
@@ -506,7 +507,7 @@ fn the_average_of_gs_weights_follows_training_without_changing_it() {
     assert!(b.sampling_generator().params != b.gan().generator.params);
     // The saved model is D and the average; a checkpoint without the average cannot continue
     // under a spec that keeps one, nor the other way round.
-    assert!(b.model_to_save().generator == *b.sampling_generator());
+    assert!(b.model_to_save().generator == b.sampling_generator());
     let without = a.state();
     assert!(without
         .check_fits(&averaged)

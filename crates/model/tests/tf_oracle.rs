@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use gan_data::{fixture_dir, load_training, Batcher};
 use gan_model::checkpoint::encode_gan;
 use gan_model::mlp::lockstep::{record, Recording};
+use gan_model::Step;
 use gan_model::{stream, Gan, StepStats, Stream, TrainConfig, Trainer};
 
 mod common;

@@ -610,7 +610,9 @@ fn libc_sigpipe() -> i32 {
 /// message, said before any classifier is trained.
 #[test]
 fn eval_average_refuses_what_holds_no_average() {
-    use gan_model::{dcgan::DcganTrainer, AnyState, Arch, DcganShape, ModelConfig, TrainConfig};
+    use gan_model::{
+        dcgan::DcganTrainer, AnyState, Arch, DcganShape, ModelConfig, Step, TrainConfig,
+    };
     let tmp = tempfile::tempdir().unwrap();
     let data = common::fixture_copy(tmp.path());
     let data = data.to_str().unwrap();

@@ -11,4 +11,4 @@ pub use networks::{
     ConvGenerator, Dcgan,
 };
 pub use sample::{average_generator, GENERATE_CHUNK, STANDING_IMAGES};
-pub use step::{DcganState, DcganTrainer};
+pub use step::DcganTrainer;

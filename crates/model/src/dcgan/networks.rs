@@ -26,6 +26,7 @@ use crate::layers::conv::{self, ConvShape, Sides};
 use crate::layers::slots::{laid_end_to_end, ParamSlot};
 use crate::optim::adam::AdamConfig;
 use crate::train::config::{Arch, DcganShape, ModelConfig, TrainConfig, IMAGE_PIXELS};
+use crate::train::step::Networks;
 
 /// The side of G's first image (MNIST's 28 halved twice).
 pub(crate) const SEED_SIDE: usize = 7;
@@ -399,9 +400,20 @@ impl Dcgan {
         init_params(&d.slots(), &mut d.params, std, rng);
         gan
     }
+}
+
+impl Networks for Dcgan {
+    /// G's parameters (not its running statistics, which no optimiser updates), and D's.
+    fn slots(&self) -> [Vec<ParamSlot>; 2] {
+        [self.generator.slots(), self.discriminator.slots()]
+    }
+
+    fn params(&self) -> [&[f32]; 2] {
+        [&self.generator.params, &self.discriminator.params]
+    }
 
     /// The model config these networks are (for checkpoints read without their spec).
-    pub fn config(&self) -> ModelConfig {
+    fn config(&self) -> ModelConfig {
         let (g, d) = (&self.generator, &self.discriminator);
         ModelConfig {
             noise_dim: g.noise_dim,

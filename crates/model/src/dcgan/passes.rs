@@ -486,7 +486,7 @@ pub(crate) fn discriminator_backward(
 ) {
     let [c1, c2] = d.channels;
     let lens = d.lens();
-    let [_, _, conv2, gamma, _, dense, _, fc, _, embed] = split_ref(&d.params, lens);
+    let [_, _, conv2, gamma, ..] = split_ref(&d.params, lens);
     let (sides1, sides2) = d_sides(n);
     let width = c2 * SEED_PIXELS;
     let (e1, h2, e2) = (
@@ -508,58 +508,10 @@ pub(crate) fn discriminator_backward(
     } else {
         (e2, &mut *de2)
     };
-    let fc_width = d.fc_inputs();
-    // A conditional D's logit weights of image i are `fc + embed[label i]`.
-    for (i, (row, &g)) in d_features.chunks_exact_mut(fc_width).zip(dl).enumerate() {
-        for (o, &w) in row.iter_mut().zip(fc) {
-            *o = g * w;
-        }
-        if d.classes > 0 {
-            for (o, &e) in row.iter_mut().zip(class_row(embed, fc_width, labels[i])) {
-                *o += g * e;
-            }
-        }
-    }
-    if let Some([.., d_fc, d_fc_bias, d_embed]) = grads.as_mut() {
-        for (i, (row, &g)) in features.chunks_exact(fc_width).zip(dl).enumerate() {
-            for (o, &a) in d_fc.iter_mut().zip(row) {
-                *o += g * a;
-            }
-            if d.classes > 0 {
-                let y = labels[i] as usize;
-                for (o, &a) in d_embed[y * fc_width..][..fc_width].iter_mut().zip(row) {
-                    *o += g * a;
-                }
-            }
-        }
-        d_fc_bias[0] += dl.iter().sum::<f32>();
-    }
+    logit_backward(d, features, d_features, dl, labels, grads.as_mut());
     if h > 0 {
         let (e3, de3) = (&buf.e3[..n * h], &mut buf.de3[..n * h]);
-        scale_by_derivative_in_halves(de3, e3, d.act, None);
-        if let Some([.., d_dense, d_dense_bias, _, _, _]) = grads.as_mut() {
-            // dW = de3^T e2 in column blocks of a buffer (a fixed cut), then added.
-            kernels::matmul(
-                &mut buf.d_dense,
-                View::transposed(de3, n, h),
-                View::rows(e2, n, width),
-                Split::Cols(2),
-            );
-            for (g, &v) in d_dense.iter_mut().zip(&buf.d_dense) {
-                *g += v;
-            }
-            for row in de3.chunks_exact(h) {
-                for (g, &v) in d_dense_bias.iter_mut().zip(row) {
-                    *g += v;
-                }
-            }
-        }
-        kernels::matmul(
-            de2,
-            View::rows(de3, n, h),
-            View::rows(dense, h, width),
-            Split::Cols(2),
-        );
+        dense_backward(d, e2, e3, de3, de2, &mut buf.d_dense, grads.as_mut());
     }
     let [mask1, mask2] = buf.dropout.of_rows(n, d.widths());
     scale_by_derivative_in_halves(de2, e2, d.act, mask2);
@@ -623,4 +575,86 @@ pub(crate) fn discriminator_backward(
             scratch,
         );
     }
+}
+
+/// Back through D's logit layer (with a conditional D's projection) from `dl`: the gradient
+/// at its input `features` into `d_features`, and with `grads` (D's, split as
+/// [`ConvDiscriminator::lens`]) the logit weights', bias's and embedding's gradients.
+fn logit_backward(
+    d: &ConvDiscriminator,
+    features: &[f32],
+    d_features: &mut [f32],
+    dl: &[f32],
+    labels: &[u8],
+    grads: Option<&mut [&mut [f32]; 10]>,
+) {
+    let [.., fc, _, embed] = split_ref(&d.params, d.lens());
+    let fc_width = d.fc_inputs();
+    // A conditional D's logit weights of image i are `fc + embed[label i]`.
+    for (i, (row, &g)) in d_features.chunks_exact_mut(fc_width).zip(dl).enumerate() {
+        for (o, &w) in row.iter_mut().zip(fc) {
+            *o = g * w;
+        }
+        if d.classes > 0 {
+            for (o, &e) in row.iter_mut().zip(class_row(embed, fc_width, labels[i])) {
+                *o += g * e;
+            }
+        }
+    }
+    if let Some([.., d_fc, d_fc_bias, d_embed]) = grads {
+        for (i, (row, &g)) in features.chunks_exact(fc_width).zip(dl).enumerate() {
+            for (o, &a) in d_fc.iter_mut().zip(row) {
+                *o += g * a;
+            }
+            if d.classes > 0 {
+                let y = labels[i] as usize;
+                for (o, &a) in d_embed[y * fc_width..][..fc_width].iter_mut().zip(row) {
+                    *o += g * a;
+                }
+            }
+        }
+        d_fc_bias[0] += dl.iter().sum::<f32>();
+    }
+}
+
+/// Back through D's dense hidden layer (`model.d_dense`) from the gradient at its
+/// activations `de3` (its outputs `e3`, its inputs the conv features `e2`): the gradient at
+/// `e2` into `de2`, and with `grads` its weight and bias gradients (the weights' through
+/// `d_dense_scratch`, in a fixed cut, then added).
+fn dense_backward(
+    d: &ConvDiscriminator,
+    e2: &[f32],
+    e3: &[f32],
+    de3: &mut [f32],
+    de2: &mut [f32],
+    d_dense_scratch: &mut [f32],
+    grads: Option<&mut [&mut [f32]; 10]>,
+) {
+    let (h, width) = (d.dense, d.conv_features());
+    let n = e3.len() / h;
+    let dense = split_ref(&d.params, d.lens())[5];
+    scale_by_derivative_in_halves(de3, e3, d.act, None);
+    if let Some([.., d_dense, d_dense_bias, _, _, _]) = grads {
+        // dW = de3^T e2 in column blocks of a buffer (a fixed cut), then added.
+        kernels::matmul(
+            d_dense_scratch,
+            View::transposed(de3, n, h),
+            View::rows(e2, n, width),
+            Split::Cols(2),
+        );
+        for (g, &v) in d_dense.iter_mut().zip(&*d_dense_scratch) {
+            *g += v;
+        }
+        for row in de3.chunks_exact(h) {
+            for (g, &v) in d_dense_bias.iter_mut().zip(row) {
+                *g += v;
+            }
+        }
+    }
+    kernels::matmul(
+        de2,
+        View::rows(de3, n, h),
+        View::rows(dense, h, width),
+        Split::Cols(2),
+    );
 }

@@ -18,7 +18,7 @@ use crate::optim::average::update_average;
 use crate::rng::{stream, Stream};
 use crate::train::config::{Arch, TrainConfig, IMAGE_PIXELS};
 use crate::train::input::{draw_input, LabelOdds};
-use crate::train::step::{check_average_fits, check_finite, StepStats, TrainError};
+use crate::train::step::{check_finite, Step, StepStats, TrainError, TrainerState};
 
 /// A DCGAN's whole training state plus the buffers its step works in.
 pub struct DcganTrainer {
@@ -31,7 +31,7 @@ pub struct DcganTrainer {
     dropout: ChaCha8Rng,
     /// How G's labels are drawn (a conditional GAN's).
     label_odds: LabelOdds,
-    /// The run's seed, for the averaged G's statistics ([`DcganTrainer::sampling_generator`]).
+    /// The run's seed, for the averaged G's statistics ([`Step::sampling_generator`]).
     seed: u64,
     ema: Option<Vec<f32>>,
     steps_done: u64,
@@ -47,43 +47,13 @@ pub struct DcganTrainer {
     scratch: Scratch,
 }
 
-/// Everything needed to continue a DCGAN's training exactly where it stopped.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DcganState {
-    /// Both networks, G's running statistics included.
-    pub gan: Dcgan,
-    pub adam_g: Adam,
-    pub adam_d: Adam,
-    /// Word position of the noise stream.
-    pub noise_pos: u128,
-    /// Word position of the dropout stream (0 without dropout).
-    pub dropout_pos: u128,
-    /// The moving average of G's parameters (with `g_ema`), laid out like them.
-    pub g_ema: Option<Vec<f32>>,
-    pub steps_done: u64,
-}
+impl Step for DcganTrainer {
+    type Networks = Dcgan;
+    type Generator = ConvGenerator;
 
-impl DcganState {
-    /// Whether these networks are the ones `cfg` describes (see
-    /// [`crate::TrainerState::check_fits`]).
-    pub fn check_fits(&self, cfg: &TrainConfig) -> Result<(), String> {
-        let have = self.gan.config();
-        if !have.same_networks(&cfg.model) {
-            return Err(format!(
-                "it holds {}, but the spec says {}",
-                have.describe(),
-                cfg.model.describe()
-            ));
-        }
-        have.same_label_counts(&cfg.model)?;
-        check_average_fits(self.g_ema.is_some(), cfg)
-    }
-}
-
-impl DcganTrainer {
     /// A fresh run of the DCGAN `cfg.model.arch` describes: weights from the seed's init
     /// stream, noise from its noise stream.
-    pub fn new(cfg: TrainConfig, seed: u64) -> DcganTrainer {
+    fn new(cfg: TrainConfig, seed: u64) -> DcganTrainer {
         let Arch::Dcgan(shape) = &cfg.model.arch else {
             panic!("DcganTrainer::new needs model.arch = dcgan");
         };
@@ -92,8 +62,8 @@ impl DcganTrainer {
     }
 
     /// Continues from a saved state; `seed` must be the run's seed, and the state must fit
-    /// `cfg` ([`DcganState::check_fits`]).
-    pub fn restore(cfg: TrainConfig, seed: u64, state: DcganState) -> DcganTrainer {
+    /// `cfg` ([`TrainerState::check_fits`]).
+    fn restore(cfg: TrainConfig, seed: u64, state: TrainerState<Dcgan>) -> DcganTrainer {
         let (adam_g, adam_d) = (cfg.adam_g(), cfg.adam_d());
         let mut t = DcganTrainer::from_parts(cfg, state.gan, seed);
         t.adam_g = state.adam_g;
@@ -109,8 +79,8 @@ impl DcganTrainer {
         t
     }
 
-    pub fn state(&self) -> DcganState {
-        DcganState {
+    fn state(&self) -> TrainerState<Dcgan> {
+        TrainerState {
             gan: self.gan.clone(),
             adam_g: self.adam_g.clone(),
             adam_d: self.adam_d.clone(),
@@ -121,16 +91,43 @@ impl DcganTrainer {
         }
     }
 
-    pub fn config(&self) -> &TrainConfig {
-        &self.cfg
+    fn steps_done(&self) -> u64 {
+        self.steps_done
     }
 
-    /// The networks to save as the run's model: D and [`DcganTrainer::sampling_generator`].
-    pub fn model_to_save(&self) -> Dcgan {
+    /// One step whose real batches `fill_real` writes (`batch_size x 784` in [0, 1], and the
+    /// labels), once before each D update.
+    fn step_with(
+        &mut self,
+        fill_real: &mut (dyn FnMut(&mut [f32], &mut [u8]) + Send),
+    ) -> Result<StepStats, TrainError> {
+        self.step_inner(fill_real, None, None)
+    }
+
+    /// The generator to sample from: with `g_ema`, G with the moving average of its weights
+    /// and batch-normalisation statistics of its own ([`average_generator`]), G itself
+    /// otherwise.
+    fn sampling_generator(&self) -> ConvGenerator {
+        match &self.ema {
+            Some(ema) => {
+                average_generator(&self.gan.generator, ema, self.cfg.batch_size, self.seed)
+            }
+            None => self.gan.generator.clone(),
+        }
+    }
+
+    /// The networks to save as the run's model: D and [`Step::sampling_generator`].
+    fn model_to_save(&self) -> Dcgan {
         Dcgan {
             generator: self.sampling_generator(),
             discriminator: self.gan.discriminator.clone(),
         }
+    }
+}
+
+impl DcganTrainer {
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
     }
 
     /// Starts training from given networks (fresh optimiser state).
@@ -180,22 +177,6 @@ impl DcganTrainer {
         &self.gan
     }
 
-    pub fn steps_done(&self) -> u64 {
-        self.steps_done
-    }
-
-    /// The generator to sample from: with `g_ema`, G with the moving average of its weights
-    /// and batch-normalisation statistics of its own ([`average_generator`]), G itself
-    /// otherwise.
-    pub fn sampling_generator(&self) -> ConvGenerator {
-        match &self.ema {
-            Some(ema) => {
-                average_generator(&self.gan.generator, ema, self.cfg.batch_size, self.seed)
-            }
-            None => self.gan.generator.clone(),
-        }
-    }
-
     /// The buffer the next step reads its real images from (`batch_size x 784`, [0, 1]).
     pub fn real_batch_mut(&mut self) -> &mut [f32] {
         &mut self.inp[..self.cfg.batch_size * IMAGE_PIXELS]
@@ -211,15 +192,6 @@ impl DcganTrainer {
     /// conditional G's one-hot label).
     pub fn last_noise(&self) -> &[f32] {
         &self.g.z
-    }
-
-    /// One step whose real batches `fill_real` writes (`batch_size x 784` in [0, 1], and the
-    /// labels), once before each D update.
-    pub fn step_with(
-        &mut self,
-        fill_real: &mut (dyn FnMut(&mut [f32], &mut [u8]) + Send),
-    ) -> Result<StepStats, TrainError> {
-        self.step_inner(fill_real, None, None)
     }
 
     /// One step with the given noise (`batch_size` rows of G's input for each D update; a

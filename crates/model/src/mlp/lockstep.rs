@@ -4,17 +4,18 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::mlp::networks::Gan;
 use crate::mlp::reference;
-use crate::mlp::step::{Trainer, TrainerState};
+use crate::mlp::step::Trainer;
 use crate::train::config::{TrainConfig, IMAGE_PIXELS};
-use crate::train::step::{StepStats, TrainError};
+use crate::train::step::{Step, StepStats, TrainError, TrainerState};
 
 /// Everything that decides a run's first steps besides the images themselves, and what the
 /// trainer computed from it.
 #[derive(Debug, Clone)]
 pub struct Recording {
     /// The state before the first step: weights, both Adam states, step count.
-    pub init: TrainerState,
+    pub init: TrainerState<Gan>,
     /// The training-image indices of every step, `steps x batch_size`.
     pub indices: Vec<u32>,
     /// The noise batch of every step, `steps x batch_size x noise_dim`.
@@ -87,7 +88,7 @@ pub fn replay_reference(
     rec: &Recording,
     cfg: &TrainConfig,
     gather: &mut dyn FnMut(&[u32], &mut [f32]),
-    after_step: &mut dyn FnMut(&TrainerState),
+    after_step: &mut dyn FnMut(&TrainerState<Gan>),
 ) -> Vec<StepStats> {
     let steps = rec.stats.len();
     let mut state = rec.init.clone();

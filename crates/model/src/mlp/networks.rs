@@ -12,6 +12,7 @@ use rand_distr::{Distribution, Normal};
 use crate::layers::activation::{Activation, Output};
 use crate::layers::slots::ParamSlot;
 use crate::train::config::{Arch, ModelConfig};
+use crate::train::step::Networks;
 
 /// A perceptron: `sizes = [input, hidden..., output]`, flat parameters in layer order
 /// (`w0 [sizes[1], sizes[0]]`, `b0`, `w1`, `b1`, ...).
@@ -222,8 +223,23 @@ impl Gan {
         self
     }
 
+    /// Classes of a conditional GAN (0: unconditional).
+    pub fn classes(&self) -> usize {
+        self.generator.label_inputs
+    }
+}
+
+impl Networks for Gan {
+    fn slots(&self) -> [Vec<ParamSlot>; 2] {
+        [self.generator.slots(), self.discriminator.slots()]
+    }
+
+    fn params(&self) -> [&[f32]; 2] {
+        [&self.generator.params, &self.discriminator.params]
+    }
+
     /// The model config these networks are (for checkpoints read without their spec).
-    pub fn config(&self) -> ModelConfig {
+    fn config(&self) -> ModelConfig {
         let (g, d) = (&self.generator, &self.discriminator);
         ModelConfig {
             noise_dim: g.plain_inputs(),
@@ -238,11 +254,6 @@ impl Gan {
             d_dropout: ModelConfig::default().d_dropout,
             arch: Arch::Mlp,
         }
-    }
-
-    /// Classes of a conditional GAN (0: unconditional).
-    pub fn classes(&self) -> usize {
-        self.generator.label_inputs
     }
 }
 

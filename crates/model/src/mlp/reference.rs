@@ -6,10 +6,11 @@ use dfdx::prelude::*;
 
 use crate::loss::Loss;
 use crate::mlp::dfdx_net::Net;
+use crate::mlp::networks::Gan;
 use crate::mlp::networks::Mlp;
-use crate::mlp::step::TrainerState;
 use crate::train::config::TrainConfig;
 use crate::train::step::StepStats;
+use crate::train::step::TrainerState;
 
 /// The loss (in the tutorial's sign: the objective maximised) and the gradient of the
 /// minimised loss with respect to every parameter, laid out like `Mlp::params`.
@@ -125,7 +126,7 @@ pub fn generator_step(
 /// orders and loss functions), so running both from the same inputs shows how far f32
 /// rounding alone moves a trajectory. (Without dropout: its masks are the trainer's own.)
 pub fn train_step(
-    state: &mut TrainerState,
+    state: &mut TrainerState<Gan>,
     d_batches: &[(&[f32], &[f32])],
     cfg: &TrainConfig,
 ) -> StepStats {

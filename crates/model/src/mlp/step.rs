@@ -24,7 +24,7 @@ use crate::optim::average::update_average;
 use crate::rng::{stream, Stream};
 use crate::train::config::{Arch, ModelConfig, TrainConfig, IMAGE_PIXELS};
 use crate::train::input::{draw_input, join_one_hot, LabelOdds};
-use crate::train::step::{check_average_fits, check_finite, StepStats, TrainError};
+use crate::train::step::{check_finite, Step, StepStats, TrainError, TrainerState};
 
 /// The whole training state of a run plus the buffers one step works in.
 pub struct Trainer {
@@ -54,38 +54,6 @@ struct NoiseAhead {
     after: ChaCha8Rng,
     z: Vec<f32>,
     labels: Vec<u8>,
-}
-
-/// Everything needed to continue training exactly where it stopped.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrainerState {
-    pub gan: Gan,
-    pub adam_g: Adam,
-    pub adam_d: Adam,
-    /// Word position of the noise stream.
-    pub noise_pos: u128,
-    /// Word position of the dropout stream (0 without dropout).
-    pub dropout_pos: u128,
-    /// The moving average of G's parameters (with `g_ema`), laid out like them.
-    pub g_ema: Option<Vec<f32>>,
-    pub steps_done: u64,
-}
-
-impl TrainerState {
-    /// Whether these weights are the networks `cfg` describes, so that a checkpoint is never
-    /// continued under a spec whose model it does not match.
-    pub fn check_fits(&self, cfg: &TrainConfig) -> Result<(), String> {
-        let have = self.gan.config();
-        if !have.same_networks(&cfg.model) {
-            return Err(format!(
-                "it holds a model with {}, but the spec says {}",
-                have.describe(),
-                cfg.model.describe()
-            ));
-        }
-        have.same_label_counts(&cfg.model)?;
-        check_average_fits(self.g_ema.is_some(), cfg)
-    }
 }
 
 /// Floats the perceptrons of `model` need, counted without allocating (for memory
@@ -200,44 +168,19 @@ impl Workspace {
     }
 }
 
-impl Trainer {
+impl Step for Trainer {
+    type Networks = Gan;
+    type Generator = Mlp;
+
     /// A fresh run: weights from the seed's init stream, noise from its noise stream.
-    pub fn new(cfg: TrainConfig, seed: u64) -> Trainer {
+    fn new(cfg: TrainConfig, seed: u64) -> Trainer {
         let gan = Gan::init(&cfg.model, &mut stream(seed, Stream::Init));
         Trainer::from_parts(cfg, gan, seed)
     }
 
-    /// Starts training from given weights (fresh optimiser state).
-    pub fn from_parts(cfg: TrainConfig, gan: Gan, seed: u64) -> Trainer {
-        assert!(cfg.batch_size > 0, "batch size must be positive");
-        assert!(cfg.d_steps > 0, "at least one D update per step");
-        assert!(
-            cfg.model.arch == Arch::Mlp,
-            "Trainer runs perceptrons; AnyTrainer runs every model.arch"
-        );
-        assert!(
-            (0.0..1.0).contains(&cfg.model.d_dropout),
-            "dropout probability in [0, 1)"
-        );
-        let ws = Workspace::new(&cfg, &gan);
-        Trainer {
-            adam_g: Adam::new(cfg.adam_g(), gan.generator.params.len()),
-            adam_d: Adam::new(cfg.adam_d(), gan.discriminator.params.len()),
-            noise: stream(seed, Stream::Noise),
-            dropout: stream(seed, Stream::Dropout),
-            label_odds: LabelOdds::new(&gan.generator.label_counts),
-            ema: cfg.g_ema.map(|_| gan.generator.clone()),
-            steps_done: 0,
-            ws,
-            ahead: None,
-            cfg,
-            gan,
-        }
-    }
-
     /// Continues from a saved state; `seed` must be the run's seed, and the state must fit
     /// `cfg` (see [`TrainerState::check_fits`]).
-    pub fn restore(cfg: TrainConfig, seed: u64, state: TrainerState) -> Trainer {
+    fn restore(cfg: TrainConfig, seed: u64, state: TrainerState<Gan>) -> Trainer {
         let (adam_g, adam_d) = (cfg.adam_g(), cfg.adam_d());
         let mut t = Trainer::from_parts(cfg, state.gan, seed);
         t.adam_g = state.adam_g;
@@ -253,7 +196,7 @@ impl Trainer {
         t
     }
 
-    pub fn state(&self) -> TrainerState {
+    fn state(&self) -> TrainerState<Gan> {
         TrainerState {
             gan: self.gan.clone(),
             adam_g: self.adam_g.clone(),
@@ -265,56 +208,13 @@ impl Trainer {
         }
     }
 
-    pub fn gan(&self) -> &Gan {
-        &self.gan
-    }
-
-    /// The generator to draw pictures and samples from: the moving average of G's weights
-    /// with `g_ema`, G itself otherwise.
-    pub fn sampling_generator(&self) -> &Mlp {
-        self.ema.as_ref().unwrap_or(&self.gan.generator)
-    }
-
-    /// The networks to save as the run's model: D and [`Trainer::sampling_generator`].
-    pub fn model_to_save(&self) -> Gan {
-        Gan {
-            generator: self.sampling_generator().clone(),
-            discriminator: self.gan.discriminator.clone(),
-        }
-    }
-
-    pub fn config(&self) -> &TrainConfig {
-        &self.cfg
-    }
-
-    pub fn steps_done(&self) -> u64 {
+    fn steps_done(&self) -> u64 {
         self.steps_done
     }
 
-    /// The buffer the next step reads its real images from (`batch_size x 784`, [0, 1]).
-    pub fn real_batch_mut(&mut self) -> &mut [f32] {
-        if self.gan.classes() > 0 {
-            &mut self.ws.real_px
-        } else {
-            &mut self.ws.inp[..self.cfg.batch_size * IMAGE_PIXELS]
-        }
-    }
-
-    /// The labels of the real batch in [`Trainer::real_batch_mut`] (read by a conditional GAN).
-    pub fn real_labels_mut(&mut self) -> &mut [u8] {
-        &mut self.ws.labels
-    }
-
-    /// One step on the real batch in [`Trainer::real_batch_mut`] and its labels.
-    pub fn step(&mut self) -> Result<StepStats, TrainError> {
-        self.step_with(&mut |_, _| {})
-    }
-
-    /// One step whose real batches `fill_real` writes (`batch_size x 784`, [0, 1], and the
-    /// `batch_size` labels) into the input buffers, once before each D update. The gather runs on one core while the other
-    /// draws the noise and runs G, so its memory latency is hidden. (A trait object, not a
-    /// generic, so the step is always the optimised copy compiled in this crate.)
-    pub fn step_with(
+    /// The real batch's gather runs on one core while the other draws the noise and runs G,
+    /// so its memory latency is hidden.
+    fn step_with(
         &mut self,
         fill_real: &mut (dyn FnMut(&mut [f32], &mut [u8]) + Send),
     ) -> Result<StepStats, TrainError> {
@@ -345,6 +245,77 @@ impl Trainer {
         })
     }
 
+    /// The generator to draw pictures and samples from: the moving average of G's weights
+    /// with `g_ema`, G itself otherwise.
+    fn sampling_generator(&self) -> Mlp {
+        self.ema.as_ref().unwrap_or(&self.gan.generator).clone()
+    }
+
+    /// The networks to save as the run's model: D and [`Step::sampling_generator`].
+    fn model_to_save(&self) -> Gan {
+        Gan {
+            generator: self.sampling_generator(),
+            discriminator: self.gan.discriminator.clone(),
+        }
+    }
+}
+
+impl Trainer {
+    /// Starts training from given weights (fresh optimiser state).
+    pub fn from_parts(cfg: TrainConfig, gan: Gan, seed: u64) -> Trainer {
+        assert!(cfg.batch_size > 0, "batch size must be positive");
+        assert!(cfg.d_steps > 0, "at least one D update per step");
+        assert!(
+            cfg.model.arch == Arch::Mlp,
+            "Trainer runs perceptrons; AnyTrainer runs every model.arch"
+        );
+        assert!(
+            (0.0..1.0).contains(&cfg.model.d_dropout),
+            "dropout probability in [0, 1)"
+        );
+        let ws = Workspace::new(&cfg, &gan);
+        Trainer {
+            adam_g: Adam::new(cfg.adam_g(), gan.generator.params.len()),
+            adam_d: Adam::new(cfg.adam_d(), gan.discriminator.params.len()),
+            noise: stream(seed, Stream::Noise),
+            dropout: stream(seed, Stream::Dropout),
+            label_odds: LabelOdds::new(&gan.generator.label_counts),
+            ema: cfg.g_ema.map(|_| gan.generator.clone()),
+            steps_done: 0,
+            ws,
+            ahead: None,
+            cfg,
+            gan,
+        }
+    }
+
+    pub fn gan(&self) -> &Gan {
+        &self.gan
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+
+    /// The buffer the next step reads its real images from (`batch_size x 784`, [0, 1]).
+    pub fn real_batch_mut(&mut self) -> &mut [f32] {
+        if self.gan.classes() > 0 {
+            &mut self.ws.real_px
+        } else {
+            &mut self.ws.inp[..self.cfg.batch_size * IMAGE_PIXELS]
+        }
+    }
+
+    /// The labels of the real batch in [`Trainer::real_batch_mut`] (read by a conditional GAN).
+    pub fn real_labels_mut(&mut self) -> &mut [u8] {
+        &mut self.ws.labels
+    }
+
+    /// One step on the real batch in [`Trainer::real_batch_mut`] and its labels.
+    pub fn step(&mut self) -> Result<StepStats, TrainError> {
+        self.step_with(&mut |_, _| {})
+    }
+
     /// G's input in the last step (`batch_size x (noise_dim + classes)`: the noise, then a
     /// conditional GAN's one-hot label), for recording a run.
     pub fn last_noise(&self) -> &[f32] {
@@ -370,17 +341,43 @@ impl Trainer {
         (&self.ws.d_masks, &self.ws.g_masks)
     }
 
-    /// Draws z, runs G forward into D's input and updates D. Returns (d_loss, d_real, d_fake).
+    /// One D update: G's input, G's forward pass beside the real batch, D's forward pass,
+    /// its loss, its gradients and Adam. Returns (d_loss, d_real, d_fake).
     fn d_step(
         &mut self,
         step: u64,
         fill_real: &mut (dyn FnMut(&mut [f32], &mut [u8]) + Send),
     ) -> Result<(f32, f32, f32), TrainError> {
         let b = self.cfg.batch_size;
+        let mut ahead = self.take_input();
+        self.g_forward_beside_real_rows(fill_real, &mut ahead);
+        self.ahead = Some(ahead);
+        self.d_forward_fake_rows();
+
+        let backward = phases::time(Phase::DBackward);
         let ws = &mut self.ws;
-        let d = &self.gan.discriminator;
-        let (d_in, classes) = (d.input(), d.label_inputs);
-        let hidden = d.layers() - 1;
+        let loss::DSums {
+            loss_real,
+            loss_fake,
+            d_real,
+            d_fake,
+        } = loss::discriminator(self.cfg.loss, self.cfg.real_target, &ws.logits, &mut ws.dl);
+        let d_loss = (-(loss_real + loss_fake) / b as f64) as f32;
+        check_finite(step, "d_loss", d_loss)?;
+        self.d_gradients();
+        drop(backward);
+        self.d_weights_and_adam();
+        Ok((
+            d_loss,
+            (d_real / b as f64) as f32,
+            (d_fake / b as f64) as f32,
+        ))
+    }
+
+    /// This D update's G input into the workspace, and the cache the next one is drawn into.
+    fn take_input(&mut self) -> NoiseAhead {
+        let ws = &mut self.ws;
+        let classes = self.gan.discriminator.label_inputs;
         // This update's G input: drawn during the previous one if the noise stream has not
         // been moved since (a restored checkpoint moves it), else now. The same draws from
         // the same stream either way, so the bits do not depend on it.
@@ -412,97 +409,116 @@ impl Trainer {
         };
         ahead.from.clone_from(&self.noise);
         ahead.after.clone_from(&self.noise);
-        {
-            // G's forward pass (writing its output as the fake half of D's input) runs beside
-            // the real batch's gather and D's first layer on it, which do not depend on G: two
-            // independent chains keep both cores busy without cutting any product. A
-            // conditional GAN's images go through their own buffers first, to be joined with
-            // their one-hot labels in D's input rows.
-            let g = &self.gan.generator;
-            let odds = &self.label_odds;
-            let (z, g_out) = (&ws.z, &mut ws.g_out);
-            let (g_pad, d_pad) = (&mut ws.g_pad, &mut ws.d_pad);
-            let (real, fake) = ws.inp.split_at_mut(b * d_in);
-            let (real_px, fake_px) = (&mut ws.real_px, &mut ws.fake_px);
-            let (labels, fake_labels) = (&mut ws.labels, &ws.fake_labels);
-            let mut first = ws.d_out.first_mut().map(|k| k.split_at_mut(b * d.sizes[1]));
-            let (masks, dropout) = (&mut ws.d_masks, &mut self.dropout);
-            let drop_p = self.cfg.model.d_dropout;
-            rayon::join(
-                || {
-                    let _t = phases::time(Phase::GForward);
-                    if classes == 0 {
-                        generator_forward(g, z, g_out, fake, g_pad);
-                    } else {
-                        generator_forward(g, z, g_out, fake_px, g_pad);
-                        join_one_hot(fake, fake_px, fake_labels, classes);
-                    }
-                },
-                || {
-                    let gather = phases::time(Phase::Gather);
-                    let pixels = if classes == 0 {
-                        &mut real[..]
-                    } else {
-                        &mut real_px[..]
-                    };
-                    fill_real(pixels, labels);
-                    if g.output == Output::Tanh {
-                        // A tanh generator draws on [-1, 1]: so do the real images it faces.
-                        for v in pixels.iter_mut() {
-                            *v = 2.0 * *v - 1.0;
-                        }
-                    }
-                    if classes > 0 {
-                        join_one_hot(real, real_px, labels, classes);
-                    }
-                    for mask in masks.iter_mut() {
-                        draw_mask(mask, dropout, drop_p);
-                    }
-                    drop(gather);
-                    let d_real = phases::time(Phase::DForwardReal);
-                    if let Some((k_real, _)) = first.as_mut() {
-                        layer_forward(k_real, real, d, 0, Split::None, d_pad);
-                    }
-                    drop(d_real);
-                    // This arm is the shorter by about the noise's time (`cargo xtask bench
-                    // --phases`), so the next update's noise goes here.
-                    let _t = phases::time(Phase::Noise);
-                    let NoiseAhead {
-                        after, z, labels, ..
-                    } = &mut ahead;
-                    draw_input(z, g.input(), labels, classes, odds, after);
-                },
-            );
-            self.ahead = Some(ahead);
-            let _t = phases::time(Phase::DForwardFake);
-            if let Some((_, k_fake)) = first {
-                layer_forward(k_fake, fake, d, 0, Split::Cols(2), &mut ws.d_pad);
-            }
-            if let Some(mask) = ws.d_masks.first() {
-                apply_mask(&mut ws.d_out[0], mask);
-            }
-            for l in 1..hidden {
-                let (before, after) = ws.d_out.split_at_mut(l);
-                let pad = &mut ws.d_pad;
-                layer_forward(&mut after[0], &before[l - 1], d, l, Split::Cols(2), pad);
-                if let Some(mask) = ws.d_masks.get(l) {
-                    apply_mask(&mut after[0], mask);
+        ahead
+    }
+
+    /// G's forward pass (into D's fake rows) beside the real batch's gather, D's first layer
+    /// on the real rows and the next update's noise (into `ahead`).
+    fn g_forward_beside_real_rows(
+        &mut self,
+        fill_real: &mut (dyn FnMut(&mut [f32], &mut [u8]) + Send),
+        ahead: &mut NoiseAhead,
+    ) {
+        let b = self.cfg.batch_size;
+        let ws = &mut self.ws;
+        let d = &self.gan.discriminator;
+        let (d_in, classes) = (d.input(), d.label_inputs);
+        // G's forward pass (writing its output as the fake half of D's input) runs beside
+        // the real batch's gather and D's first layer on it, which do not depend on G: two
+        // independent chains keep both cores busy without cutting any product. A
+        // conditional GAN's images go through their own buffers first, to be joined with
+        // their one-hot labels in D's input rows.
+        let g = &self.gan.generator;
+        let odds = &self.label_odds;
+        let (z, g_out) = (&ws.z, &mut ws.g_out);
+        let (g_pad, d_pad) = (&mut ws.g_pad, &mut ws.d_pad);
+        let (real, fake) = ws.inp.split_at_mut(b * d_in);
+        let (real_px, fake_px) = (&mut ws.real_px, &mut ws.fake_px);
+        let (labels, fake_labels) = (&mut ws.labels, &ws.fake_labels);
+        let mut first = ws.d_out.first_mut().map(|k| k.split_at_mut(b * d.sizes[1]));
+        let (masks, dropout) = (&mut ws.d_masks, &mut self.dropout);
+        let drop_p = self.cfg.model.d_dropout;
+        rayon::join(
+            || {
+                let _t = phases::time(Phase::GForward);
+                if classes == 0 {
+                    generator_forward(g, z, g_out, fake, g_pad);
+                } else {
+                    generator_forward(g, z, g_out, fake_px, g_pad);
+                    join_one_hot(fake, fake_px, fake_labels, classes);
                 }
-            }
-            let last = ws.d_out.last().unwrap_or(&ws.inp);
-            kernels::rows_dot(&mut ws.logits, last, d.weight(hidden), d.bias(hidden)[0]);
+            },
+            || {
+                let gather = phases::time(Phase::Gather);
+                let pixels = if classes == 0 {
+                    &mut real[..]
+                } else {
+                    &mut real_px[..]
+                };
+                fill_real(pixels, labels);
+                if g.output == Output::Tanh {
+                    // A tanh generator draws on [-1, 1]: so do the real images it faces.
+                    for v in pixels.iter_mut() {
+                        *v = 2.0 * *v - 1.0;
+                    }
+                }
+                if classes > 0 {
+                    join_one_hot(real, real_px, labels, classes);
+                }
+                for mask in masks.iter_mut() {
+                    draw_mask(mask, dropout, drop_p);
+                }
+                drop(gather);
+                let d_real = phases::time(Phase::DForwardReal);
+                if let Some((k_real, _)) = first.as_mut() {
+                    layer_forward(k_real, real, d, 0, Split::None, d_pad);
+                }
+                drop(d_real);
+                // This arm is the shorter by about the noise's time (`cargo xtask bench
+                // --phases`), so the next update's noise goes here.
+                let _t = phases::time(Phase::Noise);
+                let NoiseAhead {
+                    after, z, labels, ..
+                } = ahead;
+                draw_input(z, g.input(), labels, classes, odds, after);
+            },
+        );
+    }
+
+    /// D's first layer on the fake rows, its deeper layers (with dropout) and the logits of
+    /// all `2B` rows.
+    fn d_forward_fake_rows(&mut self) {
+        let b = self.cfg.batch_size;
+        let ws = &mut self.ws;
+        let d = &self.gan.discriminator;
+        let hidden = d.layers() - 1;
+        let fake = &ws.inp[b * d.input()..];
+        let first = ws.d_out.first_mut().map(|k| k.split_at_mut(b * d.sizes[1]));
+        let _t = phases::time(Phase::DForwardFake);
+        if let Some((_, k_fake)) = first {
+            layer_forward(k_fake, fake, d, 0, Split::Cols(2), &mut ws.d_pad);
         }
+        if let Some(mask) = ws.d_masks.first() {
+            apply_mask(&mut ws.d_out[0], mask);
+        }
+        for l in 1..hidden {
+            let (before, after) = ws.d_out.split_at_mut(l);
+            let pad = &mut ws.d_pad;
+            layer_forward(&mut after[0], &before[l - 1], d, l, Split::Cols(2), pad);
+            if let Some(mask) = ws.d_masks.get(l) {
+                apply_mask(&mut after[0], mask);
+            }
+        }
+        let last = ws.d_out.last().unwrap_or(&ws.inp);
+        kernels::rows_dot(&mut ws.logits, last, d.weight(hidden), d.bias(hidden)[0]);
+    }
 
-        let backward = phases::time(Phase::DBackward);
-        let loss::DSums {
-            loss_real,
-            loss_fake,
-            d_real,
-            d_fake,
-        } = loss::discriminator(self.cfg.loss, self.cfg.real_target, &ws.logits, &mut ws.dl);
-        let d_loss = (-(loss_real + loss_fake) / b as f64) as f32;
-        check_finite(step, "d_loss", d_loss)?;
-
+    /// D's gradients from `dl`: the output layer's weights, then every hidden layer's
+    /// pre-activation (each needs the weights above it before their update) and biases.
+    fn d_gradients(&mut self) {
+        let b = self.cfg.batch_size;
+        let ws = &mut self.ws;
+        let hidden = self.gan.discriminator.layers() - 1;
         // Gradients at every hidden layer first (each needs the weights above it before their
         // update), then the weight gradients, each updated by Adam at once.
         let d = &self.gan.discriminator;
@@ -538,8 +554,13 @@ impl Trainer {
                 kernels::column_sums(gb, dg);
             }
         }
+    }
 
-        drop(backward);
+    /// D's weight gradients, each block updated by Adam as soon as it is computed.
+    fn d_weights_and_adam(&mut self) {
+        let b = self.cfg.batch_size;
+        let ws = &mut self.ws;
+        let hidden = self.gan.discriminator.layers() - 1;
         let _t = phases::time(Phase::DWeightsAdam);
         // D's weight gradients (no gradient for its input: neither the real images nor G's
         // output need one). The first layer's, the largest, is cut into blocks of rows, each
@@ -569,29 +590,34 @@ impl Trainer {
             });
             adam::apply(&k, pb, gb, mb, vb);
         }
-        Ok((
-            d_loss,
-            (d_real / b as f64) as f32,
-            (d_fake / b as f64) as f32,
-        ))
     }
 
     /// Updates G with the z of the D step, against the updated D. Returns g_loss.
     fn g_step(&mut self, step: u64) -> Result<f32, TrainError> {
         let forward = phases::time(Phase::GStepDForward);
         let b = self.cfg.batch_size;
-        let x = IMAGE_PIXELS;
+        self.d_forward_on_fakes();
+        let ws = &mut self.ws;
+        let objective = loss::generator(self.cfg.loss, &ws.logits[..b], &mut ws.dl[..b]);
+        let g_loss = (objective / b as f64) as f32;
+        check_finite(step, "g_loss", g_loss)?;
+        drop(forward);
+        self.back_to_image();
+        self.g_weights_and_adam();
+        Ok(g_loss)
+    }
+
+    /// D (just updated) on G's images again, with fresh dropout masks, into the first `B`
+    /// rows of its buffers and logits. G did not change since the D update, so its output
+    /// and hidden layers are reused.
+    fn d_forward_on_fakes(&mut self) {
+        let b = self.cfg.batch_size;
         let ws = &mut self.ws;
         let d = &self.gan.discriminator;
         let d_hidden = d.layers() - 1;
         let d_in = d.input();
-        // D's input rows for G's images, and the images alone (the same without labels).
+        // D's input rows for G's images.
         let fake = &ws.inp[b * d_in..];
-        let fake_px = if d.label_inputs == 0 {
-            fake
-        } else {
-            &ws.fake_px[..]
-        };
         for mask in ws.g_masks.iter_mut() {
             draw_mask(mask, &mut self.dropout, self.cfg.model.d_dropout);
         }
@@ -621,12 +647,24 @@ impl Trainer {
             d.weight(d_hidden),
             d.bias(d_hidden)[0],
         );
-        let objective = loss::generator(self.cfg.loss, &ws.logits[..b], &mut ws.dl[..b]);
-        let g_loss = (objective / b as f64) as f32;
-        check_finite(step, "g_loss", g_loss)?;
+    }
 
-        drop(forward);
+    /// The gradient of G's loss at its output's pre-activation (`dfake`), back through D's
+    /// layers (not its weights: their gradients are not needed here) and G's output.
+    fn back_to_image(&mut self) {
         let back = phases::time(Phase::BackToImage);
+        let b = self.cfg.batch_size;
+        let x = IMAGE_PIXELS;
+        let ws = &mut self.ws;
+        let d = &self.gan.discriminator;
+        let d_hidden = d.layers() - 1;
+        let d_in = d.input();
+        // G's images alone (D's input rows without their labels).
+        let fake_px = if d.label_inputs == 0 {
+            &ws.inp[b * d_in..]
+        } else {
+            &ws.fake_px[..]
+        };
         // Back through D to G's output only: D's weight gradients are not needed here.
         let w_out = d.weight(d_hidden);
         if d_hidden == 0 {
@@ -673,8 +711,16 @@ impl Trainer {
             }
             Output::Identity => {}
         }
-
         drop(back);
+    }
+
+    /// G's weight gradients layer by layer, each updated by Adam: the output layer's in
+    /// blocks beside the chain through the hidden layers.
+    fn g_weights_and_adam(&mut self) {
+        let b = self.cfg.batch_size;
+        let x = IMAGE_PIXELS;
+        let ws = &mut self.ws;
+        let g = &self.gan.generator;
         let g_hidden = g.layers() - 1;
 
         let k = self.adam_g.begin();
@@ -763,7 +809,6 @@ impl Trainer {
         );
         let _t = phases::time(Phase::GOutputAdam);
         adam::subtract_steps(pw_out, &ws.g_out_step);
-        Ok(g_loss)
     }
 }
 

@@ -107,7 +107,7 @@ impl ModelConfig {
         };
         match &self.arch {
             Arch::Mlp => format!(
-                "{conditional}noise_dim {}, G hidden {:?} ({}, {} output), D hidden {:?} ({})",
+                "a model with {conditional}noise_dim {}, G hidden {:?} ({}, {} output), D hidden {:?} ({})",
                 self.noise_dim,
                 self.g_hidden,
                 self.g_act.name(),
