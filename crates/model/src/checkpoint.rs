@@ -1,9 +1,14 @@
-//! Weights and training state as safetensors, read back through dfdx's safetensors loader.
+//! Weights and training state as safetensors, read back through dfdx's safetensors loader,
+//! for every architecture: each implements [`Stored`] (its tensors, metadata and decoding),
+//! and one encoder and decoder of weights ([`encode_weights`]) and of training states
+//! ([`encode_state`], [`decode_state`]) serve them all. A file's `architecture` metadata
+//! says which it holds (none: the tutorial's perceptrons).
 //!
-//! Names follow PyTorch: `generator.0.weight` (`[hidden, noise_dim]`), `generator.0.bias`,
-//! `generator.2.weight`, `generator.2.bias`, and the same under `discriminator.`, so
-//! `nn.Sequential(nn.Linear(...), nn.ReLU(), nn.Linear(...))` loads them as they are. A full
-//! training state adds each Adam's moments under `adam.<net>.exp_avg.<param>` and
+//! Names follow PyTorch. Perceptrons: `generator.0.weight` (`[hidden, noise_dim]`),
+//! `generator.0.bias`, `generator.2.weight`, `generator.2.bias`, and the same under
+//! `discriminator.`, so `nn.Sequential(nn.Linear(...), nn.ReLU(), nn.Linear(...))` loads them
+//! as they are; a DCGAN's, the modules of `tools/peers/gan_torch_dcgan.py`. A full training
+//! state adds each Adam's moments under `adam.<net>.exp_avg.<param>` and
 //! `adam.<net>.exp_avg_sq.<param>` (PyTorch's names), with counters in the metadata.
 //!
 //! This module only encodes and decodes bytes; where and how files are written (atomically)

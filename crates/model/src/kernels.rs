@@ -1,4 +1,5 @@
-//! Matrix products and element-wise kernels of the training step.
+//! Matrix products and element-wise kernels of the training steps, and the calling thread's
+//! handling of denormal floats.
 //!
 //! Determinism across thread counts comes from fixed work partitions: every product is cut
 //! into the same blocks whatever the number of threads, each block is one single-threaded

@@ -1,6 +1,5 @@
-//! The DCGAN family (Radford, Metz and Chintala 2016) at MNIST's size, trained by the same
-//! step as the MLPs (one noise batch, D's update on real and fake images, then G's with the
-//! same noise against the updated D), on flat buffers with the layers of [`crate::layers::conv`]:
+//! The DCGAN's networks (Radford, Metz and Chintala 2016) at MNIST's size, their parameter
+//! buffers and sizes, built from [`crate::layers`]:
 //!
 //! ```text
 //! G: z -> Linear -> C1 x 7 x 7 -> BN -> act -> ConvTranspose(C1 -> C2, 4, 2, 1) -> BN -> act

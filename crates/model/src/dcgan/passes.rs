@@ -9,7 +9,7 @@ use crate::dcgan::networks::{
 use crate::kernels::{self, in_halves, matmul, Split, View};
 use crate::layers::activation::{
     activate_in_halves, bias_activation, multiply_by_derivative_in_halves,
-    scale_by_derivative_in_halves, Output,
+    scale_by_derivative_in_halves, scale_by_output_derivative, Output,
 };
 use crate::layers::batch_norm::{self, Running};
 use crate::layers::conv::{self, Grads, Scratch};
@@ -291,19 +291,7 @@ pub(crate) fn generator_backward(
     let lens = g.lens();
     let [_, g0, _, up1, g1, _, up2, _] = split_ref(&g.params, lens);
     let [d_fc, d_g0, d_b0, d_up1, d_g1, d_b1, d_up2, d_bias2] = split(grad, lens);
-    match g.output {
-        Output::Sigmoid => {
-            for (d, &y) in buf.dout.iter_mut().zip(out) {
-                *d *= y * (1.0 - y);
-            }
-        }
-        Output::Tanh => {
-            for (d, &y) in buf.dout.iter_mut().zip(out) {
-                *d *= 1.0 - y * y;
-            }
-        }
-        Output::Identity => {}
-    }
+    scale_by_output_derivative(&mut buf.dout, out, g.output);
     let (sides1, sides2) = g_sides(n);
     conv::conv_transposed_backward(
         &stride_2(c2, 1),

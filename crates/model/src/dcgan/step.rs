@@ -1,6 +1,6 @@
-//! The DCGAN's training step: the MLPs' step (one noise batch, D's update on real and fake
-//! images, then G's with the same noise against the updated D) on the passes of
-//! [`crate::dcgan::passes`], with its state and what it saves.
+//! The DCGAN's trainer: the MLPs' step (one noise batch, D's update on real and fake images,
+//! then G's with the same noise against the updated D) on the DCGAN's passes (`passes.rs`),
+//! with the run's state and what it saves.
 
 use rand_chacha::ChaCha8Rng;
 

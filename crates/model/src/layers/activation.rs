@@ -133,6 +133,24 @@ pub fn to_unit_range(output: Output, pixels: &mut [f32]) {
     }
 }
 
+/// `grad ⊙= out'` at a generator's output pixels `y`: `y (1 - y)` for a sigmoid, `1 - y²`
+/// for a tanh.
+pub(crate) fn scale_by_output_derivative(grad: &mut [f32], y: &[f32], output: Output) {
+    match output {
+        Output::Sigmoid => {
+            for (g, &y) in grad.iter_mut().zip(y) {
+                *g *= y * (1.0 - y);
+            }
+        }
+        Output::Tanh => {
+            for (g, &y) in grad.iter_mut().zip(y) {
+                *g *= 1.0 - y * y;
+            }
+        }
+        Output::Identity => {}
+    }
+}
+
 /// `out = act(out + bias)` row by row, for a hidden layer (ReLU through [`bias_relu`]).
 pub fn bias_activation(out: &mut [f32], bias: &[f32], act: Activation) {
     match act {

@@ -1,5 +1,5 @@
-//! Where a training step's time goes: wall time per phase of [`crate::Trainer::step_with`],
-//! summed over steps, printed by `cargo xtask bench --phases`.
+//! Where the perceptrons' training step's time goes: wall time per phase of
+//! [`crate::mlp::Trainer`]'s step, summed over steps, printed by `cargo xtask bench --phases`.
 //!
 //! Only compiled in with the `phases` feature; without it a [`Timer`] is an empty value the
 //! optimiser removes, so the step everyone runs carries no timing code. Phases that run side

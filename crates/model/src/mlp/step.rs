@@ -1,5 +1,6 @@
-//! One training step of the tutorial (and of its family: any depth, any of the activations),
-//! computed by hand-derived gradients on flat buffers, layer by layer.
+//! The perceptrons' trainer ([`Trainer`]): a run's state, the buffers its step works in, and
+//! the step of the tutorial and its family (any depth, any of the activations, dropout,
+//! labels), computed by hand-derived gradients on flat buffers, layer by layer.
 //!
 //! The step is the tutorial's: draw one noise batch `z`, update D on `(x, G(z))`, then update
 //! G with the same `z` against the updated D. Work the tutorial's graph does but does not
@@ -13,7 +14,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::kernels::{self, matmul, Split, View};
 use crate::layers::activation::{
-    bias_activation, bias_output, scale_by_derivative, Activation, Output,
+    bias_activation, bias_output, scale_by_derivative, scale_by_output_derivative, Activation,
+    Output,
 };
 use crate::layers::dropout::{apply_mask, draw_mask, Mask};
 use crate::loss;
@@ -58,7 +60,7 @@ struct NoiseAhead {
 
 /// Floats the perceptrons of `model` need, counted without allocating (for memory
 /// estimates): `(G's parameters, D's parameters, the step's buffers)` for batches of `batch`.
-/// The buffers are [`Workspace`]'s, the step G's output weights take, and the padded weight
+/// The buffers are the workspace's, the step G's output weights take, and the padded weight
 /// copies of the forward products ([`kernels::forward_scratch_len`]).
 pub fn float_counts(model: &ModelConfig, batch: usize) -> (u128, u128, u128) {
     let (g, d) = (model.generator_sizes(), model.discriminator_sizes());
@@ -697,20 +699,7 @@ impl Trainer {
                 Split::Cols(2),
             );
         }
-        let g = &self.gan.generator;
-        match g.output {
-            Output::Sigmoid => {
-                for (dy, &y) in ws.dfake.iter_mut().zip(fake_px) {
-                    *dy *= y * (1.0 - y);
-                }
-            }
-            Output::Tanh => {
-                for (dy, &y) in ws.dfake.iter_mut().zip(fake_px) {
-                    *dy *= 1.0 - y * y;
-                }
-            }
-            Output::Identity => {}
-        }
+        scale_by_output_derivative(&mut ws.dfake, fake_px, self.gan.generator.output);
         drop(back);
     }
 
