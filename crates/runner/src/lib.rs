@@ -64,6 +64,30 @@ impl std::fmt::Debug for StepHook {
     }
 }
 
+/// How a run is carried out, whatever started it (a new run, `--resume`, a sweep point): the
+/// threads it trains with, how it speaks on the console, what stops it and who hears of each
+/// step. Made once from the command line; a sweep gives each point its share of it.
+#[derive(Clone)]
+pub(crate) struct Execution<'a> {
+    pub threads: usize,
+    pub quiet: bool,
+    /// Printed before console lines when several runs share the console (sweep jobs).
+    pub label: Option<String>,
+    /// Resume, or rerun a sweep, even if the spec changed since the run started.
+    pub force: bool,
+    /// Raised by Ctrl-C / SIGTERM.
+    pub interrupt: &'a AtomicBool,
+    pub on_step: Option<&'a StepHook>,
+}
+
+impl Execution<'_> {
+    /// Whether long preparations (data, k-means) stay silent: with `quiet`, or when several
+    /// runs share the console.
+    pub(crate) fn silent_preparation(&self) -> bool {
+        self.quiet || self.label.is_some()
+    }
+}
+
 /// How a run (or sweep) ended, when it did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -146,11 +170,19 @@ pub fn run(opts: &Options, interrupt: &AtomicBool) -> anyhow::Result<Outcome> {
             .map(|n| n.get())
             .unwrap_or(1)
     });
+    let exec = Execution {
+        threads,
+        quiet: opts.quiet,
+        label: None,
+        force: opts.force,
+        interrupt,
+        on_step: opts.on_step.as_ref(),
+    };
     if let Some(dir) = &opts.resume {
         if opts.spec.is_some() || !opts.overrides.is_empty() || opts.shard.is_some() {
             bail!("--resume takes the run's own spec.yaml: give no SPEC, --set or --shard with it");
         }
-        return resume::resume(dir, opts, threads, interrupt);
+        return resume::resume(dir, &exec);
     }
     let Some(spec_path) = &opts.spec else {
         bail!("give a spec to run (e.g. experiments/baseline.yaml) or --resume RUN_DIR");
@@ -165,7 +197,7 @@ pub fn run(opts: &Options, interrupt: &AtomicBool) -> anyhow::Result<Outcome> {
         memory::check_fits(&p.spec, &format!("{origin} sweep point {}", p.name))?;
     }
     if !points.is_empty() {
-        return sweep::run_sweep(spec_path, &spec, points, opts, threads, interrupt);
+        return sweep::run_sweep(spec_path, &spec, points, opts, &exec);
     }
     if opts.shard.is_some() || opts.jobs > 1 {
         bail!(
@@ -192,7 +224,7 @@ pub fn run(opts: &Options, interrupt: &AtomicBool) -> anyhow::Result<Outcome> {
         overrides: &opts.overrides,
         sweep_point: None,
     };
-    let result = run_fresh(&spec, &train, &dir, &source, threads, opts, None, interrupt);
+    let result = run_fresh(&spec, &train, &dir, &source, &exec);
     finish(result, &dir)
 }
 
@@ -204,30 +236,22 @@ pub(crate) struct RunSource<'a> {
 }
 
 /// Starts `spec` in the new directory `dir` and trains it to the end.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn run_fresh(
     spec: &Spec,
     train: &TrainingData,
     dir: &RunDir,
     source: &RunSource,
-    threads: usize,
-    opts: &Options,
-    label: Option<String>,
-    interrupt: &AtomicBool,
+    exec: &Execution,
 ) -> anyhow::Result<Status> {
     let _lock = dir.lock()?;
-    let info = start_run(spec, dir, SystemTime::now(), threads, source)?;
+    let info = start_run(spec, dir, SystemTime::now(), exec.threads, source)?;
     session::execute(session::Session {
         spec,
         train,
         dir,
         info,
         start: None,
-        threads,
-        quiet: opts.quiet,
-        label,
-        interrupt,
-        on_step: opts.on_step.as_ref(),
+        exec: exec.clone(),
     })
 }
 

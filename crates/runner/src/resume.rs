@@ -2,7 +2,6 @@
 //! is byte-identical to one that was never interrupted.
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::time::SystemTime;
 
 use anyhow::{bail, Context};
@@ -12,28 +11,17 @@ use gan_spec::{expand_sweep, load_spec, parse_spec, Spec};
 
 use crate::checkpoint::{self, Resume};
 use crate::session::{execute, Session};
-use crate::{finish, run_config, training_images, Options, Outcome};
+use crate::{finish, run_config, training_images, Execution, Outcome};
 
-pub(crate) fn resume(
-    path: &Path,
-    opts: &Options,
-    threads: usize,
-    interrupt: &AtomicBool,
-) -> anyhow::Result<Outcome> {
+pub(crate) fn resume(path: &Path, exec: &Execution) -> anyhow::Result<Outcome> {
     let dir = RunDir::open(path)?;
-    let status = resume_session(&dir, opts, threads, None, interrupt)?;
+    let status = resume_session(&dir, exec)?;
     finish(Ok(status), &dir)
 }
 
 /// Resumes the run in `dir` (also used for the points of a restarted sweep).
-pub(crate) fn resume_session(
-    dir: &RunDir,
-    opts: &Options,
-    threads: usize,
-    label: Option<String>,
-    interrupt: &AtomicBool,
-) -> anyhow::Result<Status> {
-    let (force, quiet) = (opts.force, opts.quiet);
+pub(crate) fn resume_session(dir: &RunDir, exec: &Execution) -> anyhow::Result<Status> {
+    let (force, quiet) = (exec.force, exec.quiet);
     // Held until the session ends: no second process resumes the same run meanwhile.
     let _lock = dir.lock()?;
     let mut info = dir.read_info()?;
@@ -60,7 +48,7 @@ pub(crate) fn resume_session(
         &spec,
         &dir.file(gan_rundir::SPEC_FILE).display().to_string(),
     )?;
-    let train = training_images(&spec, quiet || label.is_some(), threads)?;
+    let train = training_images(&spec, exec.silent_preparation(), exec.threads)?;
     let start = newest_checkpoint(dir, &run_config(&spec, &train))?;
     if let Some(r) = &start {
         let past = r.epoch + usize::from(r.step_in_epoch > 0);
@@ -103,11 +91,7 @@ pub(crate) fn resume_session(
         dir,
         info,
         start,
-        threads,
-        quiet,
-        label,
-        interrupt,
-        on_step: opts.on_step.as_ref(),
+        exec: exec.clone(),
     };
     execute(session)
 }

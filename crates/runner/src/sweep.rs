@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
@@ -17,7 +17,7 @@ use gan_spec::{Spec, SweepPoint};
 use serde::{Deserialize, Serialize};
 
 use crate::resume::resume_session;
-use crate::{ensure_data, run_fresh, training_images, Options, Outcome, RunSource};
+use crate::{ensure_data, run_fresh, training_images, Execution, Options, Outcome, RunSource};
 
 /// `I/N`: the I-th (from 0) of N disjoint slices of a sweep's grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,9 +78,9 @@ pub(crate) fn run_sweep(
     spec: &Spec,
     points: Vec<SweepPoint>,
     opts: &Options,
-    threads: usize,
-    interrupt: &AtomicBool,
+    exec: &Execution,
 ) -> anyhow::Result<Outcome> {
+    let (threads, interrupt) = (exec.threads, exec.interrupt);
     let parent = match &opts.run_dir {
         Some(p) => p.clone(),
         None => opts.runs_root.join(format!(
@@ -158,7 +158,12 @@ pub(crate) fn run_sweep(
                     );
                 }
                 let started = Instant::now();
-                let result = run_point(spec_path, point, &parent, opts, per_job, label, interrupt);
+                let exec = Execution {
+                    threads: per_job,
+                    label,
+                    ..exec.clone()
+                };
+                let result = run_point(spec_path, point, &parent, &opts.overrides, &exec);
                 if jobs > 1 && !opts.quiet {
                     let how = match &result {
                         Ok(s) => s.to_string(),
@@ -340,17 +345,15 @@ fn run_point(
     spec_path: &Path,
     point: &SweepPoint,
     parent: &Path,
-    opts: &Options,
-    threads: usize,
-    label: Option<String>,
-    interrupt: &AtomicBool,
+    overrides: &[String],
+    exec: &Execution,
 ) -> anyhow::Result<Status> {
     let path: PathBuf = parent.join(&point.name);
     if path.join(gan_rundir::RUN_FILE).is_file() {
         let dir = RunDir::open(&path)?;
         match Shown::of(&dir.read_info()?) {
             Shown::Run(Status::Completed) => {
-                if !opts.quiet {
+                if !exec.quiet {
                     println!("{}: already completed, skipped", point.name);
                 }
                 return Ok(Status::Completed);
@@ -361,26 +364,17 @@ fn run_point(
                     path.display()
                 )
             }
-            _ => return resume_session(&dir, opts, threads, label, interrupt),
+            _ => return resume_session(&dir, exec),
         }
     }
-    let train = training_images(&point.spec, opts.quiet || label.is_some(), threads)?;
+    let train = training_images(&point.spec, exec.silent_preparation(), exec.threads)?;
     let dir = RunDir::create(&path)?;
     let source = RunSource {
         spec: spec_path,
-        overrides: &opts.overrides,
+        overrides,
         sweep_point: Some(&point.name),
     };
-    run_fresh(
-        &point.spec,
-        &train,
-        &dir,
-        &source,
-        threads,
-        opts,
-        label,
-        interrupt,
-    )
+    run_fresh(&point.spec, &train, &dir, &source, exec)
 }
 
 #[cfg(test)]
