@@ -7,8 +7,8 @@ pub mod sample;
 pub mod step;
 
 pub use networks::{
-    dropout_mask_floats, float_counts, macs_per_image, pytorch_example, ConvDiscriminator,
-    ConvGenerator, Dcgan,
+    dropout_mask_floats, float_counts, macs_per_image, pytorch_example, step_flops,
+    ConvDiscriminator, ConvGenerator, Dcgan,
 };
 pub use sample::{average_generator, GENERATE_CHUNK, STANDING_IMAGES};
 pub use step::DcganTrainer;

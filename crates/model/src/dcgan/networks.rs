@@ -76,6 +76,22 @@ pub fn macs_per_image(input: usize, shape: &DcganShape, classes: usize) -> (usiz
     (g, d)
 }
 
+/// FLOPs of one step's products under `cfg` (a DCGAN of `shape`): per D update G's forward
+/// pass, D's forward pass on `2B` images and its backward pass (weights, and the input
+/// gradient of every layer but the first); then D's forward and backward passes to G's
+/// output on `B` images and G's backward pass (weights, and the input gradient of every
+/// layer but the first).
+pub fn step_flops(cfg: &TrainConfig, shape: &DcganShape) -> f64 {
+    let input = cfg.model.noise_dim + cfg.model.classes;
+    let (g, d) = macs_per_image(input, shape, cfg.model.classes);
+    let b = cfg.batch_size;
+    let first_g = input * shape.g_channels[0] * SEED_PIXELS;
+    let first_d = MID_PIXELS * 16 * shape.d_channels[0];
+    let d_update = g * b + 3 * d * 2 * b - first_d * 2 * b;
+    let g_update = 2 * d * b + 2 * g * b - first_g * b;
+    2.0 * (cfg.d_steps * d_update + g_update) as f64
+}
+
 /// Floats of D's dropout masks (`model.d_dropout > 0`) for batches of `batch`: one per unit
 /// after each activation, for the `2B` images of D's update (G's update reuses `B` rows).
 pub fn dropout_mask_floats(shape: &DcganShape, batch: usize) -> u128 {

@@ -11,4 +11,4 @@ pub mod reference;
 pub mod step;
 
 pub use networks::{Gan, Mlp};
-pub use step::{float_counts, Trainer};
+pub use step::{float_counts, step_products, Trainer};

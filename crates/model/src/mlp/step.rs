@@ -25,6 +25,7 @@ use crate::optim::adam::{self, Adam};
 use crate::optim::average::update_average;
 use crate::rng::{stream, Stream};
 use crate::train::config::{Arch, ModelConfig, TrainConfig, IMAGE_PIXELS};
+use crate::train::flops::{Pass, Product};
 use crate::train::input::{draw_input, join_one_hot, LabelOdds};
 use crate::train::step::{check_finite, Step, StepStats, TrainError, TrainerState};
 
@@ -86,6 +87,44 @@ pub fn float_counts(model: &ModelConfig, batch: usize) -> (u128, u128, u128) {
     let padded = |sizes: &[usize]| kernels::forward_scratch_len(sizes) as u128;
     let buffers = workspace + output_step + padded(&g) + padded(&d);
     (params(&g), params(&d), buffers)
+}
+
+/// The matrix products of one step of perceptrons under `cfg`, each once with how many times
+/// the step makes it: per D update G's forward pass, D's forward pass on `2B` rows, its
+/// weight gradients and its hidden layers' input gradients; then D again on `B` rows and
+/// back to G's output, and G's weight and hidden input gradients. Layers with one output
+/// (D's last) are dot products in the step, not gemm calls, but are listed like the rest.
+pub fn step_products(cfg: &TrainConfig) -> Vec<Product> {
+    let (g, d) = (cfg.model.generator_sizes(), cfg.model.discriminator_sizes());
+    let (b, ds) = (cfg.batch_size, cfg.d_steps);
+    let mut out: Vec<Product> = Vec::new();
+    let mut add = |net, sizes: &[usize], pass, rows, first_layer, count| {
+        for io in sizes.windows(2).skip(first_layer) {
+            let (inputs, outputs) = (io[0], io[1]);
+            match out.iter_mut().find(|p| {
+                (p.net, p.pass, p.rows, p.inputs, p.outputs) == (net, pass, rows, inputs, outputs)
+            }) {
+                Some(p) => p.count += count,
+                None => out.push(Product {
+                    net,
+                    pass,
+                    rows,
+                    inputs,
+                    outputs,
+                    count,
+                }),
+            }
+        }
+    };
+    add("G", &g, Pass::Forward, b, 0, ds);
+    add("D", &d, Pass::Forward, 2 * b, 0, ds);
+    add("D", &d, Pass::WeightGradient, 2 * b, 0, ds);
+    add("D", &d, Pass::InputGradient, 2 * b, 1, ds);
+    add("D", &d, Pass::Forward, b, 0, 1);
+    add("D", &d, Pass::InputGradient, b, 0, 1);
+    add("G", &g, Pass::WeightGradient, b, 0, 1);
+    add("G", &g, Pass::InputGradient, b, 1, 1);
+    out
 }
 
 /// The buffers one step works in, allocated once.
@@ -936,5 +975,30 @@ mod tests {
         t.g_step(1).unwrap();
         assert_eq!(t.gan.discriminator, after_d.discriminator);
         assert_ne!(t.gan.generator, after_d.generator);
+    }
+
+    /// The product list adds up to the step's FLOPs counted in closed form.
+    #[test]
+    fn the_products_add_up_to_the_step() {
+        let macs = |sizes: &[usize], rows: usize| -> f64 {
+            sizes.windows(2).map(|w| (rows * w[0] * w[1]) as f64).sum()
+        };
+        let mut deeper = TrainConfig::tutorial();
+        deeper.model.g_hidden = vec![256, 512];
+        deeper.model.d_hidden = vec![512, 256];
+        deeper.d_steps = 2;
+        for cfg in [TrainConfig::tutorial(), deeper] {
+            let (g, d) = (cfg.model.generator_sizes(), cfg.model.discriminator_sizes());
+            let b = cfg.batch_size;
+            let d_update = macs(&g, b) + 2.0 * macs(&d, 2 * b) + macs(&d[1..], 2 * b);
+            let g_update = 2.0 * macs(&d, b) + macs(&g, b) + macs(&g[1..], b);
+            let want = 2.0 * (cfg.d_steps as f64 * d_update + g_update);
+            let products = step_products(&cfg);
+            assert_eq!(
+                crate::train::flops::total_flops(&products),
+                want,
+                "{products:?}"
+            );
+        }
     }
 }

@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use gan_model::kernels::{self, Split, View};
+use gan_model::train::flops::{Pass, Product};
 use gan_model::TrainConfig;
 
 /// Prints the FMA ceiling on 1 and on `threads` threads (GFLOP/s) and what it means for a
@@ -109,76 +110,6 @@ mod fma_loop {
     }
 }
 
-/// What one of the step's matrix products computes, for a layer `inputs -> outputs` of a
-/// network whose weights are stored `outputs x inputs`, on a batch of `rows`.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
-    /// The layer's pre-activations: `rows x inputs` times the transposed weight.
-    Forward,
-    /// The gradient at the layer's input: `rows x outputs` times the weight.
-    InputGradient,
-    /// The weight's gradient: the transposed output gradient times the input.
-    WeightGradient,
-}
-
-/// One product of the step, and how many times a step makes it.
-#[derive(Debug)]
-struct Product {
-    net: &'static str,
-    kind: Kind,
-    rows: usize,
-    inputs: usize,
-    outputs: usize,
-    count: usize,
-}
-
-impl Product {
-    fn flops(&self) -> f64 {
-        2.0 * (self.rows * self.inputs * self.outputs * self.count) as f64
-    }
-}
-
-/// The step's matrix products for an MLP GAN, as `step_flops` counts them: per D update G's
-/// forward pass, D's forward pass on 2B rows, its weight gradients and its hidden layers'
-/// input gradients; then D again on B rows and back to G's output, and G's weight and hidden
-/// input gradients. Layers with one output (D's last) are dot products, not gemm calls, and
-/// are left out.
-fn step_products(cfg: &TrainConfig) -> Vec<Product> {
-    let (g, d) = (cfg.model.generator_sizes(), cfg.model.discriminator_sizes());
-    let (b, ds) = (cfg.batch_size, cfg.d_steps);
-    let mut out: Vec<Product> = Vec::new();
-    let mut add = |net, sizes: &[usize], kind, rows, first_layer, count| {
-        for io in sizes.windows(2).skip(first_layer) {
-            if io[1] == 1 {
-                continue;
-            }
-            let (inputs, outputs) = (io[0], io[1]);
-            match out.iter_mut().find(|p| {
-                (p.net, p.kind, p.rows, p.inputs, p.outputs) == (net, kind, rows, inputs, outputs)
-            }) {
-                Some(p) => p.count += count,
-                None => out.push(Product {
-                    net,
-                    kind,
-                    rows,
-                    inputs,
-                    outputs,
-                    count,
-                }),
-            }
-        }
-    };
-    add("G", &g, Kind::Forward, b, 0, ds);
-    add("D", &d, Kind::Forward, 2 * b, 0, ds);
-    add("D", &d, Kind::WeightGradient, 2 * b, 0, ds);
-    add("D", &d, Kind::InputGradient, 2 * b, 1, ds);
-    add("D", &d, Kind::Forward, b, 0, 1);
-    add("D", &d, Kind::InputGradient, b, 0, 1);
-    add("G", &g, Kind::WeightGradient, b, 0, 1);
-    add("G", &g, Kind::InputGradient, b, 1, 1);
-    out
-}
-
 /// Median seconds of one call of `run` (hot caches: warmed up, then 5 rounds of ~5 ms).
 fn time_call(mut run: impl FnMut()) -> f64 {
     let start = Instant::now();
@@ -209,8 +140,8 @@ fn time_product(p: &Product) -> f64 {
     let values =
         |n: usize| -> Vec<f32> { (0..n).map(|j| ((j % 97) as f32 - 48.0) / 97.0).collect() };
     let weight = values(o * i);
-    match p.kind {
-        Kind::Forward => {
+    match p.pass {
+        Pass::Forward => {
             let (x, mut y) = (values(r * i), vec![0.0; r * o]);
             let mut scratch = vec![0.0; kernels::forward_scratch_len(&[i, o])];
             time_call(|| {
@@ -218,14 +149,14 @@ fn time_product(p: &Product) -> f64 {
                 kernels::matmul_by_transposed(&mut y, a, &weight, o, Split::None, &mut scratch);
             })
         }
-        Kind::InputGradient => {
+        Pass::InputGradient => {
             let (dy, mut dx) = (values(r * o), vec![0.0; r * i]);
             time_call(|| {
                 let (a, w) = (View::rows(&dy, r, o), View::rows(&weight, o, i));
                 kernels::matmul(&mut dx, a, w, Split::None);
             })
         }
-        Kind::WeightGradient => {
+        Pass::WeightGradient => {
             let (dy, x, mut dw) = (values(r * o), values(r * i), vec![0.0; o * i]);
             time_call(|| {
                 let (a, xs) = (View::transposed(&dy, r, o), View::rows(&x, r, i));
@@ -239,16 +170,16 @@ fn time_product(p: &Product) -> f64 {
 /// their sum: `threads` threads splitting them perfectly, with nothing else to do, could not
 /// take less than the sum divided by `threads` at the rates gemm reaches here.
 pub fn print_products(cfg: &TrainConfig, threads: usize, step_flops: f64) {
-    let products = step_products(cfg);
+    // Layers with one output (D's last) are dot products in the step, not gemm calls.
+    let products: Vec<Product> = gan_model::mlp::step_products(cfg)
+        .into_iter()
+        .filter(|p| p.outputs > 1)
+        .collect();
     let mut total = (0.0, 0.0);
     println!("the step's products, one gemm call each on 1 thread (hot caches):");
     for p in &products {
         let secs = time_product(p);
-        let what = match p.kind {
-            Kind::Forward => "forward",
-            Kind::InputGradient => "input gradient",
-            Kind::WeightGradient => "weight gradient",
-        };
+        let what = p.pass.name();
         let times = match p.count {
             1 => String::new(),
             n => format!(", {n} a step"),
@@ -274,31 +205,4 @@ pub fn print_products(cfg: &TrainConfig, threads: usize, step_flops: f64) {
         total.1 / total.0 / 1e9,
         total.0 * 1e3 / threads as f64
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The listed products add up to the step's FLOPs less its one-unit layers' dot products.
-    #[test]
-    fn products_add_up_to_the_step() {
-        for cfg in [TrainConfig::tutorial(), {
-            let mut c = TrainConfig::tutorial();
-            c.model.g_hidden = vec![256, 512];
-            c.model.d_hidden = vec![512, 256];
-            c.d_steps = 2;
-            c
-        }] {
-            let products = step_products(&cfg);
-            let sum: f64 = products.iter().map(Product::flops).sum();
-            let d = cfg.model.discriminator_sizes();
-            let top = d[d.len() - 2];
-            let b = cfg.batch_size as f64;
-            // D's last layer: forward and weight gradient on 2B rows per D update, forward on
-            // B rows and back on B rows in the G update; the hidden gradient through it too.
-            let dots = 2.0 * top as f64 * (cfg.d_steps as f64 * (3.0 * 2.0 * b) + 2.0 * b);
-            assert_eq!(sum + dots, super::super::step_flops(&cfg), "{products:?}");
-        }
-    }
 }

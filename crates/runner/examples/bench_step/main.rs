@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use gan_data::{load_training, Batcher};
+use gan_model::train::flops::total_flops;
 use gan_model::{stream, AnyTrainer, Arch, Stream, TrainConfig};
 
 mod ceiling;
@@ -66,37 +67,6 @@ fn more_than_warmup(s: &str) -> Result<usize, String> {
     }
 }
 
-/// Multiply-adds of one `rows`-row pass through each layer of a network with `sizes`.
-fn macs(sizes: &[usize], rows: usize) -> f64 {
-    sizes.windows(2).map(|w| (rows * w[0] * w[1]) as f64).sum()
-}
-
-/// FLOPs of one step's matrix products: per D update G's forward pass, D's forward pass on
-/// 2B rows, its weight gradients and its hidden-layer gradients; then D again on B rows and
-/// back to G's output, and G's weight and hidden-layer gradients.
-fn step_flops(cfg: &TrainConfig) -> f64 {
-    let (g, d) = (cfg.model.generator_sizes(), cfg.model.discriminator_sizes());
-    let b = cfg.batch_size;
-    let d_update = macs(&g, b) + 2.0 * macs(&d, 2 * b) + macs(&d[1..], 2 * b);
-    let g_update = 2.0 * macs(&d, b) + macs(&g, b) + macs(&g[1..], b);
-    2.0 * (cfg.d_steps as f64 * d_update + g_update)
-}
-
-/// The same for the DCGAN: per D update G's forward pass, D's forward pass on 2B images and
-/// its backward pass (weights, and the input gradient of every layer but the first); then
-/// D's forward and backward passes to G's output on B images and G's backward pass (weights,
-/// and the input gradient of every layer but the first).
-fn dcgan_step_flops(cfg: &TrainConfig, shape: &gan_model::DcganShape) -> f64 {
-    let input = cfg.model.noise_dim + cfg.model.classes;
-    let (g, d) = gan_model::dcgan::macs_per_image(input, shape, cfg.model.classes);
-    let b = cfg.batch_size;
-    let first_g = input * shape.g_channels[0] * 49;
-    let first_d = 196 * 16 * shape.d_channels[0];
-    let d_update = g * b + 3 * d * 2 * b - first_d * 2 * b;
-    let g_update = 2 * d * b + 2 * g * b - first_g * b;
-    2.0 * (cfg.d_steps * d_update + g_update) as f64
-}
-
 fn main() {
     gan_tools::quiet_broken_pipe();
     let args = <Args as clap::Parser>::parse();
@@ -135,8 +105,8 @@ fn main() {
         fail("flushing denormals is not implemented on this CPU: pass --keep-denormals".into());
     }
     let flops = match &cfg.model.arch {
-        Arch::Dcgan(shape) => dcgan_step_flops(&cfg, shape),
-        Arch::Mlp => step_flops(&cfg),
+        Arch::Dcgan(shape) => gan_model::dcgan::step_flops(&cfg, shape),
+        Arch::Mlp => total_flops(&gan_model::mlp::step_products(&cfg)),
     };
     if args.ceiling {
         ceiling::print_ceiling(args.threads, flops);
