@@ -10,6 +10,7 @@ pub mod compare;
 pub mod eval;
 pub mod fetch;
 pub mod runs;
+pub mod sample;
 mod table;
 pub mod tensorboard;
 
@@ -59,7 +60,7 @@ pub enum Command {
     /// Train (and cache) the MNIST classifier the metrics use.
     TrainClassifier(eval::TrainClassifierArgs),
     /// Write images from a run's generator as an IDX file (MNIST's format).
-    Sample(eval::SampleArgs),
+    Sample(sample::Args),
     /// Write TensorBoard logs for runs made before the runner wrote them (or rewrite them).
     Tensorboard(tensorboard::Args),
     /// Print an sbatch script running a sweep as a Slurm job array (one shard per task).
@@ -85,7 +86,7 @@ impl Command {
             Command::Compare(args) => compare::run(args, paths),
             Command::Eval(args) => eval::eval(args, paths),
             Command::TrainClassifier(args) => eval::train_classifier(args, paths),
-            Command::Sample(args) => eval::sample(args),
+            Command::Sample(args) => sample::run(args),
             Command::Tensorboard(args) => tensorboard::run(args),
             Command::Slurm(args) => cluster::slurm(args),
             Command::K8s(args) => cluster::k8s(args),
