@@ -23,7 +23,7 @@ struct Part {
 
 /// The estimate's parts: upper estimates, each within a small factor of what is allocated.
 fn parts(spec: &Spec) -> Vec<Part> {
-    let cfg = crate::train_config(spec);
+    let cfg = crate::config::train_config(spec);
     if let Arch::Dcgan(shape) = &cfg.model.arch {
         return dcgan_parts(spec, &cfg, shape);
     }

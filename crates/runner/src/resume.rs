@@ -10,14 +10,10 @@ use gan_rundir::{rfc3339, sha256_hex, RunDir, Status};
 use gan_spec::{expand_sweep, load_spec, parse_spec, Spec};
 
 use crate::checkpoint::{self, Resume};
+use crate::config::run_config;
+use crate::data::training_images;
+use crate::options::Execution;
 use crate::session::{execute, Session};
-use crate::{finish, run_config, training_images, Execution, Outcome};
-
-pub(crate) fn resume(path: &Path, exec: &Execution) -> anyhow::Result<Outcome> {
-    let dir = RunDir::open(path)?;
-    let status = resume_session(&dir, exec)?;
-    finish(Ok(status), &dir)
-}
 
 /// Resumes the run in `dir` (also used for the points of a restarted sweep).
 pub(crate) fn resume_session(dir: &RunDir, exec: &Execution) -> anyhow::Result<Status> {

@@ -17,8 +17,10 @@ use gan_tensorboard::{unix_seconds, RunLog};
 use indicatif::ProgressBar;
 
 use crate::checkpoint::{self, Resume};
+use crate::config::run_config;
 use crate::console::{self, epoch_line};
-use crate::{run_config, Execution, TrainingData};
+use crate::data::TrainingData;
+use crate::options::Execution;
 
 pub(crate) struct Session<'a> {
     pub spec: &'a Spec,

@@ -6,7 +6,6 @@
 //! so a restarted (pre-empted) shard picks up where it stopped.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
@@ -16,40 +15,10 @@ use gan_rundir::{write_json_atomic, RunDir, Shown, Status, SWEEP_FILE};
 use gan_spec::{Spec, SweepPoint};
 use serde::{Deserialize, Serialize};
 
+use crate::data::{ensure_data, training_images};
+use crate::fresh::{run_fresh, RunSource};
+use crate::options::{Execution, Options, Outcome};
 use crate::resume::resume_session;
-use crate::{ensure_data, run_fresh, training_images, Execution, Options, Outcome, RunSource};
-
-/// `I/N`: the I-th (from 0) of N disjoint slices of a sweep's grid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub index: usize,
-    pub count: usize,
-}
-
-impl FromStr for Shard {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Shard, String> {
-        let (i, n) = s.split_once('/').ok_or("expected I/N, e.g. 0/3")?;
-        let index: usize = i
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{i}` is not a shard number"))?;
-        let count: usize = n
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{n}` is not a shard count"))?;
-        if count == 0 || index >= count {
-            return Err(format!("shard {index}/{count}: I must be in 0..N (numbered from 0, as SLURM_ARRAY_TASK_ID=0.. and JOB_COMPLETION_INDEX)"));
-        }
-        Ok(Shard { index, count })
-    }
-}
-
-impl Shard {
-    pub fn contains(&self, point: usize) -> bool {
-        point % self.count == self.index
-    }
-}
 
 /// `sweep.json`: the grid, in order. Its content never varies between runs of one sweep, so
 /// shards that start together can all write it.
@@ -375,36 +344,4 @@ fn run_point(
         sweep_point: Some(&point.name),
     };
     run_fresh(&point.spec, &train, &dir, &source, exec)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Shard;
-
-    #[test]
-    fn shards_partition_the_grid() {
-        for points in 1..20 {
-            for count in 1..=points {
-                let mut owners = vec![0; points];
-                for index in 0..count {
-                    let shard: Shard = format!("{index}/{count}").parse().unwrap();
-                    for (p, o) in owners.iter_mut().enumerate() {
-                        *o += shard.contains(p) as usize;
-                    }
-                }
-                assert!(
-                    owners.iter().all(|&o| o == 1),
-                    "{points} points, {count} shards: {owners:?}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn shard_arguments_are_checked() {
-        assert_eq!("2/3".parse::<Shard>(), Ok(Shard { index: 2, count: 3 }));
-        for bad in ["3/3", "1/0", "x/2", "1", "-1/2"] {
-            assert!(bad.parse::<Shard>().is_err(), "{bad}");
-        }
-    }
 }
