@@ -24,6 +24,16 @@ pub enum TensorBoardError {
     },
     #[error("{}: not a valid event file: {message}", path.display())]
     Corrupt { path: PathBuf, message: String },
+    #[error(
+        "{}: it holds {rows} of the {steps} steps run.json records (cut short, or deleted); \
+         the TensorBoard log is left as it is, since it may hold the last copy of those losses",
+        path.display()
+    )]
+    LossesShort {
+        path: PathBuf,
+        rows: usize,
+        steps: u64,
+    },
     #[error(transparent)]
     RunDir(#[from] gan_rundir::RunDirError),
 }

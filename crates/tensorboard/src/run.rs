@@ -51,6 +51,12 @@ impl RunLog {
     /// pictures of those epochs, as when the checkpoint was taken. With `None` it holds all of
     /// the run, and its metrics and end when the run is completed. Wall times come from
     /// `run.json` (each step at the end of its epoch).
+    ///
+    /// The new log is written beside the old one and renamed over it once whole, so the old
+    /// one is never seen half-replaced and a symbolic link in its place is replaced, not
+    /// written through. With `None`, a `losses.csv` holding fewer steps than `run.json`
+    /// records (cut short, or deleted) is refused and the old log left as it is: it may be
+    /// the last copy of those losses.
     pub fn rebuild(dir: &RunDir, upto: Option<(u64, usize)>) -> Result<RunLog, TensorBoardError> {
         let info = dir.read_info()?;
         let start = humantime::parse_rfc3339(&info.started_at)
@@ -74,15 +80,34 @@ impl RunLog {
                 rows.truncate(steps as usize);
                 epochs
             }
-            None => info.epochs_done,
+            None => {
+                if (rows.len() as u64) < info.steps_done {
+                    return Err(TensorBoardError::LossesShort {
+                        path: dir.file(gan_rundir::LOSSES_FILE),
+                        rows: rows.len(),
+                        steps: info.steps_done,
+                    });
+                }
+                info.epochs_done
+            }
         };
         let run_name = dir
             .path()
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let path = Self::path(dir);
+        let io = |cause| TensorBoardError::Io {
+            path: path.clone(),
+            cause,
+        };
+        let (file, replacement) = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(dir.path())
+            .map_err(io)?
+            .into_parts();
         let mut log = RunLog {
-            writer: EventWriter::create(&Self::path(dir), start)?,
+            writer: EventWriter::start(file, &path, start),
         };
         log.begin(&spec, &run_name, start);
         // Wall time at the end of each finished epoch.
@@ -130,6 +155,15 @@ impl RunLog {
             log.end(true, last, end);
         }
         log.writer.flush()?;
+        #[cfg(unix)]
+        {
+            // Temporary files are private (0600); run files are ordinary files.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&replacement, std::fs::Permissions::from_mode(0o644))
+                .map_err(io)?;
+        }
+        // The open file stays the log's: a session goes on appending to it.
+        replacement.persist(&path).map_err(|e| io(e.error))?;
         Ok(log)
     }
 

@@ -45,6 +45,12 @@ impl EventWriter {
             std::fs::create_dir_all(dir).map_err(io(dir))?;
         }
         let file = File::create(path).map_err(io(path))?;
+        Ok(EventWriter::start(file, path, wall_time))
+    }
+
+    /// Starts an event file in `file`, already open for writing and empty; `path` names it
+    /// in errors.
+    pub fn start(file: File, path: &Path, wall_time: f64) -> EventWriter {
         let mut w = EventWriter {
             path: path.to_path_buf(),
             file,
@@ -55,7 +61,7 @@ impl EventWriter {
             step: 0,
             what: Some(event::What::FileVersion("brain.Event:2".into())),
         });
-        Ok(w)
+        w
     }
 
     /// Continues an existing event file.

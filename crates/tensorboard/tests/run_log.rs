@@ -187,3 +187,61 @@ fn a_damaged_event_file_is_reported() {
     let e = read_events(&path).unwrap_err().to_string();
     assert!(e.contains("checksum mismatch"), "{e}");
 }
+
+/// `losses.csv` cut short or deleted is refused, and the log (perhaps the last copy of the
+/// losses) stays byte for byte as it was.
+#[test]
+fn a_short_or_missing_loss_log_never_replaces_the_event_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = make_run(tmp.path());
+    RunLog::rebuild(&dir, None).unwrap();
+    let before = std::fs::read(RunLog::path(&dir)).unwrap();
+    let losses = dir.file(gan_rundir::LOSSES_FILE);
+    let text = std::fs::read_to_string(&losses).unwrap();
+    let cut: Vec<&str> = text.lines().take(1 + 10 - 5).collect();
+    std::fs::write(&losses, cut.join("\n") + "\n").unwrap();
+    let e = RunLog::rebuild(&dir, None)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        e.contains("losses.csv") && e.contains("holds 5 of the 12 steps"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(RunLog::path(&dir)).unwrap(), before);
+    std::fs::remove_file(&losses).unwrap();
+    let e = RunLog::rebuild(&dir, None)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("holds 0 of the 12 steps"), "{e}");
+    assert_eq!(std::fs::read(RunLog::path(&dir)).unwrap(), before);
+    // Nothing is left behind by the refused rebuilds.
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.starts_with(".tmp-")), "{names:?}");
+}
+
+/// A symbolic link in the event file's place is replaced by the log, never written through.
+#[cfg(unix)]
+#[test]
+fn a_symlinked_event_file_is_replaced_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = make_run(tmp.path());
+    let elsewhere = tmp.path().join("precious.txt");
+    std::fs::write(&elsewhere, "not an event file").unwrap();
+    std::os::unix::fs::symlink(&elsewhere, RunLog::path(&dir)).unwrap();
+    RunLog::rebuild(&dir, None).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&elsewhere).unwrap(),
+        "not an event file"
+    );
+    let meta = std::fs::symlink_metadata(RunLog::path(&dir)).unwrap();
+    assert!(meta.file_type().is_file(), "{meta:?}");
+    let (scalars, _) = content(&read_events(&RunLog::path(&dir)).unwrap());
+    assert!(scalars
+        .iter()
+        .any(|(tag, step, _)| tag == "step/d_loss" && *step == 12));
+}
