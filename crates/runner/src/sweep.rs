@@ -309,6 +309,34 @@ impl SpecChanges {
     }
 }
 
+/// Refuses a run directory that holds another grid point's run: its `spec.yaml` must have
+/// this point's value at every key the sweep varies (a folder named by an older, ambiguous
+/// naming of points could hold another point's run).
+fn check_same_point(dir: &RunDir, point: &SweepPoint) -> anyhow::Result<()> {
+    let path = dir.file(gan_rundir::SPEC_FILE);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let theirs = serde_yaml::from_str(&text)
+        .map(|v| gan_spec::flatten(&v))
+        .with_context(|| format!("reading {}", path.display()))?;
+    let ours = gan_spec::flatten(
+        &serde_yaml::from_str(&point.spec.to_yaml()).expect("a spec's YAML reads back"),
+    );
+    for o in &point.overrides {
+        let key = o.split_once('=').map_or(o.as_str(), |(k, _)| k);
+        if theirs.get(key) != ours.get(key) {
+            bail!(
+                "{} holds the run of another grid point ({key} is {} there, {} in this point): \
+                 move it out of the sweep folder, or run the sweep into another --run-dir",
+                dir.path().display(),
+                theirs.get(key).map_or("unset", String::as_str),
+                ours.get(key).map_or("unset", String::as_str),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs one grid point: fresh, skipped (completed, or running elsewhere) or resumed.
 fn run_point(
     spec_path: &Path,
@@ -320,6 +348,7 @@ fn run_point(
     let path: PathBuf = parent.join(&point.name);
     if path.join(gan_rundir::RUN_FILE).is_file() {
         let dir = RunDir::open(&path)?;
+        check_same_point(&dir, point)?;
         match Shown::of(&dir.read_info()?) {
             Shown::Run(Status::Completed) => {
                 if !exec.quiet {

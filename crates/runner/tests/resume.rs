@@ -853,3 +853,75 @@ fn a_self_conditioned_dcgan_run_resumes_exactly_and_asks_for_its_clusters() {
         );
     }
 }
+
+/// Two data folders whose paths differ only in `/` against `_` are two grid points with two
+/// run directories, each trained on its own folder (their names used to collide, and the
+/// second point was "already completed, skipped").
+#[test]
+fn sweep_points_whose_values_look_alike_never_share_a_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    for folder in ["x/mn", "x_mn"] {
+        let dir = t.join(folder);
+        std::fs::create_dir_all(&dir).unwrap();
+        for e in std::fs::read_dir(gan_data::fixture_dir())
+            .unwrap()
+            .flatten()
+        {
+            std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+        }
+    }
+    let (a, b) = (t.join("x/mn"), t.join("x_mn"));
+    let spec = t.join("dirs.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: dirs\ntrain:\n  epochs: 1\nsamples:\n  count: 2\neval:\n  enabled: false\n\
+             sweep:\n  data.dir: [{}, {}]\n",
+            a.display(),
+            b.display()
+        ),
+    )
+    .unwrap();
+    let out = ok(&runner(
+        &[spec.to_str().unwrap(), "--run-dir", "s", "--quiet"],
+        t,
+    ));
+    assert!(!out.contains("skipped"), "{out}");
+    let names = point_dirs(&t.join("s"));
+    assert_eq!(names.len(), 2, "{names:?}");
+    for (name, data) in names.iter().zip([&a, &b]) {
+        let spec = std::fs::read_to_string(t.join("s").join(name).join("spec.yaml")).unwrap();
+        assert!(
+            spec.contains(&format!("dir: {}", data.display())),
+            "{name}: {spec}"
+        );
+    }
+}
+
+/// A folder holding another point's run (as an older, ambiguous naming could leave one) is
+/// refused by name, never skipped or resumed as this point's, even with --force (which keeps
+/// finished points whose spec changed, not runs of other points).
+#[test]
+fn a_sweep_never_takes_one_points_run_for_another() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let body = "train:\n  epochs: 1\nsamples:\n  count: 2\neval:\n  enabled: false\nsweep:\n  seed: [1, 2]\n";
+    let spec = fixture_spec_file(t, "two", "name: two\n", body);
+    let s = spec.to_str().unwrap();
+    ok(&runner(&[s, "--run-dir", "g", "--quiet"], t));
+    let g = t.join("g");
+    std::fs::remove_dir_all(g.join("seed=2")).unwrap();
+    std::fs::rename(g.join("seed=1"), g.join("seed=2")).unwrap();
+    let out = runner(&[s, "--run-dir", "g", "--quiet"], t);
+    assert!(!out.status.success());
+    let out = runner(&[s, "--run-dir", "g", "--quiet", "--force"], t);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "seed=2 holds the run of another grid point (seed is 1 there, 2 in this point)"
+        ),
+        "{err}"
+    );
+}

@@ -135,15 +135,10 @@ pub fn expand_sweep(spec: &Spec, origin: &str) -> Result<Vec<SweepPoint>, SpecEr
         return Ok(Vec::new());
     };
     check_sweep(sweep, &|_| origin.to_string())?;
-    let axes: Vec<(String, Vec<String>)> = sweep
+    let axes: Vec<(String, Vec<Value>)> = sweep
         .iter()
         .map(|(k, v)| {
-            let values = v
-                .as_sequence()
-                .expect("checked")
-                .iter()
-                .map(yaml_text)
-                .collect();
+            let values = v.as_sequence().expect("checked").clone();
             (k.as_str().expect("checked").to_string(), values)
         })
         .collect();
@@ -162,13 +157,9 @@ pub fn expand_sweep(spec: &Spec, origin: &str) -> Result<Vec<SweepPoint>, SpecEr
         let overrides: Vec<String> = axes
             .iter()
             .zip(&picks)
-            .map(|((k, values), &i)| format!("{k}={}", values[i]))
+            .map(|((k, values), &i)| format!("{k}={}", yaml_text(&values[i])))
             .collect();
-        let name = overrides
-            .iter()
-            .map(|o| o.replace(['/', ' ', '\t'], "_"))
-            .collect::<Vec<_>>()
-            .join("+");
+        let name = point_name(&axes, &picks);
         let mut value = base_value.clone();
         for o in &overrides {
             apply_override(&mut value, o)?;
@@ -255,7 +246,69 @@ fn check_sweep(sweep: &Mapping, origin: &dyn Fn(&str) -> String) -> Result<(), S
             }
         }
     }
+    // Counted, not built: a grid beyond the bound is refused before anything is allocated.
+    let sizes: Vec<usize> = sweep
+        .values()
+        .map(|v| v.as_sequence().map_or(0, Vec::len))
+        .collect();
+    let points = sizes
+        .iter()
+        .try_fold(1usize, |n, &len| n.checked_mul(len))
+        .filter(|&n| n <= MAX_SWEEP_POINTS);
+    if points.is_none() {
+        let product: f64 = sizes.iter().map(|&n| n as f64).product();
+        return Err(SpecError::Invalid {
+            origin: origin(""),
+            message: format!(
+                "the sweep has {product:.0} grid points ({}), more than the {MAX_SWEEP_POINTS} a \
+                 sweep may have; sweep fewer values, or split it into several sweeps",
+                sizes
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" x ")
+            ),
+        });
+    }
     Ok(())
+}
+
+/// The most grid points a sweep may have (each is a whole run).
+pub const MAX_SWEEP_POINTS: usize = 10_000;
+
+/// A grid point's folder name: its overrides `key=value` joined by `+`. In a value, every
+/// character a folder name cannot hold or that would make two points' names alike (`/`,
+/// `\`, `%`, `+`, whitespace, control characters) is written `%XX` (its UTF-8 bytes in
+/// hex), so distinct points always have distinct folders; a list's items are joined by `,_`
+/// (`model.g_hidden=[512,_512]`).
+fn point_name(axes: &[(String, Vec<Value>)], picks: &[usize]) -> String {
+    fn part(v: &Value) -> String {
+        match v.as_sequence() {
+            Some(items) => format!(
+                "[{}]",
+                items.iter().map(part).collect::<Vec<_>>().join(",_")
+            ),
+            None => yaml_text(v)
+                .chars()
+                .map(|c| {
+                    if matches!(c, '/' | '\\' | '%' | '+') || c.is_whitespace() || c.is_control() {
+                        let mut utf8 = [0u8; 4];
+                        c.encode_utf8(&mut utf8)
+                            .bytes()
+                            .map(|b| format!("%{b:02X}"))
+                            .collect()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect(),
+        }
+    }
+    axes.iter()
+        .zip(picks)
+        .map(|((k, values), &i)| format!("{k}={}", part(&values[i])))
+        .collect::<Vec<_>>()
+        .join("+")
 }
 
 /// Sets `key=value` (dotted key, YAML value) in `value`, rejecting unknown keys.

@@ -422,3 +422,70 @@ fn every_committed_experiment_loads_and_expands() {
     }
     assert!(seen >= 10, "only {seen} specs in {}", dir.display());
 }
+
+/// Points whose values differ only in `/`, a space or a tab against `_` (or in `+` or `%`)
+/// get folders of their own; plain values keep their plain names.
+#[test]
+fn every_sweep_point_has_a_folder_of_its_own() {
+    let s = parse(
+        "sweep:\n  data.dir: [/tmp/x/mn, /tmp/x_mn, \"/tmp/x mn\", \"/tmp/x\\tmn\", \"a+b\", \"a%2Bb\"]\n  seed: [1, 2]\n",
+        &[],
+    )
+    .unwrap();
+    let points = gan_spec::expand_sweep(&s, "exp.yaml").unwrap();
+    let names: std::collections::BTreeSet<&str> = points.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names.len(), points.len(), "{names:?}");
+    assert_eq!(points[0].name, "data.dir=%2Ftmp%2Fx%2Fmn+seed=1");
+    assert_eq!(points[2].name, "data.dir=%2Ftmp%2Fx_mn+seed=1");
+    assert_eq!(points[4].name, "data.dir=%2Ftmp%2Fx%20mn+seed=1");
+    // (A tab reaches the name as YAML writes it, quoted: `"/tmp/x\tmn"`.)
+    assert_eq!(points[6].name, "data.dir=\"%2Ftmp%2Fx%5Ctmn\"+seed=1");
+    for p in &points {
+        assert!(!p.name.contains(['/', ' ', '\t']), "{}", p.name);
+    }
+    let s = parse(
+        "sweep:\n  train.loss: [non_saturating, hinge]\n  train.lr: [0.0002]\n",
+        &[],
+    )
+    .unwrap();
+    let points = gan_spec::expand_sweep(&s, "exp.yaml").unwrap();
+    assert_eq!(points[0].name, "train.loss=non_saturating+train.lr=0.0002");
+}
+
+/// A grid is counted, not built: one beyond the bound is refused at once, naming its size.
+#[test]
+fn a_huge_grid_is_refused_before_it_is_built() {
+    let keys = [
+        "seed",
+        "train.lr",
+        "train.beta1",
+        "train.epochs",
+        "train.batch_size",
+        "model.noise_dim",
+        "model.hidden",
+        "samples.count",
+        "eval.samples",
+        "train.d_steps",
+    ];
+    let mut text = String::from("sweep:\n");
+    for (k, key) in keys.iter().enumerate() {
+        let values: Vec<String> = (1..=10).map(|v| (v * 10 + k).to_string()).collect();
+        text.push_str(&format!("  {key}: [{}]\n", values.join(", ")));
+    }
+    let started = std::time::Instant::now();
+    let e = parse(&text, &[]).unwrap_err();
+    assert!(
+        e.contains("10000000000 grid points (10 x 10 x 10")
+            && e.contains(&format!("more than the {}", gan_spec::MAX_SWEEP_POINTS)),
+        "{e}"
+    );
+    // Refused at once, not after building ten billion specs (a generous bound for slow CI).
+    assert!(started.elapsed().as_secs_f64() < 5.0);
+    // Just within the bound is fine.
+    let s = parse(
+        "sweep:\n  seed: [1, 2, 3, 4]\n  train.lr: [0.1, 0.2, 0.3]\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(gan_spec::expand_sweep(&s, "x").unwrap().len(), 12);
+}
