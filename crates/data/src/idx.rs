@@ -66,32 +66,96 @@ pub fn read_idx(path: &Path, ndims: usize) -> Result<IdxArray, DataError> {
 
 /// Writes an IDX file of unsigned bytes, gzipped when `gzip` is set.
 pub fn write_idx(path: &Path, dims: &[usize], data: &[u8], gzip: bool) -> io::Result<()> {
-    let expected: usize = dims.iter().product();
-    if expected != data.len() || dims.is_empty() || dims.len() > 255 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "IDX dims {dims:?} describe {expected} bytes, data has {}",
-                data.len()
-            ),
-        ));
+    let mut w = IdxWriter::create(path, dims, gzip)?;
+    w.write(data)?;
+    w.finish()
+}
+
+/// An IDX file of unsigned bytes written a piece at a time: the header first, then the
+/// elements in row-major order, which must add up to what the dimensions say (checked as
+/// they come and at [`IdxWriter::finish`]). For arrays larger than memory.
+pub struct IdxWriter {
+    out: Sink,
+    expected: u64,
+    written: u64,
+}
+
+enum Sink {
+    Plain(io::BufWriter<File>),
+    Gzip(flate2::write::GzEncoder<io::BufWriter<File>>),
+}
+
+impl IdxWriter {
+    /// Creates `path` (gzipped when `gzip` is set) with the header of an array of `dims`.
+    pub fn create(path: &Path, dims: &[usize], gzip: bool) -> io::Result<IdxWriter> {
+        let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
+        if dims.is_empty() || dims.len() > 255 {
+            return Err(invalid(format!(
+                "IDX holds 1 to 255 dimensions, not {}",
+                dims.len()
+            )));
+        }
+        let mut header = vec![0, 0, TYPE_U8, dims.len() as u8];
+        let mut expected = 1u64;
+        for &d in dims {
+            let d32 = u32::try_from(d)
+                .map_err(|_| invalid(format!("IDX dimension {d} is more than {}", u32::MAX)))?;
+            header.extend_from_slice(&d32.to_be_bytes());
+            expected = expected.saturating_mul(d as u64);
+        }
+        let file = io::BufWriter::new(File::create(path)?);
+        let mut out = if gzip {
+            Sink::Gzip(flate2::write::GzEncoder::new(
+                file,
+                flate2::Compression::best(),
+            ))
+        } else {
+            Sink::Plain(file)
+        };
+        out.write_all(&header)?;
+        Ok(IdxWriter {
+            out,
+            expected,
+            written: 0,
+        })
     }
-    let mut bytes = Vec::with_capacity(4 + 4 * dims.len() + data.len());
-    bytes.extend_from_slice(&[0, 0, TYPE_U8, dims.len() as u8]);
-    for &d in dims {
-        let d = u32::try_from(d)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "IDX dimension > u32"))?;
-        bytes.extend_from_slice(&d.to_be_bytes());
+
+    /// The next elements.
+    pub fn write(&mut self, values: &[u8]) -> io::Result<()> {
+        self.written += values.len() as u64;
+        if self.written > self.expected {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("IDX dims describe {} bytes, more were given", self.expected),
+            ));
+        }
+        self.out.write_all(values)
     }
-    bytes.extend_from_slice(data);
-    let mut out = io::BufWriter::new(File::create(path)?);
-    if gzip {
-        let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::best());
-        enc.write_all(&bytes)?;
-        enc.finish()?.flush()
-    } else {
-        out.write_all(&bytes)?;
-        out.flush()
+
+    /// Finishes the file (the gzip trailer) and flushes it; refuses a short array.
+    pub fn finish(self) -> io::Result<()> {
+        if self.written != self.expected {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "IDX dims describe {} bytes, data has {}",
+                    self.expected, self.written
+                ),
+            ));
+        }
+        match self.out {
+            Sink::Plain(mut f) => f.flush(),
+            Sink::Gzip(enc) => enc.finish()?.flush(),
+        }
+    }
+}
+
+impl Sink {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Plain(f) => f.write_all(bytes),
+            Sink::Gzip(enc) => enc.write_all(bytes),
+        }
     }
 }
 

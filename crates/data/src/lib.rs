@@ -11,7 +11,7 @@ mod mnist;
 use std::path::PathBuf;
 
 pub use batches::{Batcher, BatcherState};
-pub use idx::{read_idx, write_idx, IdxArray};
+pub use idx::{read_idx, write_idx, IdxArray, IdxWriter};
 pub use mnist::{
     fixture_dir, load_pair, load_test, load_training, validation_len, Images, Mnist, MnistFile,
     Split, IMAGE_PIXELS, IMAGE_SIDE,

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use gan_data::{load_test, load_training, Split, IMAGE_PIXELS};
-use gan_model::train::input::{generator_input, sample_noise};
+use gan_model::train::input::{generator_input, labels_to_ask_among, sample_noise};
 use gan_model::{stream, Generator, Stream};
 use gan_rundir::{
     ClassifierInfo, Coverage, Metrics, Parzen, RunDir, SampleMetrics, METRICS_FORMAT,
@@ -175,6 +175,67 @@ pub fn generated_images(generator: &Generator, n: usize, seed: u64) -> Vec<f32> 
     generator.generate(&input)
 }
 
+/// Bytes the evaluation of `samples` images needs at most, for refusing a count before
+/// anything is allocated: per image its pixels, its generator input and `widest` floats of
+/// generation's widest layer (0 where generation goes in chunks of its own, as a DCGAN's
+/// does), the classifier's hidden activations, features and logits, all twice over.
+pub fn evaluation_bytes(samples: usize, input: usize, widest: usize) -> u128 {
+    let floats = (IMAGE_PIXELS + input + widest + 1024 + 256 + 10) as u128;
+    samples as u128 * floats * 4 * 2
+}
+
+/// [`evaluation_bytes`] for `generator`'s images.
+pub fn generator_evaluation_bytes(generator: &Generator, samples: usize) -> u128 {
+    let widest = match generator {
+        Generator::Mlp(g) => g.sizes.iter().copied().max().unwrap_or(0),
+        Generator::Dcgan(_) => 0,
+    };
+    evaluation_bytes(samples, generator.input_size(), widest)
+}
+
+/// Images [`for_each_generated`] hands on at a time: a multiple of the perceptrons' and the
+/// DCGAN's own generation chunks (1,000 and 250 images), so every image is computed exactly
+/// as in one call of [`generated_images`].
+pub const GENERATED_PIECE: usize = 10_000;
+
+/// What [`for_each_generated`] hands each piece to: its images (`n x 784` in [0, 1]) and,
+/// for a generator asked for digits, those digits.
+pub type EachPiece<'a> = dyn FnMut(&[f32], Option<&[u8]>) -> std::io::Result<()> + 'a;
+
+/// The `n` images of [`generated_images`] (and their digits, as [`requested_labels`] gives
+/// them), handed to `each` [`GENERATED_PIECE`] at a time, so that more images than memory
+/// holds can be written out; the same bits as one call.
+pub fn for_each_generated(
+    generator: &Generator,
+    n: usize,
+    seed: u64,
+    each: &mut EachPiece,
+) -> std::io::Result<()> {
+    for_each_generated_in(generator, n, seed, GENERATED_PIECE, each)
+}
+
+fn for_each_generated_in(
+    generator: &Generator,
+    n: usize,
+    seed: u64,
+    piece: usize,
+    each: &mut EachPiece,
+) -> std::io::Result<()> {
+    let mut rng = stream(seed, Stream::Eval);
+    let digits = generator.classes() > 0 && generator.label_counts().is_empty();
+    let mut start = 0;
+    while start < n {
+        let end = (start + piece).min(n);
+        let z = sample_noise(end - start, generator.noise_dim(), &mut rng);
+        let (classes, counts) = (generator.classes(), generator.label_counts());
+        let labels = labels_to_ask_among(n, classes, counts, start..end);
+        let images = generator.generate(&generator_input(&z, &labels, classes));
+        each(&images, digits.then_some(&labels[..]))?;
+        start = end;
+    }
+    Ok(())
+}
+
 /// The digits [`generated_images`] asks a conditional generator for; `None` for one not
 /// asked for digits (unconditional, or self-conditioned on clusters, whose ids are not
 /// digits).
@@ -322,4 +383,60 @@ pub fn ensure_classifier(
         path.display()
     ));
     Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use gan_model::{Arch, DcganShape, Gan, ModelConfig, TrainConfig};
+
+    use super::*;
+
+    /// Pieces of any multiple of the generators' own chunks give one call's images bit for
+    /// bit, and the digits asked for.
+    #[test]
+    fn images_in_pieces_are_those_of_one_call() {
+        let conditional = ModelConfig {
+            noise_dim: 16,
+            g_hidden: vec![32],
+            classes: 10,
+            init_std: 0.1,
+            ..ModelConfig::default()
+        };
+        let mlp = Gan::init(&conditional, &mut stream(1, Stream::Init)).generator;
+        let cfg = TrainConfig {
+            model: ModelConfig {
+                noise_dim: 8,
+                init_std: 0.1,
+                arch: Arch::Dcgan(DcganShape {
+                    g_channels: [8, 4],
+                    d_channels: [4, 8],
+                    ..DcganShape::default()
+                }),
+                ..ModelConfig::default()
+            },
+            ..TrainConfig::tutorial()
+        };
+        let Arch::Dcgan(shape) = &cfg.model.arch else {
+            unreachable!()
+        };
+        let dcgan = gan_model::dcgan::Dcgan::init(&cfg, shape, &mut stream(1, Stream::Init));
+        for generator in [Generator::Mlp(mlp), Generator::Dcgan(dcgan.generator)] {
+            let n = 2_500;
+            let whole = generated_images(&generator, n, 4);
+            let mut pieces = Vec::new();
+            let mut labels = Vec::new();
+            for_each_generated_in(&generator, n, 4, 1_000, &mut |images, digits| {
+                pieces.extend_from_slice(images);
+                labels.extend_from_slice(digits.unwrap_or_default());
+                Ok(())
+            })
+            .unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&pieces), bits(&whole));
+            assert_eq!(
+                Some(labels),
+                requested_labels(&generator, n).or(Some(Vec::new()))
+            );
+        }
+    }
 }

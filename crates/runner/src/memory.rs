@@ -42,7 +42,7 @@ fn parts(spec: &Spec) -> Vec<Part> {
     let count = pictured_images(spec, &cfg);
     let pictures = count * ((x + z + h) * f + x * PICTURE_BYTES_PER_PIXEL);
     let eval = if spec.eval.enabled {
-        spec.eval.samples as u128 * (x + z + h + 1024 + 256 + 10) * f * 2
+        gan_eval::evaluation_bytes(spec.eval.samples, z as usize, h as usize)
     } else {
         0
     };
@@ -111,7 +111,7 @@ fn dcgan_parts(spec: &Spec, cfg: &gan_model::TrainConfig, shape: &DcganShape) ->
     let count = pictured_images(spec, cfg);
     let pictures = (generating + count * (x + z)) * f + count * x * PICTURE_BYTES_PER_PIXEL;
     let eval = if spec.eval.enabled {
-        generating * f + spec.eval.samples as u128 * (x + z + 1024 + 256 + 10) * f * 2
+        generating * f + gan_eval::evaluation_bytes(spec.eval.samples, input, 0)
     } else {
         0
     };
@@ -154,26 +154,9 @@ pub(crate) fn estimate(spec: &Spec) -> u128 {
     parts(spec).iter().map(|p| p.bytes).sum()
 }
 
-/// Memory this process may use: the machine's, or its cgroup's limit when lower.
-fn machine_bytes() -> Option<u128> {
-    let mut sys = sysinfo::System::new();
-    sys.refresh_memory();
-    let total = sys.total_memory();
-    let limit = sys
-        .cgroup_limits()
-        .map(|c| c.total_memory)
-        .filter(|&l| l > 0)
-        .map_or(total, |l| l.min(total));
-    (limit > 0).then_some(limit as u128)
-}
-
-fn gib(bytes: u128) -> String {
-    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
-}
-
 /// Refuses `spec` (naming `origin`, its file) if it needs more memory than this machine has.
 pub(crate) fn check_fits(spec: &Spec, origin: &str) -> anyhow::Result<()> {
-    let Some(have) = machine_bytes() else {
+    let Some(have) = gan_tools::machine_memory() else {
         return Ok(()); // nothing known to compare with; the allocator will say
     };
     check_against(spec, origin, have)
@@ -192,9 +175,9 @@ fn check_against(spec: &Spec, origin: &str, have: u128) -> anyhow::Result<()> {
     bail!(
         "{origin}: this spec needs about {} of memory, more than the {} this machine has; \
          most of it ({}) is {}, sized by {}: lower {} and run again",
-        gib(need),
-        gib(have),
-        gib(biggest.bytes),
+        gan_tools::gib(need),
+        gan_tools::gib(have),
+        gan_tools::gib(biggest.bytes),
         biggest.what,
         biggest.keys,
         biggest.keys

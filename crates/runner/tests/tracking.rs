@@ -662,3 +662,36 @@ fn eval_average_refuses_what_holds_no_average() {
     );
     assert!(!tmp.path().join("classifier").exists());
 }
+
+/// Counts no machine can hold are refused at once, naming the flag and the limit, before
+/// anything is generated (they used to abort: `sample` at once, `eval` after a minute).
+#[test]
+fn sample_and_eval_refuse_counts_beyond_the_machine_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = run_with_model(tmp.path(), "r", &Default::default(), None);
+    let (r, out) = (
+        run.to_str().unwrap(),
+        tmp.path().join("x.idx").to_string_lossy().into_owned(),
+    );
+    let started = std::time::Instant::now();
+    let sample = run_gan(&["sample", r, "--count", "100000000000", "--out", &out]);
+    let err = String::from_utf8_lossy(&sample.stderr);
+    assert_eq!(sample.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--count 100000000000: an IDX file holds at most 4294967295 images"),
+        "{err}"
+    );
+    let eval = run_gan(&["eval", r, "--samples", "1000000000"]);
+    let err = String::from_utf8_lossy(&eval.stderr);
+    assert_eq!(eval.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--samples 1000000000: evaluating that many images needs about")
+            && err.contains("lower --samples"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed().as_secs_f64() < 20.0,
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -184,6 +184,21 @@ pub fn eval(args: EvalArgs, paths: &crate::Paths) -> anyhow::Result<()> {
         }
         (None, None) => None,
     };
+    // Refused before anything is computed, as the runner refuses eval.samples: the reference
+    // rows (as many noise images) and the generated images.
+    let need = match &target {
+        Some((_, generator, _)) => gan_eval::generator_evaluation_bytes(generator, args.samples),
+        None => gan_eval::evaluation_bytes(args.samples, 0, 0),
+    };
+    if let Some(have) = crate::machine_memory().filter(|&have| need > have) {
+        bail!(
+            "--samples {}: evaluating that many images needs about {} of memory, more than the \
+             {} this machine has; lower --samples",
+            args.samples,
+            crate::gib(need),
+            crate::gib(have)
+        );
+    }
     let classifier = ensure_classifier(&data, &mut log)?;
     let eval_data = EvalData::load(&data, &classifier)?;
     let refs = cached_references(&data, &eval_data, &classifier, args.samples, args.seed)?;

@@ -46,6 +46,39 @@ impl Paths {
     }
 }
 
+/// Memory this process may use: the machine's, or its cgroup's limit when lower.
+pub fn machine_memory() -> Option<u128> {
+    let mut sys = sysinfo::System::new();
+    sys.refresh_memory();
+    let total = sys.total_memory();
+    let limit = sys
+        .cgroup_limits()
+        .map(|c| c.total_memory)
+        .filter(|&l| l > 0)
+        .map_or(total, |l| l.min(total));
+    (limit > 0).then_some(limit as u128)
+}
+
+/// `bytes` in GiB, one decimal.
+pub fn gib(bytes: u128) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// A bar over `total` `unit` on stderr, drawn only when stderr is a terminal.
+pub(crate) fn progress(total: u64, unit: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    let template = format!("[{{bar:40}}] {{pos}}/{{len}} {unit}, eta {{eta}}");
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
 /// Every tool, as a subcommand.
 #[derive(clap::Subcommand)]
 pub enum Command {

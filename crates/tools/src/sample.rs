@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+use gan_data::IdxWriter;
 use gan_rundir::RunDir;
 
 use crate::eval::DEFAULT_EVAL_SEED;
@@ -32,12 +33,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.count == 0 {
         bail!("--count must be at least 1");
     }
+    if args.count > u32::MAX as usize {
+        bail!(
+            "--count {}: an IDX file holds at most {} images",
+            args.count,
+            u32::MAX
+        );
+    }
     let run = RunDir::open(&args.run)?;
     let generator = gan_model::checkpoint::decode_model(&run.read_model()?)
         .with_context(|| format!("reading {}", run.file(gan_rundir::MODEL_FILE).display()))?
         .into_generator();
-    let labels = gan_eval::requested_labels(&generator, args.count);
-    if let (Some(path), None) = (&args.labels_out, &labels) {
+    let digits = generator.classes() > 0 && generator.label_counts().is_empty();
+    if let (Some(path), false) = (&args.labels_out, digits) {
         bail!(
             "--labels-out {}: {} holds a generator that is not asked for digits (unconditional, \
              or conditioned on its own clusters; model.conditional: true makes one that is)",
@@ -45,23 +53,41 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.run.display()
         );
     }
-    let images = gan_eval::generated_images(&generator, args.count, args.seed);
-    let bytes: Vec<u8> = images
-        .iter()
-        .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
-        .collect();
-    let gz = args.out.extension().is_some_and(|e| e == "gz");
-    gan_data::write_idx(&args.out, &[args.count, 28, 28], &bytes, gz)
+    // Written a piece at a time, so any count fits in memory.
+    let gz = |p: &std::path::Path| p.extension().is_some_and(|e| e == "gz");
+    let mut images = IdxWriter::create(&args.out, &[args.count, 28, 28], gz(&args.out))
         .with_context(|| format!("writing {}", args.out.display()))?;
+    let mut labels = match &args.labels_out {
+        Some(path) => Some(
+            IdxWriter::create(path, &[args.count], gz(path))
+                .with_context(|| format!("writing {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let bar = crate::progress(args.count as u64, "images");
+    gan_eval::for_each_generated(&generator, args.count, args.seed, &mut |pixels, digits| {
+        let bytes: Vec<u8> = pixels
+            .iter()
+            .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+            .collect();
+        images.write(&bytes)?;
+        if let (Some(w), Some(d)) = (labels.as_mut(), digits) {
+            w.write(d)?;
+        }
+        bar.inc((pixels.len() / 784) as u64);
+        Ok(())
+    })
+    .and_then(|()| images.finish())
+    .with_context(|| format!("writing {}", args.out.display()))?;
+    bar.finish_and_clear();
     println!(
         "{} images written to {} (IDX, u8, {} x 28 x 28)",
         args.count,
         args.out.display(),
         args.count
     );
-    if let (Some(path), Some(labels)) = (&args.labels_out, &labels) {
-        let gz = path.extension().is_some_and(|e| e == "gz");
-        gan_data::write_idx(path, &[args.count], labels, gz)
+    if let (Some(path), Some(w)) = (&args.labels_out, labels) {
+        w.finish()
             .with_context(|| format!("writing {}", path.display()))?;
         println!(
             "their digits written to {} (IDX labels, u8, {})",

@@ -25,16 +25,28 @@ pub fn balanced_labels(n: usize, classes: usize) -> Vec<u8> {
 /// point `(i + 1/2) / n`); without, [`balanced_labels`]. The same `n` always gives the same
 /// labels, so pictures and metrics do not depend on chance draws of the mix.
 pub fn labels_to_ask(n: usize, classes: usize, counts: &[u32]) -> Vec<u8> {
+    labels_to_ask_among(n, classes, counts, 0..n)
+}
+
+/// The labels of images `range` among the `n` of [`labels_to_ask`], computed without the
+/// others (for writing a large sample in pieces).
+pub fn labels_to_ask_among(
+    n: usize,
+    classes: usize,
+    counts: &[u32],
+    range: std::ops::Range<usize>,
+) -> Vec<u8> {
     if counts.is_empty() {
-        return balanced_labels(n, classes);
+        return range.map(|i| (i % classes.max(1)) as u8).collect();
     }
     let total: u64 = counts.iter().map(|&c| c as u64).sum();
     let mut class = 0;
     let mut below = 0u64;
-    (0..n as u64)
+    (range.start as u64..range.end as u64)
         .map(|i| {
-            // The point (2i + 1) / 2n of the total, in whole units.
-            let point = (2 * i + 1) * total / (2 * n as u64);
+            // The point (2i + 1) / 2n of the total, in whole units (in 128 bits: for billions
+            // of images the product outgrows 64).
+            let point = ((2 * i as u128 + 1) * total as u128 / (2 * n as u128)) as u64;
             while below + counts[class] as u64 <= point {
                 below += counts[class] as u64;
                 class += 1;
@@ -177,6 +189,27 @@ mod tests {
                 uniform.draw(10, &mut rng2),
                 again.gen_range(0..10usize) as u8
             );
+        }
+    }
+
+    #[test]
+    fn labels_among_a_range_are_those_of_the_whole() {
+        for (n, classes, counts) in [
+            (25, 10, vec![]),
+            (1000, 4, vec![100, 300, 500, 100]),
+            (997, 3, vec![6, 0, 4]),
+        ] {
+            let whole = labels_to_ask(n, classes, &counts);
+            let mut pieces = Vec::new();
+            for start in (0..n).step_by(7) {
+                pieces.extend(labels_to_ask_among(
+                    n,
+                    classes,
+                    &counts,
+                    start..(start + 7).min(n),
+                ));
+            }
+            assert_eq!(pieces, whole, "{n} labels over {counts:?}");
         }
     }
 }
