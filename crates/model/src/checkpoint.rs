@@ -21,6 +21,7 @@ use dfdx::prelude::{Cpu, Tensor, ZerosTensor};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::any::{AnyState, Generator, Model};
+use crate::dcgan::networks::SEED_PIXELS;
 use crate::dcgan::{ConvDiscriminator, ConvGenerator, Dcgan};
 use crate::layers::activation::{Activation, Output};
 use crate::layers::slots::ParamSlot;
@@ -157,7 +158,7 @@ fn read_label_counts(
 
 /// Reads perceptrons written by [`encode_gan`] (or the weights inside a training state).
 fn decode_mlp_networks(bytes: &[u8]) -> Result<Gan, CheckpointError> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format(e.to_string()))?;
+    let st = open(bytes)?;
     let meta = read_metadata(bytes)?;
     let generator = read_mlp(&st, &meta, "generator", Output::Sigmoid)?;
     let discriminator = read_mlp(&st, &meta, "discriminator", Output::Identity)?;
@@ -250,7 +251,7 @@ fn read_mlp(
 /// metadata names others. Other tensors are ignored, so a run's `model.safetensors` works as
 /// well as another program's exported generator.
 pub fn decode_generator(bytes: &[u8]) -> Result<Mlp, CheckpointError> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format(e.to_string()))?;
+    let st = open(bytes)?;
     let g = read_mlp(&st, &read_metadata(bytes)?, "generator", Output::Sigmoid)?;
     if g.output_size() != IMAGE_PIXELS {
         return Err(CheckpointError::Shape {
@@ -269,6 +270,29 @@ pub fn load_gan(path: &Path) -> Result<Gan, CheckpointError> {
         cause,
     })?;
     decode_gan(&bytes)
+}
+
+/// A safetensors file's tensors, refusing any with a zero dimension: such a tensor holds no
+/// data, yet its other dimensions would size the networks read from it (a noise width or a
+/// channel count of billions in a file of a few bytes). With every dimension at least 1, a
+/// tensor's shape is backed by its bytes, which safetensors checks.
+fn open(bytes: &[u8]) -> Result<SafeTensors<'_>, CheckpointError> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format(e.to_string()))?;
+    let mut names = st.names();
+    names.sort();
+    for name in names {
+        let shape = st
+            .tensor(name)
+            .map(|t| t.shape().to_vec())
+            .unwrap_or_default();
+        if shape.contains(&0) {
+            return Err(CheckpointError::Format(format!(
+                "tensor `{name}` has shape {shape:?}: a zero dimension holds no data, yet its \
+                 other dimensions would size the networks"
+            )));
+        }
+    }
+    Ok(st)
 }
 
 /// The metadata of a safetensors file (empty if it has none).
@@ -388,7 +412,7 @@ fn shape_of(st: &SafeTensors, name: &str, rank: usize) -> Result<Vec<usize>, Che
 
 /// A DCGAN's networks: widths from the tensors' shapes, nonlinearities from the metadata.
 fn decode_dcgan_networks(bytes: &[u8]) -> Result<Dcgan, CheckpointError> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format(e.to_string()))?;
+    let st = open(bytes)?;
     let meta = read_metadata(bytes)?;
     let fc = shape_of(&st, "generator.fc.weight", 2)?;
     let up1 = shape_of(&st, "generator.up1.weight", 4)?;
@@ -415,6 +439,24 @@ fn decode_dcgan_networks(bytes: &[u8]) -> Result<Dcgan, CheckpointError> {
             expected: vec![fc[0], classes + 1],
         });
     }
+    // Tensors that share a dimension agree before anything is allocated from them, so every
+    // buffer is no larger than a tensor the file holds.
+    let agree = |name: &str, found: &[usize], expected: Vec<usize>| {
+        if found == expected.as_slice() {
+            Ok(())
+        } else {
+            Err(CheckpointError::Shape {
+                name: name.into(),
+                found: found.to_vec(),
+                expected,
+            })
+        }
+    };
+    agree(
+        "generator.fc.weight",
+        &fc,
+        vec![up1[0].saturating_mul(SEED_PIXELS), fc[1]],
+    )?;
     let mut generator = ConvGenerator::zeros(
         fc[1] - classes,
         classes,
@@ -426,10 +468,28 @@ fn decode_dcgan_networks(bytes: &[u8]) -> Result<Dcgan, CheckpointError> {
     // PyTorch's names say it: a normalised D has `bn2.weight`, one without has `conv2.bias`.
     let batch_norm = st.tensor("discriminator.bn2.weight").is_ok();
     // A D with a dense hidden layer (`model.d_dense`) has `dense.weight` [units, features].
+    let features = conv2[0].saturating_mul(SEED_PIXELS);
     let dense = match st.tensor("discriminator.dense.weight") {
-        Ok(_) => shape_of(&st, "discriminator.dense.weight", 2)?[0],
+        Ok(_) => {
+            let shape = shape_of(&st, "discriminator.dense.weight", 2)?;
+            agree(
+                "discriminator.dense.weight",
+                &shape,
+                vec![shape[0], features],
+            )?;
+            shape[0]
+        }
         Err(_) => 0,
     };
+    if classes > 0 {
+        let shape = shape_of(&st, "discriminator.embed.weight", 2)?;
+        let fc_inputs = if dense > 0 { dense } else { features };
+        agree(
+            "discriminator.embed.weight",
+            &shape,
+            vec![classes, fc_inputs],
+        )?;
+    }
     let mut discriminator = ConvDiscriminator::zeros(
         [conv2[1], conv2[0]],
         activation("discriminator.activation")?,
@@ -593,7 +653,7 @@ pub fn decode_state<N: Stored>(
         return Err(CheckpointError::Metadata(FORMAT_KEY.into()));
     }
     let gan = N::decode(bytes)?;
-    let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format(e.to_string()))?;
+    let st = open(bytes)?;
     let dev = Cpu::default();
     let number = |key: &str| -> Result<u128, CheckpointError> {
         metadata
