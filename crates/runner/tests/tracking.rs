@@ -695,3 +695,129 @@ fn sample_and_eval_refuse_counts_beyond_the_machine_at_once() {
         started.elapsed()
     );
 }
+
+/// Paths with spaces (and quotes) reach the runner as one argument each from both cluster
+/// scripts, and a control character in a flag is refused instead of starting a line of
+/// its own in the script.
+#[test]
+fn cluster_scripts_quote_every_value_they_interpolate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("sp ace");
+    std::fs::create_dir_all(&folder).unwrap();
+    let spec = folder.join("my 'sweep'.yaml");
+    std::fs::write(&spec, "name: grid\nsweep:\n  seed: [1, 2]\n").unwrap();
+    let (s, run_dir) = (spec.to_str().unwrap(), "/tmp/run s");
+    // What a shell hands the runner, one argument a line.
+    let arguments = |line: &str, env: &str| -> Vec<String> {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!("{env}; printf '%s\\n' {line}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    let want = |index: &str| -> Vec<String> {
+        [
+            s,
+            "--run-dir",
+            run_dir,
+            "--shard",
+            index,
+            "--threads",
+            "2",
+            "--quiet",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let script = stdout_of(&run_gan(&["slurm", s, "--run-dir", run_dir]));
+    let srun = script
+        .lines()
+        .find_map(|l| l.strip_prefix("srun runner "))
+        .expect("an srun line");
+    assert_eq!(
+        arguments(srun, "SLURM_ARRAY_TASK_ID=1 SLURM_CPUS_PER_TASK=2"),
+        want("1/2"),
+        "{script}"
+    );
+    let yaml = stdout_of(&run_gan(&["k8s", s, "--run-dir", run_dir]));
+    let job: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+    let command = job["spec"]["template"]["spec"]["containers"][0]["args"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let line = command.strip_prefix("runner ").expect("runs the runner");
+    assert_eq!(
+        arguments(line, "JOB_COMPLETION_INDEX=0"),
+        want("0/2"),
+        "{yaml}"
+    );
+    for flags in [
+        ["--partition", "x\nrm -rf ~"],
+        ["--time", "01:00:00\n#SBATCH --x"],
+        ["--run-dir", "a\tb"],
+    ] {
+        for tool in ["slurm", "k8s"] {
+            let out = run_gan(&[&[tool, s], &flags[..]].concat());
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{tool} {flags:?}");
+            assert!(err.contains("control character"), "{tool} {flags:?}: {err}");
+        }
+    }
+}
+
+/// Kubernetes takes the Job's name: an RFC 1123 label of at most 63 characters, the same
+/// for the same sweep, different for sweeps whose names differ.
+#[test]
+fn k8s_job_names_are_valid_stable_and_distinct() {
+    let tmp = tempfile::tempdir().unwrap();
+    let job_name = |name: &str| -> String {
+        let spec = tmp.path().join("s.yaml");
+        std::fs::write(&spec, format!("name: {name:?}\nsweep:\n  seed: [1, 2]\n")).unwrap();
+        let yaml = stdout_of(&run_gan(&["k8s", spec.to_str().unwrap()]));
+        let job: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        job["metadata"]["name"].as_str().unwrap().to_string()
+    };
+    let long = "A".repeat(80);
+    let names = [
+        "grid",
+        "_My.Sweep",
+        "my-sweep",
+        "My.Sweep",
+        long.as_str(),
+        "___",
+    ];
+    let jobs: Vec<String> = names.iter().map(|n| job_name(n)).collect();
+    assert_eq!(jobs[0], "grid-sweep");
+    for (name, job) in names.iter().zip(&jobs) {
+        let ok = job.len() <= 63
+            && job
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && job.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && job.ends_with(|c: char| c.is_ascii_alphanumeric());
+        assert!(ok, "{name:?} -> {job:?}");
+    }
+    let distinct: std::collections::BTreeSet<&String> = jobs.iter().collect();
+    assert_eq!(distinct.len(), jobs.len(), "{jobs:?}");
+    assert_eq!(job_name("_My.Sweep"), jobs[1], "not stable");
+}
+
+/// A task needs at least one CPU.
+#[test]
+fn cluster_scripts_refuse_zero_cpus() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("s.yaml");
+    std::fs::write(&spec, "name: g\nsweep:\n  seed: [1, 2]\n").unwrap();
+    for tool in ["slurm", "k8s"] {
+        let out = run_gan(&[tool, spec.to_str().unwrap(), "--cpus", "0"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("--cpus"),
+            "{tool}: {err}"
+        );
+    }
+}
