@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub use load::{
     apply_override, expand_sweep, flatten, load_spec, normalized_yaml, parse_spec, SpecError,
-    SweepPoint, MAX_SWEEP_POINTS,
+    SweepPoint, MAX_NESTING, MAX_SWEEP_POINTS,
 };
 
 /// A full experiment description. Serialised back (`to_yaml`) it is the resolved spec a

@@ -47,6 +47,53 @@ pub fn normalized_yaml(yaml: &str) -> Option<String> {
     serde_yaml::from_str::<Spec>(yaml).ok().map(|s| s.to_yaml())
 }
 
+/// How deep `[...]` and `{...}` may nest in a spec. A spec needs two levels (a sweep over
+/// layer lists); the YAML parser takes time growing with the square of the depth before its
+/// own limit refuses a deeper text (100,000 levels: 40 s).
+pub const MAX_NESTING: usize = 32;
+
+/// Refuses flow collections (`[`, `{`) nested deeper than [`MAX_NESTING`] in `text`, with the
+/// line where the limit is passed, in one pass over the text (quoted strings and comments
+/// are skipped as YAML reads them).
+fn check_nesting(text: &str) -> Result<(), (usize, String)> {
+    let (mut depth, mut line) = (0usize, 1usize);
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut previous = '\n';
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\n' {
+            line += 1;
+            comment = false;
+        } else if comment {
+        } else if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            } else if q == '"' && c == '\\' {
+                chars.next();
+            }
+        } else {
+            match c {
+                '"' | '\'' => quote = Some(c),
+                '#' if previous.is_whitespace() => comment = true,
+                '[' | '{' => {
+                    depth += 1;
+                    if depth > MAX_NESTING {
+                        return Err((
+                            line,
+                            format!("lists or sections nested more than {MAX_NESTING} deep"),
+                        ));
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        previous = c;
+    }
+    Ok(())
+}
+
 /// Parses spec text; `origin` names it in errors and `default_name` is used when it has no `name`.
 pub fn parse_spec(
     text: &str,
@@ -54,6 +101,13 @@ pub fn parse_spec(
     default_name: &str,
     overrides: &[String],
 ) -> Result<Spec, SpecError> {
+    // A UTF-8 byte-order mark, as some editors write one, is not part of the YAML.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    check_nesting(text).map_err(|(line, message)| SpecError::Syntax {
+        origin: origin.to_string(),
+        location: format!(" at line {line}"),
+        message,
+    })?;
     let mut value: Value = serde_yaml::from_str(text).map_err(|e| SpecError::Syntax {
         origin: origin.to_string(),
         location: e
@@ -328,6 +382,10 @@ pub fn apply_override(value: &mut Value, arg: &str) -> Result<(), SpecError> {
             hint: hint(key),
         });
     }
+    check_nesting(raw).map_err(|(_, message)| SpecError::Invalid {
+        origin: origin.clone(),
+        message,
+    })?;
     let new: Value = serde_yaml::from_str(raw).map_err(|e| SpecError::Invalid {
         origin: origin.clone(),
         message: format!("the value is not YAML: {}", strip_location(&e.to_string())),

@@ -489,3 +489,36 @@ fn a_huge_grid_is_refused_before_it_is_built() {
     .unwrap();
     assert_eq!(gan_spec::expand_sweep(&s, "x").unwrap().len(), 12);
 }
+
+/// Deeply nested lists are refused at once, in the file or in --set (the YAML parser took
+/// 40 s over 100,000 levels before refusing them itself).
+#[test]
+fn deep_nesting_is_refused_at_once() {
+    let started = std::time::Instant::now();
+    let deep = format!("seed: 1\ntrain:\n  lr: {}\n", "[".repeat(100_000));
+    let e = parse(&deep, &[]).unwrap_err();
+    assert!(
+        e.contains("at line 3") && e.contains("nested more than 32 deep"),
+        "{e}"
+    );
+    let flow = format!("seed: {}", "{a: ".repeat(50_000));
+    assert!(parse(&flow, &[]).unwrap_err().contains("nested more than"));
+    let set = format!("seed={}", "[".repeat(100_000));
+    let e = parse("seed: 1\n", &[&set]).unwrap_err();
+    assert!(e.contains("--set") && e.contains("nested more than"), "{e}");
+    assert!(
+        started.elapsed().as_secs_f64() < 2.0,
+        "{:?}",
+        started.elapsed()
+    );
+    // Brackets in quotes and comments are text; a sweep over lists nests two deep.
+    let fine = "data:\n  dir: \"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"  # {{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{\nsweep:\n  model.g_hidden: [[256], [512, 512]]\n";
+    parse(fine, &[]).unwrap();
+}
+
+/// A spec saved with a UTF-8 byte-order mark reads like one without.
+#[test]
+fn a_byte_order_mark_is_not_part_of_the_spec() {
+    let s = parse("\u{feff}seed: 3\ntrain:\n  epochs: 2\n", &[]).unwrap();
+    assert_eq!((s.seed, s.train.epochs), (3, 2));
+}
