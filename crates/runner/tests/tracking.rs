@@ -821,3 +821,32 @@ fn cluster_scripts_refuse_zero_cpus() {
         );
     }
 }
+
+/// A damaged sample picture is reported as unreadable and left out of samples.png; the
+/// rest of the comparison goes on (it used to stop at "Format error decoding Png").
+#[test]
+fn compare_goes_on_past_a_damaged_picture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path();
+    let a = make_run(r, "a", 1, 2, None, Status::Completed);
+    let b = make_run(r, "b", 1, 2, None, Status::Completed);
+    let damaged = RunDir::open(&a).unwrap().sample_path(1);
+    std::fs::write(&damaged, b"not a png at all").unwrap();
+    let out = r.join("cmp");
+    let done = run_gan(&[
+        "compare",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("{} is unreadable", damaged.display())),
+        "{err}"
+    );
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("left out of samples.png"), "{report}");
+    assert!(out.join("samples.png").is_file() && out.join("losses.png").is_file());
+}

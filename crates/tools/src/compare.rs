@@ -42,6 +42,8 @@ struct Report {
     /// Runs whose specs differ only in `seed` (and `name`): statistics over the seeds.
     seed_groups: Vec<SeedGroup>,
     pictures: Vec<String>,
+    /// Sample pictures that could not be read (`path: why`), left out of `samples.png`.
+    unreadable_pictures: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -110,7 +112,10 @@ pub fn run(args: Args, paths: &crate::Paths) -> anyhow::Result<()> {
         )),
     };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let pictures = pictures(&summaries, &labels, &out)?;
+    let (pictures, unreadable_pictures) = pictures(&summaries, &labels, &out)?;
+    for u in &unreadable_pictures {
+        eprintln!("warning: {u}; samples.png leaves it out");
+    }
 
     let report = Report {
         runs: summaries
@@ -132,6 +137,7 @@ pub fn run(args: Args, paths: &crate::Paths) -> anyhow::Result<()> {
         agreeing_keys,
         pairs,
         pictures: pictures.iter().map(|p| p.display().to_string()).collect(),
+        unreadable_pictures,
     };
     let markdown = render_text(&report, &summaries, &labels, true);
     write_atomic(&out.join("report.md"), markdown.as_bytes())?;
@@ -337,11 +343,14 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// Writes `losses.png` and `samples.png` (each run's last sample picture) into `out`;
+/// returns their paths, and the pictures that could not be read (`path: why`), which
+/// `samples.png` leaves out: one damaged picture does not stop the comparison.
 fn pictures(
     summaries: &[RunSummary],
     labels: &[String],
     out: &Path,
-) -> anyhow::Result<Vec<PathBuf>> {
+) -> anyhow::Result<(Vec<PathBuf>, Vec<String>)> {
     let mut written = Vec::new();
     let curves: Vec<Curve> = summaries
         .iter()
@@ -355,14 +364,16 @@ fn pictures(
         write_atomic(&path, &png)?;
         written.push(path);
     }
-    let mut rows = Vec::new();
+    let (mut rows, mut unreadable) = (Vec::new(), Vec::new());
     for (s, l) in summaries.iter().zip(labels) {
         let last = gan_rundir::RunDir::open(&s.dir)
             .ok()
             .and_then(|d| d.sample_paths().pop());
         if let Some((epoch, path)) = last {
-            let img = image::open(&path).with_context(|| format!("reading {}", path.display()))?;
-            rows.push((format!("{l} (epoch {epoch:03})"), img.to_luma8()));
+            match image::open(&path) {
+                Ok(img) => rows.push((format!("{l} (epoch {epoch:03})"), img.to_luma8())),
+                Err(e) => unreadable.push(format!("{} is unreadable ({e})", path.display())),
+            }
         }
     }
     if !rows.is_empty() {
@@ -370,7 +381,7 @@ fn pictures(
         write_atomic(&path, &labelled_rows(&rows)?)?;
         written.push(path);
     }
-    Ok(written)
+    Ok((written, unreadable))
 }
 
 fn render_text(r: &Report, summaries: &[RunSummary], labels: &[String], markdown: bool) -> String {
@@ -452,10 +463,13 @@ fn render_text(r: &Report, summaries: &[RunSummary], labels: &[String], markdown
         s.push_str(&render(&["statistic", "mean", "std"], &rows, markdown));
         s.push('\n');
     }
-    if !r.pictures.is_empty() {
+    if !r.pictures.is_empty() || !r.unreadable_pictures.is_empty() {
         s.push_str(&h("Pictures"));
         for p in &r.pictures {
             s.push_str(&format!("{p}\n"));
+        }
+        for u in &r.unreadable_pictures {
+            s.push_str(&format!("{u}: left out of samples.png\n"));
         }
     }
     s
