@@ -850,3 +850,35 @@ fn compare_goes_on_past_a_damaged_picture() {
     assert!(report.contains("left out of samples.png"), "{report}");
     assert!(out.join("samples.png").is_file() && out.join("losses.png").is_file());
 }
+
+/// The images and their digits cannot go to one file, however the two paths are spelt.
+#[test]
+fn sample_refuses_one_file_for_images_and_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conditional = gan_model::ModelConfig {
+        classes: 10,
+        ..gan_model::ModelConfig::default()
+    };
+    let run = run_with_model(tmp.path(), "c", &conditional, None);
+    std::fs::create_dir_all(tmp.path().join("sub")).unwrap();
+    let f = tmp.path().join("f.idx");
+    let same = tmp.path().join("sub/../f.idx");
+    for labels in [&f, &same] {
+        let out = run_gan(&[
+            "sample",
+            run.to_str().unwrap(),
+            "--count",
+            "10",
+            "--out",
+            f.to_str().unwrap(),
+            "--labels-out",
+            labels.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("are the same file"),
+            "{labels:?}: {err}"
+        );
+        assert!(!f.exists(), "nothing is written");
+    }
+}

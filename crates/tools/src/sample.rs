@@ -53,6 +53,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.run.display()
         );
     }
+    if let Some(labels) = &args.labels_out {
+        if resolved(labels) == resolved(&args.out) {
+            bail!(
+                "--out {} and --labels-out {} are the same file: give the labels a name of \
+                 their own",
+                args.out.display(),
+                labels.display()
+            );
+        }
+    }
     // Written a piece at a time, so any count fits in memory.
     let gz = |p: &std::path::Path| p.extension().is_some_and(|e| e == "gz");
     let mut images = IdxWriter::create(&args.out, &[args.count, 28, 28], gz(&args.out))
@@ -96,4 +106,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `path` as the file system resolves it: its folder's canonical path (links and `..`
+/// followed) and its name, and the file's own canonical path where it exists (a link).
+fn resolved(path: &std::path::Path) -> PathBuf {
+    if let Ok(p) = path.canonicalize() {
+        return p;
+    }
+    let folder = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(p) => p.to_path_buf(),
+        None => PathBuf::from("."),
+    };
+    let folder = folder.canonicalize().unwrap_or(folder);
+    match path.file_name() {
+        Some(name) => folder.join(name),
+        None => folder,
+    }
 }
