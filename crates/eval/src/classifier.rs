@@ -89,6 +89,7 @@ impl Classifier {
     }
 
     /// Trains on `train`, choosing nothing by the test set; reports validation and test accuracy.
+    /// Stops with [`EvalError::Interrupted`] at the first batch where `stop` says so.
     /// (`progress` is a trait object so this is compiled, optimised, in this crate rather than
     /// in each caller's.)
     pub fn train(
@@ -97,6 +98,7 @@ impl Classifier {
         test: &Split,
         opts: TrainOptions,
         progress: &mut dyn FnMut(usize, f64),
+        stop: &dyn Fn() -> bool,
     ) -> Result<Classifier, EvalError> {
         let start = Instant::now();
         let dev = Cpu::seed_from_u64(opts.seed);
@@ -120,6 +122,9 @@ impl Classifier {
         for epoch in 0..opts.epochs {
             opt.cfg.lr = opt_lr(opts.lr, epoch, opts.epochs);
             for _ in 0..order.steps_per_epoch() {
+                if stop() {
+                    return Err(EvalError::Interrupted);
+                }
                 let idx = order.next_batch();
                 train.images.gather_f32(idx, &mut images);
                 let mut onehot = vec![0.0f32; b * 10];

@@ -40,6 +40,8 @@ pub enum EvalError {
     Model(String),
     #[error("{0}; refusing to score it (a diverged or damaged model)")]
     NonFinite(String),
+    #[error("interrupted while training the classifier; nothing was cached")]
+    Interrupted,
     #[error(transparent)]
     RunDir(#[from] gan_rundir::RunDirError),
 }
@@ -354,6 +356,16 @@ pub fn ensure_classifier(
     data_dir: &Path,
     log: &mut dyn FnMut(&str),
 ) -> Result<Classifier, EvalError> {
+    ensure_classifier_unless(data_dir, log, &|| false)
+}
+
+/// [`ensure_classifier`], stopping its training with [`EvalError::Interrupted`] (nothing
+/// cached) at the first batch where `stop` says so (Ctrl-C).
+pub fn ensure_classifier_unless(
+    data_dir: &Path,
+    log: &mut dyn FnMut(&str),
+    stop: &dyn Fn() -> bool,
+) -> Result<Classifier, EvalError> {
     if let Some(c) = Classifier::load_cached(data_dir)? {
         return Ok(c);
     }
@@ -375,6 +387,7 @@ pub fn ensure_classifier(
                 acc * 100.0
             ))
         },
+        stop,
     )?;
     let path = c.save(data_dir)?;
     log(&format!(

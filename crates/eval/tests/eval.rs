@@ -205,3 +205,18 @@ fn naive_parzen(samples: &[f32], points: &[f32], sigma: f64) -> f64 {
         .collect();
     lls.iter().sum::<f64>() / lls.len() as f64
 }
+
+/// The classifier's training stops at once when asked (Ctrl-C in the runner), caching
+/// nothing, so the next call trains afresh rather than loading half a classifier.
+#[test]
+fn the_classifiers_training_stops_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = fixture_copy(tmp.path());
+    let started = std::time::Instant::now();
+    let e = gan_eval::ensure_classifier_unless(&data, &mut |_| {}, &|| true)
+        .err()
+        .expect("stopped");
+    assert!(matches!(e, gan_eval::EvalError::Interrupted), "{e}");
+    assert!(started.elapsed().as_secs_f64() < 10.0);
+    assert!(gan_eval::Classifier::load_cached(&data).unwrap().is_none());
+}

@@ -83,7 +83,12 @@ pub fn training_setup(
     quiet: bool,
     threads: usize,
 ) -> anyhow::Result<(Split, TrainConfig)> {
-    let data = training_images(spec, quiet, threads)?;
+    let data = training_images(
+        spec,
+        quiet,
+        threads,
+        &std::sync::atomic::AtomicBool::new(false),
+    )?;
     let cfg = run_config(spec, &data);
     Ok((data.split, cfg))
 }

@@ -1,7 +1,9 @@
 //! What a run trains on: MNIST's training split as the spec limits it (fetched into the
 //! default folder when missing), and for `model.clusters` its k-means clusters.
 
+use std::ops::ControlFlow;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context};
 use gan_data::{load_training, MnistFile, Split};
@@ -45,16 +47,45 @@ pub(crate) struct TrainingData {
 /// Rounds of Lloyd's k-means for `model.clusters` (as in `tools/peers/dcgan_screen.py`).
 const KMEANS_ROUNDS: usize = 30;
 
+/// Ctrl-C stopped a preparation before training started: nothing was made of the run.
+#[derive(Debug)]
+pub(crate) struct Stopped(pub &'static str);
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "interrupted while {}, before training started", self.0)
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+/// Whether `e` is a [`Stopped`] preparation.
+pub(crate) fn stopped(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<Stopped>().is_some()
+}
+
 /// The training split (limited as the spec says), fetching MNIST into the default folder
-/// when it is not there yet; clustered with `threads` threads for `model.clusters`.
+/// when it is not there yet; clustered with `threads` threads for `model.clusters`. Raising
+/// `interrupt` stops it between its phases and k-means rounds with [`Stopped`].
 pub(crate) fn training_images(
     spec: &Spec,
     quiet: bool,
     threads: usize,
+    interrupt: &AtomicBool,
 ) -> anyhow::Result<TrainingData> {
+    let check = |what| {
+        if interrupt.load(Ordering::SeqCst) {
+            Err(Stopped(what))
+        } else {
+            Ok(())
+        }
+    };
+    check("checking the data")?;
     ensure_data(spec, quiet)?;
+    check("fetching the data")?;
     let (train, _) = load_training(Path::new(&spec.data.dir))
         .with_context(|| format!("loading MNIST for data.dir = {}", spec.data.dir))?;
+    check("loading the data")?;
     let available = train.len();
     let mut train = match spec.data.limit {
         Some(n) => train.take_first(n),
@@ -80,7 +111,7 @@ pub(crate) fn training_images(
         );
     }
     let label_counts = if k > 0 {
-        cluster_labels(&mut train, spec, quiet, threads)?
+        cluster_labels(&mut train, spec, quiet, threads, interrupt)?
     } else {
         Vec::new()
     };
@@ -97,6 +128,7 @@ fn cluster_labels(
     spec: &Spec,
     quiet: bool,
     threads: usize,
+    interrupt: &AtomicBool,
 ) -> anyhow::Result<Vec<u32>> {
     let k = spec.model.clusters;
     let started = std::time::Instant::now();
@@ -116,10 +148,18 @@ fn cluster_labels(
             k,
             KMEANS_ROUNDS,
             &mut gan_model::stream(spec.seed, gan_model::Stream::Clusters),
-            &mut |round| bar.set_position(round as u64),
+            &mut |round| {
+                bar.set_position(round as u64);
+                if interrupt.load(Ordering::SeqCst) {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
         )
     });
     bar.finish_and_clear();
+    let clusters = clusters.ok_or(Stopped("sorting the images into k-means clusters"))?;
     if !quiet {
         let (small, large) = (
             clusters.sizes.iter().min().copied().unwrap_or(0),

@@ -56,8 +56,10 @@ pub fn run(opts: &Options, interrupt: &AtomicBool) -> anyhow::Result<Outcome> {
             bail!("--resume takes the run's own spec.yaml: give no SPEC, --set or --shard with it");
         }
         let dir = RunDir::open(dir)?;
-        let status = resume::resume_session(&dir, &exec);
-        return finish(status, &dir);
+        return match resume::resume_session(&dir, &exec) {
+            Err(e) if data::stopped(&e) => Ok(Outcome::NotStarted(e.to_string())),
+            status => finish(status, &dir),
+        };
     }
     let Some(spec_path) = &opts.spec else {
         bail!("give a spec to run (e.g. experiments/baseline.yaml) or --resume RUN_DIR");
@@ -85,7 +87,11 @@ pub fn run(opts: &Options, interrupt: &AtomicBool) -> anyhow::Result<Outcome> {
             "--force applies to --resume and to rerunning a sweep; a new run has nothing to force"
         );
     }
-    let train = training_images(&spec, opts.quiet, threads)?;
+    let train = match training_images(&spec, opts.quiet, threads, interrupt) {
+        // Ctrl-C during the preparation: no run directory is made.
+        Err(e) if data::stopped(&e) => return Ok(Outcome::NotStarted(e.to_string())),
+        other => other?,
+    };
     let started = SystemTime::now();
     let dir = match &opts.run_dir {
         Some(path) => RunDir::create(path)?,

@@ -127,6 +127,10 @@ fn main() -> ExitCode {
             }
             ExitCode::from(130)
         }
+        Ok(Outcome::NotStarted(what)) => {
+            eprintln!("{what}: nothing was written");
+            ExitCode::from(130)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

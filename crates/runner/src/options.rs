@@ -47,6 +47,9 @@ impl std::fmt::Debug for StepHook {
 pub enum Outcome {
     Completed(PathBuf),
     Interrupted(PathBuf),
+    /// Ctrl-C stopped the preparation (data, k-means) before training started; nothing of
+    /// the run was written (a resumed run's files are as they were). Says what was stopped.
+    NotStarted(String),
 }
 
 /// How a run is carried out, whatever started it (a new run, `--resume`, a sweep point): the

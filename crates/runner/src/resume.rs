@@ -44,7 +44,12 @@ pub(crate) fn resume_session(dir: &RunDir, exec: &Execution) -> anyhow::Result<S
         &spec,
         &dir.file(gan_rundir::SPEC_FILE).display().to_string(),
     )?;
-    let train = training_images(&spec, exec.silent_preparation(), exec.threads)?;
+    let train = training_images(
+        &spec,
+        exec.silent_preparation(),
+        exec.threads,
+        exec.interrupt,
+    )?;
     let start = newest_checkpoint(dir, &run_config(&spec, &train))?;
     if let Some(r) = &start {
         let past = r.epoch + usize::from(r.step_in_epoch > 0);

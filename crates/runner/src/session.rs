@@ -340,7 +340,7 @@ impl Training {
                     s.dir.path().display()
                 );
             } else {
-                evaluate(spec, s.dir, s.exec.quiet, prefix)?;
+                evaluate(spec, s.dir, &s.exec, prefix)?;
             }
         }
         let last_step = self.trainer.steps_done();
@@ -472,15 +472,27 @@ fn save_checkpoint(
 }
 
 /// The `eval:` section: metrics of the final generator into `metrics.json`.
-fn evaluate(spec: &Spec, dir: &RunDir, quiet: bool, prefix: &str) -> anyhow::Result<()> {
+fn evaluate(spec: &Spec, dir: &RunDir, exec: &Execution, prefix: &str) -> anyhow::Result<()> {
+    let quiet = exec.quiet;
     let data = Path::new(&spec.data.dir);
     let mut log = |s: &str| {
         if !quiet {
             eprintln!("{prefix}{s}")
         }
     };
-    let classifier = gan_eval::ensure_classifier(data, &mut log)
-        .context("evaluation: preparing the MNIST classifier")?;
+    let stop = || exec.interrupt.load(Ordering::SeqCst);
+    let classifier = match gan_eval::ensure_classifier_unless(data, &mut log, &stop) {
+        // Training is complete and its weights are saved; only the measurement is left.
+        Err(gan_eval::EvalError::Interrupted) => {
+            eprintln!(
+                "{prefix}interrupted while training the classifier: measure the run later with \
+                 `gan eval {}`",
+                dir.path().display()
+            );
+            return Ok(());
+        }
+        other => other.context("evaluation: preparing the MNIST classifier")?,
+    };
     let eval_data = gan_eval::EvalData::load(data, &classifier)
         .context("evaluation: loading the test images")?;
     let m = gan_eval::evaluate_run(

@@ -15,7 +15,7 @@ use gan_rundir::{write_json_atomic, RunDir, Shown, Status, SWEEP_FILE};
 use gan_spec::{Spec, SweepPoint};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{ensure_data, training_images};
+use crate::data::{ensure_data, stopped, training_images};
 use crate::fresh::{run_fresh, RunSource};
 use crate::options::{Execution, Options, Outcome};
 use crate::resume::resume_session;
@@ -78,7 +78,12 @@ pub(crate) fn run_sweep(
                 eprintln!("{s}")
             }
         };
-        gan_eval::ensure_classifier(Path::new(&p.spec.data.dir), &mut log)?;
+        let stop = || interrupt.load(Ordering::SeqCst);
+        match gan_eval::ensure_classifier_unless(Path::new(&p.spec.data.dir), &mut log, &stop) {
+            // Ctrl-C before any point started: the sweep stops with its points untouched.
+            Err(gan_eval::EvalError::Interrupted) => return Ok(Outcome::Interrupted(parent)),
+            other => other?,
+        };
     }
 
     let selected: Vec<&SweepPoint> = points
@@ -362,10 +367,25 @@ fn run_point(
                     path.display()
                 )
             }
-            _ => return resume_session(&dir, exec),
+            _ => {
+                return match resume_session(&dir, exec) {
+                    // Ctrl-C before its training started: the sweep stops there.
+                    Err(e) if stopped(&e) => Ok(Status::Interrupted),
+                    other => other,
+                };
+            }
         }
     }
-    let train = training_images(&point.spec, exec.silent_preparation(), exec.threads)?;
+    let train = match training_images(
+        &point.spec,
+        exec.silent_preparation(),
+        exec.threads,
+        exec.interrupt,
+    ) {
+        // Ctrl-C before the point's training started: no folder is made for it.
+        Err(e) if stopped(&e) => return Ok(Status::Interrupted),
+        other => other?,
+    };
     let dir = RunDir::create(&path)?;
     let source = RunSource {
         spec: spec_path,

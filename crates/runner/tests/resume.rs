@@ -925,3 +925,53 @@ fn a_sweep_never_takes_one_points_run_for_another() {
         "{err}"
     );
 }
+
+/// Ctrl-C while the run is prepared (data, k-means for model.clusters) stops it there and
+/// leaves no run behind: no run directory, no step-0 checkpoint marked `interrupted` (which
+/// the interrupt used to leave after k-means had finished regardless). A sweep stops before
+/// making a point's folder.
+#[test]
+fn ctrl_c_during_preparation_leaves_no_run_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let body = "model:\n  clusters: 4\ntrain:\n  epochs: 1\neval:\n  enabled: false\n";
+    let spec = fixture_spec_file(t, "clustered", "", body);
+    let raised = AtomicBool::new(true);
+    let opts = Options {
+        spec: Some(spec.clone()),
+        run_dir: Some(t.join("r")),
+        quiet: true,
+        ..Options::default()
+    };
+    let outcome = runner::run(&opts, &raised).unwrap();
+    assert!(
+        matches!(&outcome, Outcome::NotStarted(what) if what.contains("before training started")),
+        "{outcome:?}"
+    );
+    assert!(!t.join("r").exists(), "a run directory was left");
+    let grid = fixture_spec_file(
+        t,
+        "grid",
+        "name: grid\n",
+        &format!("{body}sweep:\n  seed: [1, 2]\n"),
+    );
+    let opts = Options {
+        spec: Some(grid),
+        run_dir: Some(t.join("g")),
+        quiet: true,
+        ..Options::default()
+    };
+    assert_eq!(
+        runner::run(&opts, &raised).unwrap(),
+        Outcome::Interrupted(t.join("g"))
+    );
+    assert!(point_dirs(&t.join("g")).is_empty());
+    // From the command line: one line saying so, and the interrupt's exit code.
+    let out = Command::new(RUNNER)
+        .args([spec.to_str().unwrap(), "--run-dir", "c", "--quiet"])
+        .current_dir(t)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "not interrupted: it runs");
+}

@@ -99,6 +99,7 @@ pub fn train_classifier(args: TrainClassifierArgs, paths: &crate::Paths) -> anyh
         &test,
         TrainOptions::default(),
         &mut |e, acc| eprintln!("epoch {e:2}: validation accuracy {:.2}%", acc * 100.0),
+        &|| false,
     )?;
     let path = c.save(&data)?;
     println!(

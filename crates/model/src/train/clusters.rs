@@ -10,6 +10,8 @@
 //! (pixel / 255) only while its distances are computed, so all of MNIST costs no more than
 //! its bytes.
 
+use std::ops::ControlFlow;
+
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -31,15 +33,15 @@ pub struct Clusters {
 /// each next seed an image drawn with probability proportional to its squared distance from
 /// the nearest seed so far, so two seeds rarely start in one cluster). A cluster that loses
 /// all its images keeps its centre. `on_round` hears of each finished round (for a progress
-/// bar).
+/// bar) and may stop the work there (Ctrl-C): then there are no clusters, `None`.
 pub fn kmeans(
     pixels: &[u8],
     dim: usize,
     k: usize,
     iterations: usize,
     rng: &mut ChaCha8Rng,
-    on_round: &mut dyn FnMut(usize),
-) -> Clusters {
+    on_round: &mut dyn FnMut(usize) -> ControlFlow<()>,
+) -> Option<Clusters> {
     let n = pixels.len() / dim;
     assert!(
         (1..=256).contains(&k) && k <= n,
@@ -65,14 +67,16 @@ pub fn kmeans(
                 }
             }
         }
-        on_round(round + 1);
+        if on_round(round + 1).is_break() {
+            return None;
+        }
     }
     assign(pixels, dim, &centres, &mut ids);
     let mut sizes = vec![0u32; k];
     for &c in &ids {
         sizes[c as usize] += 1;
     }
-    Clusters { ids, sizes }
+    Some(Clusters { ids, sizes })
 }
 
 /// `block`'s images as f32 rows, pixel / 255.
@@ -174,7 +178,9 @@ mod tests {
         (images, order)
     }
 
-    fn quiet(_: usize) {}
+    fn quiet(_: usize) -> ControlFlow<()> {
+        ControlFlow::Continue(())
+    }
 
     #[test]
     fn finds_separated_blobs() {
@@ -187,8 +193,12 @@ mod tests {
             k,
             20,
             &mut ChaCha8Rng::seed_from_u64(1),
-            &mut |r| rounds = r,
-        );
+            &mut |r| {
+                rounds = r;
+                ControlFlow::Continue(())
+            },
+        )
+        .unwrap();
         assert_eq!(rounds, 20);
         assert_eq!(found.sizes.iter().sum::<u32>() as usize, k * per);
         // Every blob maps to one cluster and no two blobs share one.
@@ -221,6 +231,7 @@ mod tests {
                         &mut quiet,
                     )
                 })
+                .unwrap()
         };
         let one = run(1);
         assert_eq!(one, run(2));
@@ -237,10 +248,33 @@ mod tests {
             2,
             &mut ChaCha8Rng::seed_from_u64(5),
             &mut quiet,
-        );
+        )
+        .unwrap();
         assert_eq!(found.sizes.len(), 256);
         assert_eq!(found.sizes.iter().sum::<u32>(), 400);
         // Ids past 127 are used: u8 holds every one of 256.
         assert!(found.ids.iter().any(|&id| id > 127));
+    }
+
+    #[test]
+    fn a_round_can_stop_the_work() {
+        let (images, _) = blobs(3, 50, 8);
+        let mut rounds = 0;
+        let stopped = kmeans(
+            &images,
+            8,
+            3,
+            30,
+            &mut ChaCha8Rng::seed_from_u64(1),
+            &mut |r| {
+                rounds = r;
+                if r == 2 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        );
+        assert_eq!((stopped, rounds), (None, 2));
     }
 }
