@@ -5,15 +5,16 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use anyhow::{bail, Context};
+use gan_model::AnyTrainer;
 use gan_model::TrainConfig;
-use gan_rundir::{rfc3339, sha256_hex, RunDir, Status};
+use gan_rundir::{rfc3339, sha256_hex, write_atomic, RunDir, Status};
 use gan_spec::{expand_sweep, load_spec, parse_spec, Spec};
 
 use crate::checkpoint::{self, Resume};
 use crate::config::run_config;
 use crate::data::training_images;
 use crate::options::Execution;
-use crate::session::{execute, Session};
+use crate::session::{execute, Picture, Session};
 
 /// Resumes the run in `dir` (also used for the points of a restarted sweep).
 pub(crate) fn resume_session(dir: &RunDir, exec: &Execution) -> anyhow::Result<Status> {
@@ -50,7 +51,11 @@ pub(crate) fn resume_session(dir: &RunDir, exec: &Execution) -> anyhow::Result<S
         exec.threads,
         exec.interrupt,
     )?;
-    let start = newest_checkpoint(dir, &run_config(&spec, &train))?;
+    let cfg = run_config(&spec, &train);
+    let start = newest_checkpoint(dir, &cfg)?;
+    if let Some(r) = &start {
+        restore_pictures(dir, &spec, &cfg, r.epoch)?;
+    }
     if let Some(r) = &start {
         let past = r.epoch + usize::from(r.step_in_epoch > 0);
         if past > spec.train.epochs {
@@ -192,4 +197,53 @@ fn losses_match(dir: &RunDir, r: &Resume) -> anyhow::Result<bool> {
     }
     let got = gan_rundir::losses_prefix_sha256(&path, r.trainer.steps_done() as usize)?;
     Ok(got.as_deref() == Some(want.as_str()))
+}
+
+/// The sample pictures of the epochs before `epochs_done` that are missing or do not decode
+/// are drawn again from the checkpoint taken right after their epoch (the weights they
+/// showed, so the same bytes), or reported when no such checkpoint is kept
+/// (`checkpoint.keep`, `checkpoint.every`); the run's TensorBoard log, rebuilt from its
+/// files when the session starts, then holds them too.
+fn restore_pictures(
+    dir: &RunDir,
+    spec: &Spec,
+    cfg: &TrainConfig,
+    epochs_done: usize,
+) -> anyhow::Result<()> {
+    let damaged: Vec<usize> = (0..epochs_done)
+        .filter(|&e| spec.is_sample_epoch(e))
+        .filter(|&e| {
+            let bytes = std::fs::read(dir.sample_path(e)).unwrap_or_default();
+            image::load_from_memory_with_format(&bytes, image::ImageFormat::Png).is_err()
+        })
+        .collect();
+    if damaged.is_empty() {
+        return Ok(());
+    }
+    let picture = Picture::new(spec, cfg);
+    let checkpoints = dir.checkpoints();
+    for epoch in damaged {
+        let path = dir.sample_path(epoch);
+        let after_epoch = checkpoints.iter().find_map(|c| {
+            let r = checkpoint::decode(&dir.read_checkpoint(c).ok()?, cfg.adam).ok()?;
+            (r.epoch == epoch + 1 && r.step_in_epoch == 0).then_some((c, r))
+        });
+        match after_epoch {
+            Some((c, r)) => {
+                let trainer = AnyTrainer::restore(cfg.clone(), spec.seed, r.trainer);
+                write_atomic(&path, &picture.render(&trainer)?)?;
+                eprintln!(
+                    "{} was missing or damaged: drawn again from {}",
+                    path.display(),
+                    c.path.display()
+                );
+            }
+            None => eprintln!(
+                "warning: {} is missing or damaged, and no kept checkpoint holds the weights \
+                 it showed (checkpoint.keep): it stays missing",
+                path.display()
+            ),
+        }
+    }
+    Ok(())
 }

@@ -372,13 +372,13 @@ fn now() -> f64 {
 /// The sample picture a sampling epoch draws, always from the same noise (the seed's own
 /// stream): a conditional GAN's has a row per digit, the same noise down each column; a
 /// self-conditioned GAN's asks for its clusters as sampling does, in proportion.
-struct Picture {
+pub(crate) struct Picture {
     input: Vec<f32>,
     grid: SampleGrid,
 }
 
 impl Picture {
-    fn new(spec: &Spec, cfg: &TrainConfig) -> Picture {
+    pub(crate) fn new(spec: &Spec, cfg: &TrainConfig) -> Picture {
         let fixed_noise = sample_noise(
             spec.samples.count,
             cfg.model.noise_dim,
@@ -408,7 +408,7 @@ impl Picture {
     }
 
     /// The picture of `trainer`'s sampling generator, as PNG bytes.
-    fn render(&self, trainer: &AnyTrainer) -> anyhow::Result<Vec<u8>> {
+    pub(crate) fn render(&self, trainer: &AnyTrainer) -> anyhow::Result<Vec<u8>> {
         let images = trainer.sampling_generator().generate(&self.input);
         Ok(self.grid.encode_png(&images)?)
     }

@@ -975,3 +975,47 @@ fn ctrl_c_during_preparation_leaves_no_run_behind() {
         .unwrap();
     assert!(out.status.success(), "not interrupted: it runs");
 }
+
+/// A sample picture deleted or damaged before a resume is drawn again from the checkpoint
+/// taken right after its epoch: the finished run (pictures and TensorBoard log included)
+/// equals an uninterrupted one. Without such a checkpoint the resume says the picture stays
+/// missing.
+#[test]
+fn missing_or_damaged_pictures_are_drawn_again_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let body = "model:\n  hidden: 384\ntrain:\n  epochs: 3\n  batch_size: 10\nsamples:\n  count: 3\n  every: 1\ncheckpoint:\n  keep: 10\n";
+    let spec = fixture_spec_file(t, "pics", "name: pics\nseed: 5\n", body);
+    ok(&runner(
+        &[spec.to_str().unwrap(), "--run-dir", "whole", "--quiet"],
+        t,
+    ));
+    assert_eq!(
+        run_interrupted_after(&spec, t, "int", 250),
+        Outcome::Interrupted(t.join("int"))
+    );
+    let samples = t.join("int/samples");
+    std::fs::remove_file(samples.join("000.png")).unwrap();
+    std::fs::write(samples.join("001.png"), b"no png").unwrap();
+    let out = ok(&runner(&["--resume", "int"], t));
+    assert!(
+        out.contains("000.png was missing or damaged: drawn again"),
+        "{out}"
+    );
+    assert_same_run(&t.join("whole"), &t.join("int"));
+
+    // With only the newest checkpoints kept, nothing holds epoch 0's weights: reported.
+    let few = fixture_spec_file(
+        t,
+        "few",
+        "name: few\nseed: 5\n",
+        &body.replace("keep: 10", "keep: 1"),
+    );
+    run_interrupted_after(&few, t, "few", 250);
+    std::fs::remove_file(t.join("few/samples/000.png")).unwrap();
+    let out = ok(&runner(&["--resume", "few"], t));
+    assert!(
+        out.contains("000.png is missing or damaged, and no kept checkpoint holds the weights"),
+        "{out}"
+    );
+}
