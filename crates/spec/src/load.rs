@@ -214,6 +214,17 @@ pub fn expand_sweep(spec: &Spec, origin: &str) -> Result<Vec<SweepPoint>, SpecEr
             .map(|((k, values), &i)| format!("{k}={}", yaml_text(&values[i])))
             .collect();
         let name = point_name(&axes, &picks);
+        if name.len() > MAX_POINT_NAME {
+            return Err(SpecError::Invalid {
+                origin: origin.to_string(),
+                message: format!(
+                    "sweep point {index}'s folder name would be {} bytes, more than the \
+                     {MAX_POINT_NAME} a folder name may have ({}...); sweep shorter values",
+                    name.len(),
+                    name.chars().take(60).collect::<String>()
+                ),
+            });
+        }
         let mut value = base_value.clone();
         for o in &overrides {
             apply_override(&mut value, o)?;
@@ -326,6 +337,9 @@ fn check_sweep(sweep: &Mapping, origin: &dyn Fn(&str) -> String) -> Result<(), S
     }
     Ok(())
 }
+
+/// The longest folder name a grid point may have (most file systems' limit, in bytes).
+const MAX_POINT_NAME: usize = 255;
 
 /// The most grid points a sweep may have (each is a whole run).
 pub const MAX_SWEEP_POINTS: usize = 10_000;

@@ -522,3 +522,22 @@ fn a_byte_order_mark_is_not_part_of_the_spec() {
     let s = parse("\u{feff}seed: 3\ntrain:\n  epochs: 2\n", &[]).unwrap();
     assert_eq!((s.seed, s.train.epochs), (3, 2));
 }
+
+/// A point whose folder name would pass the file systems' 255 bytes is refused when the
+/// sweep is read, not when its run directory is made after its data was loaded.
+#[test]
+fn a_point_name_too_long_for_a_folder_is_refused_up_front() {
+    let long = format!("/data/{}/{}", "c".repeat(120), "d".repeat(120));
+    let s = parse(
+        &format!("sweep:\n  data.dir: [\"{long}\", /data/short]\n"),
+        &[],
+    )
+    .unwrap();
+    let e = gan_spec::expand_sweep(&s, "exp.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("sweep point 0's folder name would be") && e.contains("more than the 255"),
+        "{e}"
+    );
+}
