@@ -733,6 +733,29 @@ fn validate(s: &Spec) -> Result<(), String> {
                 .into(),
         );
     }
+    if s.model.arch == ArchSpec::Mlp {
+        let defaults = ModelSpec::default();
+        for (key, set, default) in [
+            (
+                "model.g_channels",
+                &s.model.g_channels,
+                &defaults.g_channels,
+            ),
+            (
+                "model.d_channels",
+                &s.model.d_channels,
+                &defaults.d_channels,
+            ),
+        ] {
+            if set != default {
+                return Err(format!(
+                    "{key} applies to model.arch: dcgan only (got {set:?}); an mlp's layers are \
+                     set by model.g_hidden and model.d_hidden: remove the key or set \
+                     model.arch: dcgan"
+                ));
+            }
+        }
+    }
     if s.model.arch == ArchSpec::Mlp && s.model.d_dense != 0 {
         return Err(format!(
             "model.d_dense applies to model.arch: dcgan only (got {}); an mlp's D sets its \

@@ -541,3 +541,34 @@ fn a_point_name_too_long_for_a_folder_is_refused_up_front() {
         "{e}"
     );
 }
+
+/// The DCGAN's channel keys are refused under `arch: mlp` instead of silently ignored.
+#[test]
+fn dcgan_channels_are_refused_for_perceptrons() {
+    for key in ["g_channels", "d_channels"] {
+        let e = parse(&format!("model:\n  {key}: [32, 16]\n"), &[]).unwrap_err();
+        assert!(
+            e.contains(&format!("model.{key} applies to model.arch: dcgan only")),
+            "{e}"
+        );
+        let dcgan = format!("model:\n  arch: dcgan\n  {key}: [32, 16]\n");
+        parse(&dcgan, &[]).unwrap();
+    }
+}
+
+/// Every shipped spec loads, and its sweep (if any) expands.
+#[test]
+fn every_shipped_spec_loads() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+    let mut seen = 0;
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let path = e.path();
+        if path.extension().is_some_and(|x| x == "yaml") {
+            let spec = gan_spec::load_spec(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+            gan_spec::expand_sweep(&spec, &path.display().to_string())
+                .unwrap_or_else(|e| panic!("{e}"));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 10, "only {seen} specs");
+}
