@@ -1,0 +1,209 @@
+//! The docs cannot drift silently from the code: every relative link in the repository's
+//! Markdown resolves, every `gan` and `runner` command and flag quoted in the user docs
+//! exists, and every `experiments/*.yaml` the docs name is there (each loads: gan-spec's
+//! `every_shipped_spec_loads`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const RUNNER: &str = env!("CARGO_BIN_EXE_runner");
+const GAN: &str = env!("CARGO_BIN_EXE_gan");
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// `path` from the repository's root, for messages.
+fn shown(path: &Path) -> String {
+    path.strip_prefix(root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// The user docs: what a user reads to run things.
+const USER_DOCS: [&str; 3] = ["README.md", "experiments/README.md", "runs/README.md"];
+
+/// Every Markdown file of the repository (not build output, data or runs).
+fn markdown_files() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !name.starts_with('.')
+                    && !["target", "data", "node_modules"].contains(&name.as_str())
+                {
+                    walk(&path, out);
+                }
+            } else if name.ends_with(".md") {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&root(), &mut out);
+    // Run folders hold only what runs wrote, except runs/README.md.
+    out.retain(|p| {
+        let rel = p.strip_prefix(root()).unwrap();
+        !rel.starts_with("runs") || rel == Path::new("runs/README.md")
+    });
+    out
+}
+
+/// The targets of a Markdown text's inline links `[text](target)` and images.
+fn link_targets(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("](") {
+        rest = &rest[at + 2..];
+        let Some(end) = rest.find(')') else { break };
+        let target = rest[..end].trim();
+        let target = target.split_whitespace().next().unwrap_or("");
+        out.push(target.trim_matches(['<', '>']).to_string());
+        rest = &rest[end..];
+    }
+    out
+}
+
+#[test]
+fn every_relative_link_resolves() {
+    let files = markdown_files();
+    assert!(files.len() >= 5, "{files:?}");
+    let mut broken = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for target in link_targets(&text) {
+            if target.is_empty()
+                || target.starts_with('#')
+                || target.contains("://")
+                || target.starts_with("mailto:")
+            {
+                continue;
+            }
+            let path = target.split('#').next().unwrap();
+            if !file.parent().unwrap().join(path).exists() {
+                broken.push(format!("{}: {target}", shown(file)));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+/// The code a Markdown text shows: its fenced blocks' lines and its inline code spans.
+fn code_of(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced {
+            out.push(line.to_string());
+            continue;
+        }
+        let mut parts = line.split('`');
+        parts.next();
+        while let Some(code) = parts.next() {
+            out.push(code.to_string());
+            parts.next();
+        }
+    }
+    out
+}
+
+/// `program --help` (or `program sub --help`): `None` if it is not a command.
+fn help(program: &str, sub: Option<&str>) -> Option<String> {
+    let mut c = Command::new(program);
+    c.args(sub).arg("--help");
+    let out = c.output().unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The `--flags` of a command line, up to a shell's next command or comment.
+fn flags(words: &[&str]) -> Vec<String> {
+    words
+        .iter()
+        .take_while(|w| !["|", "&&", ";", "#", "||"].contains(w) && !w.starts_with('#'))
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(|w| {
+            w.split('=')
+                .next()
+                .unwrap()
+                .trim_end_matches([',', ')', '.'])
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn every_quoted_gan_and_runner_command_and_flag_exists() {
+    let runner_help = help(RUNNER, None).unwrap();
+    let mut missing = Vec::new();
+    for doc in USER_DOCS {
+        let text = std::fs::read_to_string(root().join(doc)).unwrap();
+        for code in code_of(&text) {
+            let words: Vec<&str> = code.split_whitespace().collect();
+            for (i, w) in words.iter().enumerate() {
+                let after = &words[i + 1..];
+                if *w == "gan" && i + 1 < words.len() {
+                    let sub = words[i + 1];
+                    if !sub.chars().all(|c| c.is_ascii_lowercase() || c == '-') || sub.is_empty() {
+                        continue;
+                    }
+                    match help(GAN, Some(sub)) {
+                        None => missing.push(format!("{doc}: `gan {sub}` ({code})")),
+                        Some(h) => {
+                            for f in flags(&after[1..]) {
+                                if !h.contains(&f) {
+                                    missing.push(format!("{doc}: `gan {sub} {f}` ({code})"));
+                                }
+                            }
+                        }
+                    }
+                } else if *w == "runner" || w.ends_with("/runner") {
+                    for f in flags(after) {
+                        if !runner_help.contains(&f) {
+                            missing.push(format!("{doc}: `runner {f}` ({code})"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "quoted but not in the CLI:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn every_named_spec_exists() {
+    let mut missing = Vec::new();
+    for file in markdown_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (at, _) in text.match_indices(".yaml") {
+            let start = text[..at]
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || "-_/.".contains(c)))
+                .map_or(0, |i| i + 1);
+            let name = &text[start..at + 5];
+            if let Some(spec) = name.strip_prefix("experiments/") {
+                if !spec.contains('/') && !root().join(name).is_file() {
+                    missing.push(format!("{}: {name}", shown(&file)));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "specs named but missing:\n{}",
+        missing.join("\n")
+    );
+}
