@@ -207,3 +207,44 @@ fn every_named_spec_exists() {
         missing.join("\n")
     );
 }
+
+/// The spec reference's key table (in experiments/README.md) lists exactly the keys of
+/// `gan_spec::KEYS`, each with the same default.
+#[test]
+fn the_spec_reference_lists_exactly_the_keys_with_their_defaults() {
+    let text = std::fs::read_to_string(root().join("experiments/README.md")).unwrap();
+    let start = text
+        .find("| key | default | meaning |")
+        .expect("the key table");
+    let mut table = std::collections::BTreeMap::new();
+    for line in text[start..].lines().skip(2) {
+        let Some(row) = line.strip_prefix("| `") else {
+            break;
+        };
+        let mut cells = row.split(" | ");
+        let key = cells.next().unwrap().trim_end_matches('`').to_string();
+        let default = cells.next().unwrap_or("").trim_matches('`').to_string();
+        table.insert(key, default);
+    }
+    let keys: std::collections::BTreeMap<String, String> = gan_spec::KEYS
+        .iter()
+        .map(|k| {
+            (
+                k.key.to_string(),
+                k.default.trim_matches(['<', '>']).to_string(),
+            )
+        })
+        .collect();
+    let only_table: Vec<&String> = table.keys().filter(|k| !keys.contains_key(*k)).collect();
+    let only_keys: Vec<&String> = keys.keys().filter(|k| !table.contains_key(*k)).collect();
+    assert!(
+        only_table.is_empty() && only_keys.is_empty(),
+        "in the table only: {only_table:?}; in KEYS only: {only_keys:?}"
+    );
+    let differ: Vec<String> = keys
+        .iter()
+        .filter(|(k, d)| table[*k] != **d)
+        .map(|(k, d)| format!("{k}: table {:?}, KEYS {d:?}", table[k]))
+        .collect();
+    assert!(differ.is_empty(), "defaults differ:\n{}", differ.join("\n"));
+}
