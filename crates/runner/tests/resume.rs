@@ -761,12 +761,15 @@ fn a_dcgan_run_resumes_exactly_and_its_checkpoint_refuses_an_mlp_spec() {
     // Its checkpoint cannot continue as an MLP, nor with other widths: clear refusals.
     pretend_interrupted(&t.join("int"));
     let own = std::fs::read_to_string(t.join("int/spec.yaml")).unwrap();
-    for (from, to, says) in [
-        ("arch: dcgan", "arch: mlp", "G hidden [256]"),
-        ("- 8\n  - 4", "- 8\n  - 2", "G channels [8, 2]"),
-    ] {
-        assert!(own.contains(from), "{own}");
-        std::fs::write(t.join("int/spec.yaml"), own.replace(from, to)).unwrap();
+    // As an MLP the channel keys go back to their defaults (an mlp spec refuses others).
+    let as_mlp = own
+        .replace("arch: dcgan", "arch: mlp")
+        .replace("- 8\n  - 4", "- 128\n  - 64")
+        .replace("- 4\n  - 8", "- 64\n  - 128");
+    let narrower = own.replace("- 8\n  - 4", "- 8\n  - 2");
+    for (changed, says) in [(as_mlp, "G hidden [256]"), (narrower, "G channels [8, 2]")] {
+        assert_ne!(changed, own);
+        std::fs::write(t.join("int/spec.yaml"), changed).unwrap();
         let out = runner(&["--resume", "int", "--force", "--quiet"], t);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
