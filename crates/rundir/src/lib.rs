@@ -22,6 +22,7 @@ mod losses;
 mod metrics;
 mod summary;
 
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -294,25 +295,50 @@ impl RunDir {
 /// Writes `bytes` to `path` through a temporary file in the same folder, synced and renamed,
 /// so the file is either the old one or the complete new one, even after a crash.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(io_err(dir))?;
-    tmp.write_all(bytes).map_err(io_err(path))?;
-    #[cfg(unix)]
-    {
-        // Temporary files are private (0600); run files are ordinary files.
-        use std::os::unix::fs::PermissionsExt;
-        let perms = std::fs::Permissions::from_mode(0o644);
-        tmp.as_file().set_permissions(perms).map_err(io_err(path))?;
+    let (mut file, replacement) = Replacement::beside(path)?;
+    file.write_all(bytes).map_err(io_err(path))?;
+    file.sync_all().map_err(io_err(path))?;
+    replacement.put_in_place()
+}
+
+/// A file that will replace `path` whole: a temporary file in the same folder, written
+/// through the `File` [`Replacement::beside`] returns and then renamed over `path` by
+/// [`Replacement::put_in_place`], so `path` is never seen half-written and a symbolic link
+/// there is replaced, not written through. Dropped before that, it is removed. The `File`
+/// stays open on the renamed file, for writers that go on appending (a TensorBoard log).
+pub struct Replacement {
+    temp: tempfile::TempPath,
+    path: PathBuf,
+}
+
+impl Replacement {
+    /// The temporary file beside `path`, open for writing.
+    pub fn beside(path: &Path) -> Result<(File, Replacement), RunDirError> {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let (file, temp) = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(dir)
+            .map_err(io_err(dir))?
+            .into_parts();
+        let path = path.to_path_buf();
+        Ok((file, Replacement { temp, path }))
     }
-    tmp.as_file().sync_all().map_err(io_err(path))?;
-    tmp.persist(path).map_err(|e| io_err(path)(e.error))?;
-    Ok(())
+
+    /// Renames the written file over `path` (the caller has synced what it wrote).
+    pub fn put_in_place(self) -> Result<(), RunDirError> {
+        #[cfg(unix)]
+        {
+            // Temporary files are private (0600); run files are ordinary files.
+            use std::os::unix::fs::PermissionsExt;
+            let perms = std::fs::Permissions::from_mode(0o644);
+            std::fs::set_permissions(&self.temp, perms).map_err(io_err(&self.path))?;
+        }
+        let path = self.path;
+        self.temp.persist(&path).map_err(|e| io_err(&path)(e.error))
+    }
 }
 
 /// Writes `value` as pretty JSON (with a final newline) through [`write_atomic`].

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gan_rundir::{epoch_means, LossRow, Metrics, RunDir, Status};
+use gan_rundir::{epoch_means, LossRow, Metrics, Replacement, RunDir, Status};
 
 use crate::writer::{EventWriter, HParam};
 use crate::TensorBoardError;
@@ -97,15 +97,7 @@ impl RunLog {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let path = Self::path(dir);
-        let io = |cause| TensorBoardError::Io {
-            path: path.clone(),
-            cause,
-        };
-        let (file, replacement) = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(dir.path())
-            .map_err(io)?
-            .into_parts();
+        let (file, replacement) = Replacement::beside(&path)?;
         let mut log = RunLog {
             writer: EventWriter::start(file, &path, start),
         };
@@ -155,15 +147,8 @@ impl RunLog {
             log.end(true, last, end);
         }
         log.writer.flush()?;
-        #[cfg(unix)]
-        {
-            // Temporary files are private (0600); run files are ordinary files.
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&replacement, std::fs::Permissions::from_mode(0o644))
-                .map_err(io)?;
-        }
         // The open file stays the log's: a session goes on appending to it.
-        replacement.persist(&path).map_err(|e| io(e.error))?;
+        replacement.put_in_place()?;
         Ok(log)
     }
 

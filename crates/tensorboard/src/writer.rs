@@ -39,17 +39,9 @@ pub struct EventWriter {
 }
 
 impl EventWriter {
-    /// Starts `path` afresh (replacing it) with the version record TensorBoard expects first.
-    pub fn create(path: &Path, wall_time: f64) -> Result<EventWriter, TensorBoardError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io(dir))?;
-        }
-        let file = File::create(path).map_err(io(path))?;
-        Ok(EventWriter::start(file, path, wall_time))
-    }
-
-    /// Starts an event file in `file`, already open for writing and empty; `path` names it
-    /// in errors.
+    /// Starts an event file in `file`, already open for writing and empty, with the version
+    /// record TensorBoard expects first; `path` names it in errors. (A run's log is started
+    /// in a file beside the old one, `gan_rundir::Replacement`, and renamed over it.)
     pub fn start(file: File, path: &Path, wall_time: f64) -> EventWriter {
         let mut w = EventWriter {
             path: path.to_path_buf(),
