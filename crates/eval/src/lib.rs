@@ -224,7 +224,7 @@ fn for_each_generated_in(
     each: &mut EachPiece,
 ) -> std::io::Result<()> {
     let mut rng = stream(seed, Stream::Eval);
-    let digits = generator.classes() > 0 && generator.label_counts().is_empty();
+    let digits = generator.asks_for_digits();
     let mut start = 0;
     while start < n {
         let end = (start + piece).min(n);
@@ -242,8 +242,9 @@ fn for_each_generated_in(
 /// asked for digits (unconditional, or self-conditioned on clusters, whose ids are not
 /// digits).
 pub fn requested_labels(generator: &Generator, n: usize) -> Option<Vec<u8>> {
-    let digits = generator.classes() > 0 && generator.label_counts().is_empty();
-    digits.then(|| generator.labels_to_ask(n))
+    generator
+        .asks_for_digits()
+        .then(|| generator.labels_to_ask(n))
 }
 
 /// Evaluates a run's `model.safetensors` and writes `metrics.json` into the run.

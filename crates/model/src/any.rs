@@ -76,6 +76,12 @@ impl Generator {
         }
     }
 
+    /// Whether the labels it is asked for are digits: a conditional generator's, not a
+    /// self-conditioned one's (whose labels are cluster ids) nor an unconditional one's.
+    pub fn asks_for_digits(&self) -> bool {
+        self.classes() > 0 && self.label_counts().is_empty()
+    }
+
     /// The `n` labels sampling asks for ([`labels_to_ask`]).
     pub fn labels_to_ask(&self, n: usize) -> Vec<u8> {
         labels_to_ask(n, self.classes(), self.label_counts())

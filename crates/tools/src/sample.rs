@@ -44,8 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let generator = gan_model::checkpoint::decode_model(&run.read_model()?)
         .with_context(|| format!("reading {}", run.file(gan_rundir::MODEL_FILE).display()))?
         .into_generator();
-    let digits = generator.classes() > 0 && generator.label_counts().is_empty();
-    if let (Some(path), false) = (&args.labels_out, digits) {
+    if let (Some(path), false) = (&args.labels_out, generator.asks_for_digits()) {
         bail!(
             "--labels-out {}: {} holds a generator that is not asked for digits (unconditional, \
              or conditioned on its own clusters; model.conditional: true makes one that is)",

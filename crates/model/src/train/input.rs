@@ -14,16 +14,12 @@ pub fn sample_noise(n: usize, noise_dim: usize, rng: &mut impl Rng) -> Vec<f32> 
         .collect()
 }
 
-/// `n` labels asking for every one of `classes` equally often: 0, 1, ..., classes - 1, 0, ...
-pub fn balanced_labels(n: usize, classes: usize) -> Vec<u8> {
-    (0..n).map(|i| (i % classes.max(1)) as u8).collect()
-}
-
 /// The `n` labels a generator over `classes` classes is asked for when sampled: with
 /// `counts` (a self-conditioned G's cluster sizes) each class as often as its count says, in
 /// proportion, in class order (image `i` gets the class whose share of the counts holds the
-/// point `(i + 1/2) / n`); without, [`balanced_labels`]. The same `n` always gives the same
-/// labels, so pictures and metrics do not depend on chance draws of the mix.
+/// point `(i + 1/2) / n`); without, every class equally often, in turn: 0, 1, ...,
+/// classes - 1, 0, ... The same `n` always gives the same labels, so pictures and metrics
+/// do not depend on chance draws of the mix.
 pub fn labels_to_ask(n: usize, classes: usize, counts: &[u32]) -> Vec<u8> {
     labels_to_ask_among(n, classes, counts, 0..n)
 }
