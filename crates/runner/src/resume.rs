@@ -220,15 +220,25 @@ fn restore_pictures(
     if damaged.is_empty() {
         return Ok(());
     }
-    let picture = Picture::new(spec, cfg);
+    // Each kept checkpoint read once, until every damaged epoch has the one after it.
     let checkpoints = dir.checkpoints();
+    let mut after_epoch = std::collections::BTreeMap::new();
+    for c in &checkpoints {
+        if after_epoch.len() == damaged.len() {
+            break;
+        }
+        let read = dir.read_checkpoint(c).map_err(anyhow::Error::from);
+        let Ok(r) = read.and_then(|bytes| checkpoint::decode(&bytes, cfg.adam)) else {
+            continue;
+        };
+        if r.step_in_epoch == 0 && r.epoch > 0 && damaged.contains(&(r.epoch - 1)) {
+            after_epoch.entry(r.epoch - 1).or_insert((c, r));
+        }
+    }
+    let picture = Picture::new(spec, cfg);
     for epoch in damaged {
         let path = dir.sample_path(epoch);
-        let after_epoch = checkpoints.iter().find_map(|c| {
-            let r = checkpoint::decode(&dir.read_checkpoint(c).ok()?, cfg.adam).ok()?;
-            (r.epoch == epoch + 1 && r.step_in_epoch == 0).then_some((c, r))
-        });
-        match after_epoch {
+        match after_epoch.remove(&epoch) {
             Some((c, r)) => {
                 let trainer = AnyTrainer::restore(cfg.clone(), spec.seed, r.trainer);
                 write_atomic(&path, &picture.render(&trainer)?)?;
