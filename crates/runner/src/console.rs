@@ -1,6 +1,6 @@
 //! The console: the tutorial's epoch lines and a progress bar on terminals.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 
 /// Python's `'{:.4}'.format(x)`, which the tutorial uses: 4 significant digits, trailing
 /// zeros dropped but one decimal kept, scientific notation outside [1e-4, 1e4).
@@ -86,13 +86,7 @@ fn bar(total: u64, quiet: bool, template: &str) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template(template)
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar
+    gan_tools::progress_bar(total, template)
 }
 
 #[cfg(test)]

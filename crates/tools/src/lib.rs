@@ -66,13 +66,21 @@ pub fn gib(bytes: u128) -> String {
 
 /// A bar over `total` `unit` on stderr, drawn only when stderr is a terminal.
 pub(crate) fn progress(total: u64, unit: &str) -> indicatif::ProgressBar {
+    progress_bar(
+        total,
+        &format!("[{{bar:40}}] {{pos}}/{{len}} {unit}, eta {{eta}}"),
+    )
+}
+
+/// A bar of `total` on stderr in `template`'s words (indicatif's), in the style of every
+/// bar of `runner` and `gan`; drawn only when stderr is a terminal.
+pub fn progress_bar(total: u64, template: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::with_draw_target(
         Some(total),
         indicatif::ProgressDrawTarget::stderr(),
     );
-    let template = format!("[{{bar:40}}] {{pos}}/{{len}} {unit}, eta {{eta}}");
     bar.set_style(
-        indicatif::ProgressStyle::with_template(&template)
+        indicatif::ProgressStyle::with_template(template)
             .expect("valid template")
             .progress_chars("=> "),
     );
