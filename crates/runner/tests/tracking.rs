@@ -755,17 +755,30 @@ fn cluster_scripts_quote_every_value_they_interpolate() {
         want("0/2"),
         "{yaml}"
     );
-    for flags in [
-        ["--partition", "x\nrm -rf ~"],
-        ["--time", "01:00:00\n#SBATCH --x"],
-        ["--run-dir", "a\tb"],
+    for (tool, flags) in [
+        ("slurm", ["--partition", "x\nrm -rf ~"]),
+        ("slurm", ["--time", "01:00:00\n#SBATCH --x"]),
+        ("slurm", ["--run-dir", "a\tb"]),
+        ("k8s", ["--image", "img\n  command: [sh]"]),
+        ("k8s", ["--pvc", "runs\nx"]),
+        ("k8s", ["--run-dir", "a\tb"]),
     ] {
-        for tool in ["slurm", "k8s"] {
-            let out = run_gan(&[&[tool, s], &flags[..]].concat());
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(!out.status.success(), "{tool} {flags:?}");
-            assert!(err.contains("control character"), "{tool} {flags:?}: {err}");
-        }
+        let out = run_gan(&[&[tool, s], &flags[..]].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{tool} {flags:?}");
+        assert!(err.contains("control character"), "{tool} {flags:?}: {err}");
+    }
+    // Each scheduler takes only its own flags: none is accepted and then ignored.
+    for (tool, flag) in [
+        ("slurm", "--image"),
+        ("slurm", "--pvc"),
+        ("k8s", "--time"),
+        ("k8s", "--partition"),
+    ] {
+        let out = run_gan(&[tool, s, flag, "x"]);
+        assert!(!out.status.success(), "{tool} {flag} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag), "{tool} {flag}: {err}");
     }
 }
 

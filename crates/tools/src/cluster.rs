@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
+/// What both schedulers' jobs are made of: the sweep, its shards and their CPUs.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct Sweep {
     /// A spec with a `sweep:` section
     spec: PathBuf,
     /// Shards (array tasks / pods) [default: one per grid point]
@@ -18,16 +19,28 @@ pub struct Args {
     /// The sweep folder every shard writes into [default: runs/<name>]
     #[arg(long)]
     run_dir: Option<PathBuf>,
-    /// Slurm: wall-time limit per task
+}
+
+#[derive(clap::Args)]
+pub struct SlurmArgs {
+    #[command(flatten)]
+    sweep: Sweep,
+    /// Wall-time limit per task (#SBATCH --time)
     #[arg(long, default_value = "02:00:00")]
     time: String,
-    /// Slurm: partition (omitted when not given)
+    /// Partition (#SBATCH --partition; omitted when not given)
     #[arg(long)]
     partition: Option<String>,
-    /// Kubernetes: container image holding `runner` and this repository's experiments/
+}
+
+#[derive(clap::Args)]
+pub struct K8sArgs {
+    #[command(flatten)]
+    sweep: Sweep,
+    /// Container image holding `runner` and this repository's experiments/
     #[arg(long, default_value = "registry.example.org/mnist-gan:latest")]
     image: String,
-    /// Kubernetes: PersistentVolumeClaim mounted at /work/runs for the results
+    /// PersistentVolumeClaim mounted at /work/runs for the results
     #[arg(long, default_value = "mnist-gan-runs")]
     pvc: String,
 }
@@ -96,7 +109,9 @@ fn k8s_job_name(name: &str) -> String {
     }
 }
 
-fn plan(args: &Args) -> anyhow::Result<Plan> {
+/// The sweep's plan; `values` are the scheduler's own flags, refused with a control
+/// character in them.
+fn plan(args: &Sweep, values: &[(&str, Option<&String>)]) -> anyhow::Result<Plan> {
     let spec = gan_spec::load_spec(&args.spec, &[])?;
     let points = gan_spec::expand_sweep(&spec, &args.spec.display().to_string())?;
     if points.is_empty() {
@@ -121,12 +136,7 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
     no_control("--run-dir", &run_dir)?;
     no_control("the spec path", &spec_path)?;
     no_control("the sweep's name", &spec.name)?;
-    for (what, value) in [
-        ("--time", Some(&args.time)),
-        ("--partition", args.partition.as_ref()),
-        ("--image", Some(&args.image)),
-        ("--pvc", Some(&args.pvc)),
-    ] {
+    for (what, value) in values {
         if let Some(v) = value {
             no_control(what, v)?;
         }
@@ -140,8 +150,12 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
     })
 }
 
-pub fn slurm(args: Args) -> anyhow::Result<()> {
-    let p = plan(&args).context("planning the Slurm job")?;
+pub fn slurm(args: SlurmArgs) -> anyhow::Result<()> {
+    let values = [
+        ("--time", Some(&args.time)),
+        ("--partition", args.partition.as_ref()),
+    ];
+    let p = plan(&args.sweep, &values).context("planning the Slurm job")?;
     // `#SBATCH` lines are read by sbatch, not a shell: their values may hold no spaces.
     let sbatch_value = |what: &str, v: &str| -> anyhow::Result<String> {
         if v.is_empty() || v.chars().any(char::is_whitespace) {
@@ -188,14 +202,15 @@ srun runner {spec} --run-dir {run_dir} --shard "${{SLURM_ARRAY_TASK_ID}}/{shards
         shards = p.shards,
         last = p.shards - 1,
         run_dir = shell_quote(&p.run_dir),
-        cpus = args.cpus,
+        cpus = args.sweep.cpus,
         spec = shell_quote(&p.spec),
     );
     Ok(())
 }
 
-pub fn k8s(args: Args) -> anyhow::Result<()> {
-    let p = plan(&args).context("planning the Kubernetes job")?;
+pub fn k8s(args: K8sArgs) -> anyhow::Result<()> {
+    let values = [("--image", Some(&args.image)), ("--pvc", Some(&args.pvc))];
+    let p = plan(&args.sweep, &values).context("planning the Kubernetes job")?;
     let job = k8s_job_name(&p.name);
     // The container's shell command, its values quoted for the shell, the whole line (and
     // every other value) quoted for YAML: a JSON string is a YAML double-quoted scalar.
@@ -204,7 +219,7 @@ pub fn k8s(args: Args) -> anyhow::Result<()> {
         shell_quote(&p.spec),
         shell_quote(&p.run_dir),
         p.shards,
-        args.cpus
+        args.sweep.cpus
     );
     let yaml = |v: &str| serde_json::to_string(v).expect("a string serialises");
     print!(
@@ -254,7 +269,7 @@ spec:
         pvc = yaml(&args.pvc),
         image = yaml(&args.image),
         command = yaml(&command),
-        cpus = args.cpus,
+        cpus = args.sweep.cpus,
         job = job,
     );
     Ok(())

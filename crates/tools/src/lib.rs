@@ -105,9 +105,9 @@ pub enum Command {
     /// Write TensorBoard logs for runs made before the runner wrote them (or rewrite them).
     Tensorboard(tensorboard::Args),
     /// Print an sbatch script running a sweep as a Slurm job array (one shard per task).
-    Slurm(cluster::Args),
+    Slurm(cluster::SlurmArgs),
     /// Print a Kubernetes Indexed Job running a sweep (one shard per pod).
-    K8s(cluster::Args),
+    K8s(cluster::K8sArgs),
 }
 
 impl Command {
