@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The tutorial's TensorFlow program (../shared/reference/peers/seed_tf.py) over seeds, each
-# generator scored by this project's own `cargo xtask eval`, for the seed table in README.md.
+# generator scored by this project's own `cargo xtask eval`, for the seed table in docs/notebook/fidelity.md.
 #
 # Usage: tools/lockstep/tf-seeds.sh DIR [--seeds "1 2 ... 10"] [--threads 1] [--epochs 100]
 #        [--data FOLDER_WITH_GZIPPED_MNIST] (default: seed_tf.py's own, ../shared/mnist)

@@ -5,7 +5,7 @@ Discriminator, so also with --d-dense H, model.d_dense) trained for --epochs pas
 model.safetensors layout as OUT/g<epoch>.safetensors, for `gan eval --generator`.
 
 It tries a change to the networks before it is written in Rust: issue 16's dense layer in D
-and its conditional DCGAN were screened this way (experiments/README.md, "A DCGAN: a dense
+and its conditional DCGAN were screened this way (docs/notebook/sweeps.md, "A DCGAN: a dense
 layer in D", "A conditional DCGAN"). With --conditional (model.conditional) G is asked for
 uniformly random digits and D sees each image's digit (the real ones' labels). The saved D
 is a fresh one of the example's shape (only G is evaluated, and `gan eval` reads the
@@ -13,7 +13,7 @@ example's D layout; a conditional one's embedding tells it the classes). One thr
 default, so two screens run side by side.
 
 Changes screened for an unconditional DCGAN's class mix and precision, none kept
-(experiments/README.md, "An unconditional DCGAN: screens that did not help"):
+(docs/notebook/sweeps.md, "An unconditional DCGAN: screens that did not help"):
   --pack M             PacGAN (Lin et al. 2018): D judges M images at once, stacked as M
                        channels of its first convolution (--batch must be a multiple of M);
   --no-g-batch-norm    G without batch normalisation, a bias per channel instead (saved as
@@ -26,7 +26,7 @@ Changes screened for an unconditional DCGAN's class mix and precision, none kept
                        so `gan eval` asks for every code equally often (its label_accuracy then
                        says how far the codes match the digits).
 
-And one that helps a great deal (experiments/README.md, "An unconditional DCGAN conditioned
+And one that helps a great deal (docs/notebook/sweeps.md, "An unconditional DCGAN conditioned
 on its own clusters: a screen"):
   --clusters K         self-conditioning on fixed clusters (after Liu et al. 2020, "Diverse
                        image generation via self-conditioned GANs", without their re-clustering):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch CPU peer of experiments/improved.yaml, for timing this project's step against it.
 
-The same networks and step as the spec (see ARCHITECTURE.md, "The training step"):
+The same networks and step as the spec (see ARCHITECTURE.md, "The perceptron step"):
   G: 128 -> 256 -> 512 -> 1024 -> 784, LeakyReLU(0.2), tanh output (pixels in [-1, 1])
   D: 784 -> 512 -> 256 -> 1, LeakyReLU(0.2), dropout 0.3 after each hidden layer
   weights ~ N(0, 0.02^2), biases 0; Adam(lr 2e-4, betas (0.5, 0.999), eps 1e-8) per network

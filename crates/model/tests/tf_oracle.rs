@@ -4,7 +4,7 @@
 //! and this test checks that the project computes the same, step by step, without TensorFlow.
 //!
 //! Tolerances, from f32 rounding (measured with `cargo xtask lockstep` and
-//! `tools/lockstep/compare.py` over 8 seeds; ARCHITECTURE.md has the tables):
+//! `tools/lockstep/compare.py` over 8 seeds; docs/notebook/fidelity.md has the tables):
 //! * Steps 1-20: the losses and mean outputs are O(1) values, each a mean of 100-200 terms whose
 //!   every product, sum, sigmoid and log TensorFlow rounds differently from this project. Two
 //!   correct f32 implementations differ there by at most 2.3e-6 (this step against TF; against

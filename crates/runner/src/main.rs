@@ -16,8 +16,8 @@ Examples:
   runner experiments/seeds.yaml --jobs 2                 a sweep, two grid points at a time
   runner experiments/seeds.yaml --run-dir runs/seeds --shard 0/3   one of three cluster shards
 
-Spec keys (defaults are the tutorial's; a spec holds only what differs; full reference with
-examples in experiments/README.md; a `sweep:` section maps keys to lists of values):
+Spec keys (defaults are the tutorial's; a spec holds only what differs; full reference in
+docs/spec.md; a `sweep:` section maps keys to lists of values):
 ";
 
 #[derive(Parser)]

@@ -1,7 +1,8 @@
 //! The docs cannot drift silently from the code: every relative link in the repository's
 //! Markdown resolves, every `gan` and `runner` command and flag quoted in the user docs
-//! exists, and every `experiments/*.yaml` the docs name is there (each loads: gan-spec's
-//! `every_shipped_spec_loads`).
+//! exists, every `experiments/*.yaml` the docs name is there (each loads: gan-spec's
+//! `every_shipped_spec_loads`), and the spec reference lists exactly `gan_spec::KEYS` with
+//! their defaults.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,8 +25,21 @@ fn shown(path: &Path) -> String {
         .to_string()
 }
 
-/// The user docs: what a user reads to run things.
-const USER_DOCS: [&str; 3] = ["README.md", "experiments/README.md", "runs/README.md"];
+/// The user docs: what a user reads to run things. The lab notebook (`docs/notebook/`) is a
+/// dated record and quotes commands as they were then.
+fn user_docs() -> Vec<String> {
+    let mut docs: Vec<String> = ["README.md", "experiments/README.md", "runs/README.md"]
+        .map(String::from)
+        .to_vec();
+    for e in std::fs::read_dir(root().join("docs")).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".md") {
+            docs.push(format!("docs/{name}"));
+        }
+    }
+    assert!(docs.len() >= 10, "{docs:?}");
+    docs
+}
 
 /// Every Markdown file of the repository (not build output, data or runs).
 fn markdown_files() -> Vec<PathBuf> {
@@ -54,9 +68,14 @@ fn markdown_files() -> Vec<PathBuf> {
     out
 }
 
-/// The targets of a Markdown text's inline links `[text](target)` and images.
+/// The targets of a Markdown text's inline links `[text](target)` and images, and of its
+/// HTML images' `src="..."`.
 fn link_targets(text: &str) -> Vec<String> {
     let mut out = Vec::new();
+    for (at, _) in text.match_indices("<img src=\"") {
+        let rest = &text[at + 10..];
+        out.push(rest[..rest.find('"').unwrap_or(0)].to_string());
+    }
     let mut rest = text;
     while let Some(at) = rest.find("](") {
         rest = &rest[at + 2..];
@@ -146,8 +165,8 @@ fn flags(words: &[&str]) -> Vec<String> {
 fn every_quoted_gan_and_runner_command_and_flag_exists() {
     let runner_help = help(RUNNER, None).unwrap();
     let mut missing = Vec::new();
-    for doc in USER_DOCS {
-        let text = std::fs::read_to_string(root().join(doc)).unwrap();
+    for doc in user_docs() {
+        let text = std::fs::read_to_string(root().join(&doc)).unwrap();
         for code in code_of(&text) {
             let words: Vec<&str> = code.split_whitespace().collect();
             for (i, w) in words.iter().enumerate() {
@@ -208,13 +227,13 @@ fn every_named_spec_exists() {
     );
 }
 
-/// The spec reference's key table (in experiments/README.md) lists exactly the keys of
-/// `gan_spec::KEYS`, each with the same default.
+/// The spec reference's key table (docs/spec.md) lists exactly the keys of `gan_spec::KEYS`,
+/// each with the same default.
 #[test]
 fn the_spec_reference_lists_exactly_the_keys_with_their_defaults() {
-    let text = std::fs::read_to_string(root().join("experiments/README.md")).unwrap();
+    let text = std::fs::read_to_string(root().join("docs/spec.md")).unwrap();
     let start = text
-        .find("| key | default | meaning |")
+        .find("| key | default | allowed | meaning |")
         .expect("the key table");
     let mut table = std::collections::BTreeMap::new();
     for line in text[start..].lines().skip(2) {

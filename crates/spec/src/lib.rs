@@ -5,7 +5,7 @@
 //! column), unknown keys (with the closest known key), wrong types, out-of-range values,
 //! and the same for `--set key=value` overrides, which go through the same checks.
 //!
-//! [`KEYS`] documents every key; `experiments/README.md` is the longer reference.
+//! [`KEYS`] documents every key; `docs/spec.md` is the longer reference.
 
 mod load;
 

@@ -559,7 +559,7 @@ fn hint(key: &str) -> String {
             (d, k.key)
         })
         .min();
-    let reference = " (every key is listed in experiments/README.md and `runner --help`)";
+    let reference = " (every key is listed in docs/spec.md and `runner --help`)";
     match best {
         Some((d, k)) if d <= 3.max(leaf.len() / 3) => format!(", did you mean `{k}`?{reference}"),
         _ => reference.to_string(),

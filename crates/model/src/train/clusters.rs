@@ -1,7 +1,7 @@
 //! k-means on the training images, for self-conditioning (Liu et al. 2020, "Diverse image
 //! generation via self-conditioned GANs"): a conditional GAN trained on cluster ids instead
 //! of labels, asked for each cluster as often as the data has it, so its mix of shapes
-//! follows the data's without using a label (experiments/README.md, "An unconditional DCGAN
+//! follows the data's without using a label (docs/notebook/sweeps.md, "An unconditional DCGAN
 //! conditioned on its own clusters").
 //!
 //! Deterministic at any thread count: distances are products on fixed blocks of images
