@@ -1,8 +1,9 @@
 //! The docs cannot drift silently from the code: every relative link in the repository's
 //! Markdown resolves, every `gan` and `runner` command and flag quoted in the user docs
 //! exists, every `experiments/*.yaml` the docs name is there (each loads: gan-spec's
-//! `every_shipped_spec_loads`), and the spec reference lists exactly `gan_spec::KEYS` with
-//! their defaults.
+//! `every_shipped_spec_loads`), the spec reference lists exactly `gan_spec::KEYS` with their
+//! defaults, and README's results table says what the committed runs' files under
+//! `docs/results/` say.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -266,4 +267,214 @@ fn the_spec_reference_lists_exactly_the_keys_with_their_defaults() {
         .map(|(k, d)| format!("{k}: table {:?}, KEYS {d:?}", table[k]))
         .collect();
     assert!(differ.is_empty(), "defaults differ:\n{}", differ.join("\n"));
+}
+
+/// `printed` is `value` rounded to the decimals printed (`111.2` for 111.24, `7` for 7).
+fn rounds_to(printed: &str, value: f64) -> bool {
+    let decimals = printed.split('.').nth(1).map_or(0, str::len) as i32;
+    printed
+        .parse::<f64>()
+        .is_ok_and(|p| (p - value).abs() <= 0.5 * 10f64.powi(-decimals) + 1e-9)
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", shown(path)));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", shown(path)))
+}
+
+/// The results table's columns that show a metric.
+const METRIC_COLUMNS: [&str; 4] = [
+    "FID",
+    "classes >= 5%",
+    "Parzen (nats)",
+    "label accuracy (%)",
+];
+
+/// The value a results-table column shows, from a run's `metrics.json`; `None` for a column
+/// that is not a metric, or a metric the run does not have (label accuracy of an
+/// unconditional model).
+fn metric(metrics: &serde_json::Value, column: &str) -> Option<f64> {
+    let generated = &metrics["generated"];
+    match column {
+        "FID" => generated["fid"].as_f64(),
+        "classes >= 5%" => generated["coverage"]["classes_over_5pct"].as_f64(),
+        "Parzen (nats)" => generated["parzen"]["mean_ll"].as_f64(),
+        "label accuracy (%)" => generated["label_accuracy"].as_f64().map(|a| a * 100.0),
+        _ => None,
+    }
+}
+
+/// The median, smallest and largest of `values`.
+fn median_and_range(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    let median = if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    };
+    (median, values[0], values[n - 1])
+}
+
+/// README's results table: each row names its picture `docs/results/<name>.png`, beside
+/// which the run's own `run.json` and `metrics.json` are committed as
+/// `docs/results/<name>.run.json` and `<name>.metrics.json`. A row that names a sweep
+/// (`experiments/<sweep>.yaml`) shows the median (range) over `docs/results/<sweep>/*.metrics.json`
+/// instead. Every number must be the files' value rounded as printed, the training time the
+/// run's epochs' seconds, and the caption must give the runs' commit, dates, CPU and threads.
+#[test]
+fn the_readme_results_table_is_what_the_committed_runs_say() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = &readme[readme.find("\n## Results").expect("a Results section")..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let lines: Vec<&str> = section.lines().collect();
+    let first = lines
+        .iter()
+        .position(|l| l.starts_with('|'))
+        .expect("a table");
+    let end = first
+        + lines[first..]
+            .iter()
+            .take_while(|l| l.starts_with('|'))
+            .count();
+    let cells = |line: &str| -> Vec<String> {
+        line.trim()
+            .trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect()
+    };
+    let header = cells(lines[first]);
+    let caption: String = lines[end..]
+        .iter()
+        .skip_while(|l| l.trim().is_empty())
+        .take_while(|l| !l.trim().is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let results = root().join("docs/results");
+    let mut problems = Vec::new();
+    let mut quoted = Vec::new();
+    for line in &lines[first + 2..end] {
+        let row = cells(line);
+        assert_eq!(row.len(), header.len(), "{line}");
+        let picture = line
+            .split("docs/results/")
+            .nth(1)
+            .and_then(|rest| rest.split(".png").next())
+            .unwrap_or_else(|| panic!("no docs/results/<name>.png in {line}"));
+        quoted.push(picture.to_string());
+        let run = read_json(&results.join(format!("{picture}.run.json")));
+        let metrics = read_json(&results.join(format!("{picture}.metrics.json")));
+        let sweep = row[0]
+            .split("experiments/")
+            .nth(1)
+            .and_then(|rest| rest.split(".yaml").next())
+            .map(|name| results.join(name))
+            .filter(|dir| dir.is_dir());
+        let sweep_metrics: Vec<serde_json::Value> = sweep
+            .iter()
+            .flat_map(|dir| {
+                let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.to_string_lossy().ends_with(".metrics.json"))
+                    .collect();
+                files.sort();
+                files.iter().map(|p| read_json(p)).collect::<Vec<_>>()
+            })
+            .collect();
+        for (column, cell) in header.iter().zip(&row).skip(1) {
+            let cell = cell.replace("**", "");
+            let cell = cell.trim_end_matches('%').trim();
+            if column == "training (min)" {
+                let seconds: f64 = run["epoch_seconds"]
+                    .as_array()
+                    .expect("epoch_seconds")
+                    .iter()
+                    .map(|s| s.as_f64().unwrap())
+                    .sum();
+                if !rounds_to(cell, seconds / 60.0) {
+                    problems.push(format!(
+                        "{picture}: {column} {cell}, the run's {:.2}",
+                        seconds / 60.0
+                    ));
+                }
+                continue;
+            }
+            if !METRIC_COLUMNS.contains(&column.as_str()) {
+                continue;
+            }
+            if !sweep_metrics.is_empty() {
+                let values: Option<Vec<f64>> =
+                    sweep_metrics.iter().map(|m| metric(m, column)).collect();
+                let Some(values) = values else {
+                    if !cell.is_empty() {
+                        problems.push(format!(
+                            "{picture}: {column} {cell}, not in the sweep's metrics"
+                        ));
+                    }
+                    continue;
+                };
+                let (median, low, high) = median_and_range(values);
+                let ok = cell
+                    .split_once(" (")
+                    .and_then(|(m, range)| {
+                        let (a, b) = range.trim_end_matches(')').split_once(" to ")?;
+                        Some(rounds_to(m, median) && rounds_to(a, low) && rounds_to(b, high))
+                    })
+                    .unwrap_or(false);
+                if !ok {
+                    problems.push(format!(
+                        "{picture}: {column} {cell}, the sweep's median {median:.3} ({low:.3} to {high:.3}) over {} runs",
+                        sweep_metrics.len()
+                    ));
+                }
+                continue;
+            }
+            match metric(&metrics, column) {
+                None if cell.is_empty() => {}
+                None => problems.push(format!(
+                    "{picture}: {column} {cell}, not in its metrics.json"
+                )),
+                Some(v) if !rounds_to(cell, v) => {
+                    problems.push(format!("{picture}: {column} {cell}, metrics.json {v:.4}"))
+                }
+                Some(_) => {}
+            }
+        }
+        let commit = run["git"]["commit"].as_str().unwrap();
+        let date = &run["started_at"].as_str().unwrap()[..10];
+        let cpu = run["machine"]["cpu"].as_str().unwrap();
+        let threads = format!("{} threads", run["threads"]);
+        for (what, needed) in [
+            ("commit", format!("`{}`", &commit[..7])),
+            ("date", date.to_string()),
+            ("CPU", cpu.to_string()),
+            ("threads", threads),
+        ] {
+            if !caption.contains(&needed) {
+                problems.push(format!(
+                    "{picture}: the caption does not give its {what}, {needed}"
+                ));
+            }
+        }
+    }
+    for e in std::fs::read_dir(&results).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(run) = name.strip_suffix(".run.json") {
+            if !quoted.iter().any(|q| q == run) {
+                problems.push(format!(
+                    "docs/results/{name} is quoted by no row of README's table"
+                ));
+            }
+        }
+    }
+    assert!(quoted.len() >= 6, "{quoted:?}");
+    assert!(
+        problems.is_empty(),
+        "README's results table:\n{}",
+        problems.join("\n")
+    );
 }
