@@ -89,6 +89,43 @@ fn link_targets(text: &str) -> Vec<String> {
     out
 }
 
+/// The anchors GitHub gives a Markdown text's headings: lower case, punctuation other than
+/// `-` and `_` dropped, spaces as `-`; a repeated heading's gets `-1`, `-2`, ...
+fn heading_anchors(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+        }
+        let Some(title) = line.strip_prefix('#').filter(|_| !fenced) else {
+            continue;
+        };
+        let slug: String = title
+            .trim_start_matches('#')
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_alphanumeric() || " -_".contains(*c))
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect();
+        let seen = out
+            .iter()
+            .filter(|s| {
+                **s == slug
+                    || s.strip_prefix(&slug)
+                        .is_some_and(|r| r.starts_with('-') && r[1..].parse::<u32>().is_ok())
+            })
+            .count();
+        out.push(if seen == 0 {
+            slug
+        } else {
+            format!("{slug}-{seen}")
+        });
+    }
+    out
+}
+
 #[test]
 fn every_relative_link_resolves() {
     let files = markdown_files();
@@ -97,16 +134,22 @@ fn every_relative_link_resolves() {
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
         for target in link_targets(&text) {
-            if target.is_empty()
-                || target.starts_with('#')
-                || target.contains("://")
-                || target.starts_with("mailto:")
-            {
+            if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
                 continue;
             }
-            let path = target.split('#').next().unwrap();
-            if !file.parent().unwrap().join(path).exists() {
+            let (path, anchor) = target.split_once('#').unwrap_or((&target, ""));
+            let linked = if path.is_empty() {
+                file.clone()
+            } else {
+                file.parent().unwrap().join(path)
+            };
+            if !linked.exists() {
                 broken.push(format!("{}: {target}", shown(file)));
+            } else if !anchor.is_empty() && linked.extension().is_some_and(|e| e == "md") {
+                let headings = heading_anchors(&std::fs::read_to_string(&linked).unwrap());
+                if !headings.iter().any(|h| h == anchor) {
+                    broken.push(format!("{}: {target} (no such heading)", shown(file)));
+                }
             }
         }
     }
