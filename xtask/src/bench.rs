@@ -40,8 +40,10 @@ pub struct Args {
     phases: bool,
     /// Also measure the machine's multiply-add ceiling (an FMA loop on 1 and on --threads
     /// threads) and the least time the step's products could take at it, and time each of
-    /// the step's products as one gemm call on one thread (MLP models): their sum over
-    /// --threads is the least the step could take at gemm's rates
+    /// the step's products as one gemm call on one thread (MLP models: their sum over
+    /// --threads is the least the step could take at gemm's rates), or each layer pass
+    /// alone on one thread with its FLOPs and GFLOP/s (DCGANs, e.g. --spec
+    /// experiments/dcgan.yaml)
     #[arg(long)]
     ceiling: bool,
     /// Time a peer after each of our rounds, alternating, and print both medians and the

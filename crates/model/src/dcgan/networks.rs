@@ -28,7 +28,7 @@ use crate::train::config::{Arch, DcganShape, ModelConfig, TrainConfig, IMAGE_PIX
 use crate::train::step::Networks;
 
 /// The side of G's first image (MNIST's 28 halved twice).
-pub(crate) const SEED_SIDE: usize = 7;
+pub const SEED_SIDE: usize = 7;
 
 pub(crate) const SEED_PIXELS: usize = SEED_SIDE * SEED_SIDE;
 
@@ -145,7 +145,7 @@ pub fn float_counts(
 }
 
 /// DCGAN's layers: kernel 4, stride 2, padding 1 (doubling or halving the side).
-pub(crate) fn stride_2(in_ch: usize, out_ch: usize) -> ConvShape {
+pub fn stride_2(in_ch: usize, out_ch: usize) -> ConvShape {
     ConvShape {
         in_ch,
         out_ch,
@@ -449,7 +449,7 @@ impl Networks for Dcgan {
 }
 
 /// The sides of G's two transposed convolutions over `n` images.
-pub(crate) fn g_sides(n: usize) -> (Sides, Sides) {
+pub fn g_sides(n: usize) -> (Sides, Sides) {
     (
         Sides {
             batch: n,
@@ -465,7 +465,7 @@ pub(crate) fn g_sides(n: usize) -> (Sides, Sides) {
 }
 
 /// The sides of D's two convolutions over `n` images.
-pub(crate) fn d_sides(n: usize) -> (Sides, Sides) {
+pub fn d_sides(n: usize) -> (Sides, Sides) {
     (
         Sides {
             batch: n,

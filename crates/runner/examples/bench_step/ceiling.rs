@@ -9,11 +9,11 @@ use gan_model::train::flops::{Pass, Product};
 use gan_model::TrainConfig;
 
 /// Prints the FMA ceiling on 1 and on `threads` threads (GFLOP/s) and what it means for a
-/// step of `flops`: the products alone could not take less.
-pub fn print_ceiling(threads: usize, flops: f64) {
+/// step of `flops`: the products alone could not take less. Returns the rate on `threads`.
+pub fn print_ceiling(threads: usize, flops: f64) -> Option<f64> {
     let Some((isa, one)) = fma_ceiling(1) else {
         println!("ceiling: not measured (needs x86_64 with FMA)");
-        return;
+        return None;
     };
     let (_, all) = fma_ceiling(threads).expect("measured above");
     println!(
@@ -22,6 +22,7 @@ pub fn print_ceiling(threads: usize, flops: f64) {
         flops / 1e6,
         flops / (all * 1e9) * 1e3
     );
+    Some(all)
 }
 
 /// GFLOP/s of independent fused multiply-adds on `threads` threads at once, and the vector
@@ -111,7 +112,7 @@ mod fma_loop {
 }
 
 /// Median seconds of one call of `run` (hot caches: warmed up, then 5 rounds of ~5 ms).
-fn time_call(mut run: impl FnMut()) -> f64 {
+pub fn time_call(mut run: impl FnMut()) -> f64 {
     let start = Instant::now();
     let mut warm = 0u32;
     while warm < 3 || start.elapsed().as_secs_f64() < 0.005 {
@@ -135,7 +136,7 @@ fn time_call(mut run: impl FnMut()) -> f64 {
 
 /// Seconds of one call of the product through the step's own kernels, uncut (one gemm call
 /// on the calling thread), on arbitrary values.
-fn time_product(p: &Product) -> f64 {
+pub fn time_product(p: &Product) -> f64 {
     let (r, i, o) = (p.rows, p.inputs, p.outputs);
     let values =
         |n: usize| -> Vec<f32> { (0..n).map(|j| ((j % 97) as f32 - 48.0) / 97.0).collect() };

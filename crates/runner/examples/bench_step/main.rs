@@ -13,6 +13,7 @@ use gan_model::train::flops::total_flops;
 use gan_model::{stream, AnyTrainer, Arch, Stream, TrainConfig};
 
 mod ceiling;
+mod dcgan_layers;
 
 const WARMUP: usize = 20;
 
@@ -54,7 +55,8 @@ struct Args {
     /// Also measure this machine's multiply-add ceiling (a loop of independent FMAs, the
     /// widest vectors the CPU has, on 1 thread and on `--threads`) and the least time the
     /// step's products could take at it, then time each of the step's products as one gemm
-    /// call on one thread (MLP models), before timing the step
+    /// call on one thread (MLP models), or each layer pass alone on one thread (DCGANs),
+    /// before timing the step
     #[arg(long)]
     ceiling: bool,
 }
@@ -109,10 +111,10 @@ fn main() {
         Arch::Mlp => total_flops(&gan_model::mlp::step_products(&cfg)),
     };
     if args.ceiling {
-        ceiling::print_ceiling(args.threads, flops);
+        let rate = ceiling::print_ceiling(args.threads, flops);
         match &cfg.model.arch {
             Arch::Mlp => ceiling::print_products(&cfg, args.threads, flops),
-            Arch::Dcgan(_) => println!("the step's products: listed for MLP models only"),
+            Arch::Dcgan(shape) => dcgan_layers::print_layer_passes(&cfg, shape, flops, rate),
         }
     }
     let times = pool.install(|| {

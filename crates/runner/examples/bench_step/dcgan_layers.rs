@@ -1,0 +1,304 @@
+//! `--ceiling` for a DCGAN: the step's FLOPs layer by layer and pass by pass, each layer
+//! pass timed alone on one thread through the step's own layer functions, and the floor the
+//! FMA loop's rate sets.
+
+use gan_model::dcgan::networks::{d_sides, g_sides, stride_2, SEED_SIDE};
+use gan_model::layers::conv::{self, ConvShape, Grads, Scratch, Sides};
+use gan_model::train::flops::{Pass, Product};
+use gan_model::{DcganShape, TrainConfig};
+
+use crate::ceiling::{time_call, time_product};
+
+/// What one layer pass is: a dense layer's product, or a (transposed) convolution.
+enum Layer {
+    Dense(Product),
+    Conv {
+        shape: ConvShape,
+        sides: Sides,
+        transposed: bool,
+    },
+}
+
+/// One pass of one layer as a step makes it, `count` times a step.
+struct LayerPass {
+    net: &'static str,
+    name: &'static str,
+    pass: Pass,
+    batch: usize,
+    count: usize,
+    layer: Layer,
+}
+
+impl LayerPass {
+    /// FLOPs of one call: multiply-adds times two.
+    fn flops(&self) -> f64 {
+        match &self.layer {
+            Layer::Dense(p) => p.flops() / p.count as f64,
+            Layer::Conv {
+                shape,
+                sides,
+                transposed,
+            } => {
+                // The product's columns: a convolution's output pixels, a transposed one's
+                // input pixels (its im2col lives on its output side).
+                let (h, w) = if *transposed {
+                    sides.input
+                } else {
+                    sides.output
+                };
+                let k2 = shape.kernel * shape.kernel;
+                2.0 * (shape.in_ch * shape.out_ch * k2 * h * w * sides.batch) as f64
+            }
+        }
+    }
+
+    /// Median seconds of one call on the calling thread's pool.
+    fn time(&self) -> f64 {
+        let Layer::Conv {
+            shape,
+            sides,
+            transposed,
+        } = &self.layer
+        else {
+            let Layer::Dense(p) = &self.layer else {
+                unreachable!()
+            };
+            return time_product(p);
+        };
+        let pixels = |(h, w): (usize, usize)| h * w;
+        let (x_len, y_len) = (
+            sides.batch * shape.in_ch * pixels(sides.input),
+            sides.batch * shape.out_ch * pixels(sides.output),
+        );
+        let values =
+            |n: usize| -> Vec<f32> { (0..n).map(|j| ((j % 97) as f32 - 48.0) / 97.0).collect() };
+        let (x, w, dy) = (values(x_len), values(shape.weight_len()), values(y_len));
+        let (mut y, mut dx, mut dw) = (vec![0.0; y_len], vec![0.0; x_len], vec![0.0; w.len()]);
+        let mut scratch = Scratch::default();
+        scratch.reserve(shape, sides, *transposed);
+        let t = *transposed;
+        match self.pass {
+            Pass::Forward => time_call(|| {
+                if t {
+                    conv::conv_transposed_forward(shape, sides, &x, &w, None, &mut y, &mut scratch)
+                } else {
+                    conv::conv_forward(shape, sides, &x, &w, None, &mut y, &mut scratch)
+                }
+            }),
+            Pass::WeightGradient => time_call(|| {
+                let grads = Some(Grads {
+                    weight: &mut dw,
+                    bias: None,
+                });
+                if t {
+                    conv::conv_transposed_backward(
+                        shape,
+                        sides,
+                        &x,
+                        &w,
+                        &dy,
+                        grads,
+                        None,
+                        &mut scratch,
+                    )
+                } else {
+                    conv::conv_backward(shape, sides, &x, &w, &dy, grads, None, &mut scratch)
+                }
+            }),
+            Pass::InputGradient => time_call(|| {
+                if t {
+                    conv::conv_transposed_backward(
+                        shape,
+                        sides,
+                        &x,
+                        &w,
+                        &dy,
+                        None,
+                        Some(&mut dx),
+                        &mut scratch,
+                    )
+                } else {
+                    conv::conv_backward(
+                        shape,
+                        sides,
+                        &x,
+                        &w,
+                        &dy,
+                        None,
+                        Some(&mut dx),
+                        &mut scratch,
+                    )
+                }
+            }),
+        }
+    }
+}
+
+/// The layer passes of one step of `cfg`'s DCGAN of `shape`, in the order the step makes
+/// them: per D update, G's forward pass on `B` images, D's forward pass on `2B` and its
+/// backward pass (weights, and input gradients but the first layer's); then G's update: D's
+/// forward pass and its input gradients to the image on `B`, and G's backward pass.
+fn step_passes(cfg: &TrainConfig, shape: &DcganShape) -> Vec<LayerPass> {
+    let b = cfg.batch_size;
+    let d_steps = cfg.d_steps;
+    let input = cfg.model.noise_dim + cfg.model.classes;
+    let ([g1, g2], [d1, d2]) = (shape.g_channels, shape.d_channels);
+    let seed = SEED_SIDE * SEED_SIDE;
+    let conv_layer = |shape: ConvShape, sides: Sides, transposed: bool| Layer::Conv {
+        shape,
+        sides,
+        transposed,
+    };
+    let g_fc = |n: usize, pass| {
+        Layer::Dense(Product {
+            net: "G",
+            pass,
+            rows: n,
+            inputs: input,
+            outputs: g1 * seed,
+            count: 1,
+        })
+    };
+    let d_dense = |n: usize, pass| {
+        Layer::Dense(Product {
+            net: "D",
+            pass,
+            rows: n,
+            inputs: d2 * seed,
+            outputs: shape.d_dense,
+            count: 1,
+        })
+    };
+    let g_up1 = |n| conv_layer(stride_2(g1, g2), g_sides(n).0, true);
+    let g_up2 = |n| conv_layer(stride_2(g2, 1), g_sides(n).1, true);
+    let d_conv1 = |n| conv_layer(stride_2(1, d1), d_sides(n).0, false);
+    let d_conv2 = |n| conv_layer(stride_2(d1, d2), d_sides(n).1, false);
+    let dense = shape.d_dense > 0;
+    let pass = |net, name, pass, batch, count, layer| LayerPass {
+        net,
+        name,
+        pass,
+        batch,
+        count,
+        layer,
+    };
+    use Pass::{Forward, InputGradient, WeightGradient};
+    let mut out = vec![
+        pass("G", "fc", Forward, b, d_steps, g_fc(b, Forward)),
+        pass("G", "up1", Forward, b, d_steps, g_up1(b)),
+        pass("G", "up2", Forward, b, d_steps, g_up2(b)),
+        pass("D", "conv1", Forward, 2 * b, d_steps, d_conv1(2 * b)),
+        pass("D", "conv2", Forward, 2 * b, d_steps, d_conv2(2 * b)),
+    ];
+    if dense {
+        out.push(pass(
+            "D",
+            "dense",
+            Forward,
+            2 * b,
+            d_steps,
+            d_dense(2 * b, Forward),
+        ));
+        out.push(pass(
+            "D",
+            "dense",
+            WeightGradient,
+            2 * b,
+            d_steps,
+            d_dense(2 * b, WeightGradient),
+        ));
+        out.push(pass(
+            "D",
+            "dense",
+            InputGradient,
+            2 * b,
+            d_steps,
+            d_dense(2 * b, InputGradient),
+        ));
+    }
+    out.extend([
+        pass("D", "conv2", WeightGradient, 2 * b, d_steps, d_conv2(2 * b)),
+        pass("D", "conv2", InputGradient, 2 * b, d_steps, d_conv2(2 * b)),
+        pass("D", "conv1", WeightGradient, 2 * b, d_steps, d_conv1(2 * b)),
+        // G's update.
+        pass("D", "conv1", Forward, b, 1, d_conv1(b)),
+        pass("D", "conv2", Forward, b, 1, d_conv2(b)),
+    ]);
+    if dense {
+        out.push(pass("D", "dense", Forward, b, 1, d_dense(b, Forward)));
+        out.push(pass(
+            "D",
+            "dense",
+            InputGradient,
+            b,
+            1,
+            d_dense(b, InputGradient),
+        ));
+    }
+    out.extend([
+        pass("D", "conv2", InputGradient, b, 1, d_conv2(b)),
+        pass("D", "conv1", InputGradient, b, 1, d_conv1(b)),
+        pass("G", "up2", WeightGradient, b, 1, g_up2(b)),
+        pass("G", "up2", InputGradient, b, 1, g_up2(b)),
+        pass("G", "up1", WeightGradient, b, 1, g_up1(b)),
+        pass("G", "up1", InputGradient, b, 1, g_up1(b)),
+        pass("G", "fc", WeightGradient, b, 1, g_fc(b, WeightGradient)),
+    ]);
+    out
+}
+
+/// Prints the step's layer passes (FLOPs, and each pass's median time and GFLOP/s on one
+/// thread), their sums, and the floor: the step's FLOPs at `ceiling` GFLOP/s, the FMA loop's
+/// rate on the bench's threads (when it was measured).
+pub fn print_layer_passes(
+    cfg: &TrainConfig,
+    shape: &DcganShape,
+    step_flops: f64,
+    ceiling: Option<f64>,
+) {
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a one-thread pool");
+    let passes = step_passes(cfg, shape);
+    println!(
+        "the step's layer passes, each timed alone on 1 thread (hot caches; MFLOP and ms per call):"
+    );
+    println!(
+        "  {:<3} {:<6} {:<16} {:>6} {:>6} {:>9} {:>9} {:>8}",
+        "net", "layer", "pass", "images", "a step", "MFLOP", "ms", "GFLOP/s"
+    );
+    let (mut flops, mut secs) = (0.0, 0.0);
+    for p in &passes {
+        let f = p.flops();
+        let s = one.install(|| p.time());
+        println!(
+            "  {:<3} {:<6} {:<16} {:>6} {:>6} {:>9.1} {:>9.3} {:>8.1}",
+            p.net,
+            p.name,
+            p.pass.name(),
+            p.batch,
+            p.count,
+            f / 1e6,
+            s * 1e3,
+            f / s / 1e9
+        );
+        flops += f * p.count as f64;
+        secs += s * p.count as f64;
+    }
+    println!(
+        "  all: {:.1} MFLOP in {:.3} ms on 1 thread ({:.1} GFLOP/s); the step's other {:.1} \
+         MFLOP are the logit's and projection's dot products",
+        flops / 1e6,
+        secs * 1e3,
+        flops / secs / 1e9,
+        (step_flops - flops) / 1e6
+    );
+    if let Some(rate) = ceiling {
+        println!(
+            "  floor: the step's {:.1} MFLOP at the FMA loop's {rate:.1} GFLOP/s take {:.3} ms",
+            step_flops / 1e6,
+            step_flops / (rate * 1e9) * 1e3
+        );
+    }
+}
