@@ -92,7 +92,8 @@ fn link_targets(text: &str) -> Vec<String> {
 /// The anchors GitHub gives a Markdown text's headings: lower case, punctuation other than
 /// `-` and `_` dropped, spaces as `-`; a repeated heading's gets `-1`, `-2`, ...
 fn heading_anchors(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    let mut times_seen = std::collections::HashMap::new();
     let mut fenced = false;
     for line in text.lines() {
         if line.trim_start().starts_with("```") {
@@ -109,21 +110,28 @@ fn heading_anchors(text: &str) -> Vec<String> {
             .filter(|c| c.is_alphanumeric() || " -_".contains(*c))
             .map(|c| if c == ' ' { '-' } else { c })
             .collect();
-        let seen = out
-            .iter()
-            .filter(|s| {
-                **s == slug
-                    || s.strip_prefix(&slug)
-                        .is_some_and(|r| r.starts_with('-') && r[1..].parse::<u32>().is_ok())
-            })
-            .count();
-        out.push(if seen == 0 {
-            slug
-        } else {
-            format!("{slug}-{seen}")
+        let seen = times_seen.entry(slug.clone()).or_insert(0);
+        out.push(match *seen {
+            0 => slug,
+            n => format!("{slug}-{n}"),
         });
+        *seen += 1;
     }
     out
+}
+
+#[test]
+fn heading_anchors_are_githubs() {
+    let text = "# Quick start\n## `dcgan.yaml`: self-conditioned\n```sh\n# a comment\n```\n# Quick start\n### Quick start";
+    assert_eq!(
+        heading_anchors(text),
+        [
+            "quick-start",
+            "dcganyaml-self-conditioned",
+            "quick-start-1",
+            "quick-start-2"
+        ]
+    );
 }
 
 #[test]
@@ -325,26 +333,17 @@ fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", shown(path)))
 }
 
-/// The results table's columns that show a metric.
-const METRIC_COLUMNS: [&str; 4] = [
-    "FID",
-    "classes >= 5%",
-    "Parzen (nats)",
-    "label accuracy (%)",
-];
-
-/// The value a results-table column shows, from a run's `metrics.json`; `None` for a column
-/// that is not a metric, or a metric the run does not have (label accuracy of an
-/// unconditional model).
-fn metric(metrics: &serde_json::Value, column: &str) -> Option<f64> {
-    let generated = &metrics["generated"];
-    match column {
-        "FID" => generated["fid"].as_f64(),
-        "classes >= 5%" => generated["coverage"]["classes_over_5pct"].as_f64(),
-        "Parzen (nats)" => generated["parzen"]["mean_ll"].as_f64(),
-        "label accuracy (%)" => generated["label_accuracy"].as_f64().map(|a| a * 100.0),
-        _ => None,
-    }
+/// How a results-table column that shows a metric reads it from a run's `metrics.json`
+/// (`None` for a column that is not a metric); the reading is `None` for a metric the run
+/// does not have (label accuracy of an unconditional model).
+fn metric(column: &str) -> Option<fn(&serde_json::Value) -> Option<f64>> {
+    Some(match column {
+        "FID" => |m| m["generated"]["fid"].as_f64(),
+        "classes >= 5%" => |m| m["generated"]["coverage"]["classes_over_5pct"].as_f64(),
+        "Parzen (nats)" => |m| m["generated"]["parzen"]["mean_ll"].as_f64(),
+        "label accuracy (%)" => |m| m["generated"]["label_accuracy"].as_f64().map(|a| a * 100.0),
+        _ => return None,
+    })
 }
 
 /// The median, smallest and largest of `values`.
@@ -446,12 +445,11 @@ fn the_readme_results_table_is_what_the_committed_runs_say() {
                 }
                 continue;
             }
-            if !METRIC_COLUMNS.contains(&column.as_str()) {
+            let Some(read) = metric(column) else {
                 continue;
-            }
+            };
             if !sweep_metrics.is_empty() {
-                let values: Option<Vec<f64>> =
-                    sweep_metrics.iter().map(|m| metric(m, column)).collect();
+                let values: Option<Vec<f64>> = sweep_metrics.iter().map(read).collect();
                 let Some(values) = values else {
                     if !cell.is_empty() {
                         problems.push(format!(
@@ -476,7 +474,7 @@ fn the_readme_results_table_is_what_the_committed_runs_say() {
                 }
                 continue;
             }
-            match metric(&metrics, column) {
+            match read(&metrics) {
                 None if cell.is_empty() => {}
                 None => problems.push(format!(
                     "{picture}: {column} {cell}, not in its metrics.json"

@@ -134,16 +134,19 @@ pub fn time_call(mut run: impl FnMut()) -> f64 {
     rounds[2]
 }
 
+/// `n` floats in [-0.5, 0.5), the same every time: operands for timing.
+pub fn arbitrary_values(n: usize) -> Vec<f32> {
+    (0..n).map(|j| ((j % 97) as f32 - 48.0) / 97.0).collect()
+}
+
 /// Seconds of one call of the product through the step's own kernels, uncut (one gemm call
 /// on the calling thread), on arbitrary values.
 pub fn time_product(p: &Product) -> f64 {
     let (r, i, o) = (p.rows, p.inputs, p.outputs);
-    let values =
-        |n: usize| -> Vec<f32> { (0..n).map(|j| ((j % 97) as f32 - 48.0) / 97.0).collect() };
-    let weight = values(o * i);
+    let weight = arbitrary_values(o * i);
     match p.pass {
         Pass::Forward => {
-            let (x, mut y) = (values(r * i), vec![0.0; r * o]);
+            let (x, mut y) = (arbitrary_values(r * i), vec![0.0; r * o]);
             let mut scratch = vec![0.0; kernels::forward_scratch_len(&[i, o])];
             time_call(|| {
                 let a = View::rows(&x, r, i);
@@ -151,14 +154,18 @@ pub fn time_product(p: &Product) -> f64 {
             })
         }
         Pass::InputGradient => {
-            let (dy, mut dx) = (values(r * o), vec![0.0; r * i]);
+            let (dy, mut dx) = (arbitrary_values(r * o), vec![0.0; r * i]);
             time_call(|| {
                 let (a, w) = (View::rows(&dy, r, o), View::rows(&weight, o, i));
                 kernels::matmul(&mut dx, a, w, Split::None);
             })
         }
         Pass::WeightGradient => {
-            let (dy, x, mut dw) = (values(r * o), values(r * i), vec![0.0; o * i]);
+            let (dy, x, mut dw) = (
+                arbitrary_values(r * o),
+                arbitrary_values(r * i),
+                vec![0.0; o * i],
+            );
             time_call(|| {
                 let (a, xs) = (View::transposed(&dy, r, o), View::rows(&x, r, i));
                 kernels::matmul(&mut dw, a, xs, Split::None);

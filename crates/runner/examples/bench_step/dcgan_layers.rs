@@ -7,11 +7,16 @@ use gan_model::layers::conv::{self, ConvShape, Grads, Scratch, Sides};
 use gan_model::train::flops::{Pass, Product};
 use gan_model::{DcganShape, TrainConfig};
 
-use crate::ceiling::{time_call, time_product};
+use crate::ceiling::{arbitrary_values, time_call, time_product};
 
-/// What one layer pass is: a dense layer's product, or a (transposed) convolution.
+/// One layer over one batch: a dense layer's product (`rows x inputs` by a weight of
+/// `outputs x inputs`), or a (transposed) convolution.
 enum Layer {
-    Dense(Product),
+    Dense {
+        rows: usize,
+        inputs: usize,
+        outputs: usize,
+    },
     Conv {
         shape: ConvShape,
         sides: Sides,
@@ -24,16 +29,39 @@ struct LayerPass {
     net: &'static str,
     name: &'static str,
     pass: Pass,
-    batch: usize,
     count: usize,
     layer: Layer,
 }
 
 impl LayerPass {
+    /// Images the pass runs on.
+    fn batch(&self) -> usize {
+        match &self.layer {
+            Layer::Dense { rows, .. } => *rows,
+            Layer::Conv { sides, .. } => sides.batch,
+        }
+    }
+
+    /// A dense layer's pass as the product it is.
+    fn product(&self, rows: usize, inputs: usize, outputs: usize) -> Product {
+        Product {
+            net: self.net,
+            pass: self.pass,
+            rows,
+            inputs,
+            outputs,
+            count: 1,
+        }
+    }
+
     /// FLOPs of one call: multiply-adds times two.
     fn flops(&self) -> f64 {
         match &self.layer {
-            Layer::Dense(p) => p.flops() / p.count as f64,
+            &Layer::Dense {
+                rows,
+                inputs,
+                outputs,
+            } => self.product(rows, inputs, outputs).flops(),
             Layer::Conv {
                 shape,
                 sides,
@@ -52,83 +80,66 @@ impl LayerPass {
         }
     }
 
-    /// Median seconds of one call on the calling thread's pool.
+    /// Median seconds of one call on the calling thread's pool, through the step's own
+    /// layer functions, on arbitrary values.
     fn time(&self) -> f64 {
-        let Layer::Conv {
-            shape,
-            sides,
-            transposed,
-        } = &self.layer
-        else {
-            let Layer::Dense(p) = &self.layer else {
-                unreachable!()
-            };
-            return time_product(p);
+        let (shape, sides, transposed) = match &self.layer {
+            &Layer::Dense {
+                rows,
+                inputs,
+                outputs,
+            } => return time_product(&self.product(rows, inputs, outputs)),
+            Layer::Conv {
+                shape,
+                sides,
+                transposed,
+            } => (shape, sides, *transposed),
         };
         let pixels = |(h, w): (usize, usize)| h * w;
         let (x_len, y_len) = (
             sides.batch * shape.in_ch * pixels(sides.input),
             sides.batch * shape.out_ch * pixels(sides.output),
         );
-        let values =
-            |n: usize| -> Vec<f32> { (0..n).map(|j| ((j % 97) as f32 - 48.0) / 97.0).collect() };
-        let (x, w, dy) = (values(x_len), values(shape.weight_len()), values(y_len));
+        let (x, w) = (
+            arbitrary_values(x_len),
+            arbitrary_values(shape.weight_len()),
+        );
+        let dy = arbitrary_values(y_len);
         let (mut y, mut dx, mut dw) = (vec![0.0; y_len], vec![0.0; x_len], vec![0.0; w.len()]);
         let mut scratch = Scratch::default();
-        scratch.reserve(shape, sides, *transposed);
-        let t = *transposed;
+        scratch.reserve(shape, sides, transposed);
+        type Forward =
+            fn(&ConvShape, &Sides, &[f32], &[f32], Option<&[f32]>, &mut [f32], &mut Scratch);
+        type Backward = fn(
+            &ConvShape,
+            &Sides,
+            &[f32],
+            &[f32],
+            &[f32],
+            Option<Grads>,
+            Option<&mut [f32]>,
+            &mut Scratch,
+        );
+        let (forward, backward): (Forward, Backward) = if transposed {
+            (
+                conv::conv_transposed_forward,
+                conv::conv_transposed_backward,
+            )
+        } else {
+            (conv::conv_forward, conv::conv_backward)
+        };
         match self.pass {
-            Pass::Forward => time_call(|| {
-                if t {
-                    conv::conv_transposed_forward(shape, sides, &x, &w, None, &mut y, &mut scratch)
-                } else {
-                    conv::conv_forward(shape, sides, &x, &w, None, &mut y, &mut scratch)
-                }
-            }),
-            Pass::WeightGradient => time_call(|| {
-                let grads = Some(Grads {
+            Pass::Forward => {
+                time_call(|| forward(shape, sides, &x, &w, None, &mut y, &mut scratch))
+            }
+            // A backward pass asked for one of its two results only.
+            pass => time_call(|| {
+                let grads = (pass == Pass::WeightGradient).then(|| Grads {
                     weight: &mut dw,
                     bias: None,
                 });
-                if t {
-                    conv::conv_transposed_backward(
-                        shape,
-                        sides,
-                        &x,
-                        &w,
-                        &dy,
-                        grads,
-                        None,
-                        &mut scratch,
-                    )
-                } else {
-                    conv::conv_backward(shape, sides, &x, &w, &dy, grads, None, &mut scratch)
-                }
-            }),
-            Pass::InputGradient => time_call(|| {
-                if t {
-                    conv::conv_transposed_backward(
-                        shape,
-                        sides,
-                        &x,
-                        &w,
-                        &dy,
-                        None,
-                        Some(&mut dx),
-                        &mut scratch,
-                    )
-                } else {
-                    conv::conv_backward(
-                        shape,
-                        sides,
-                        &x,
-                        &w,
-                        &dy,
-                        None,
-                        Some(&mut dx),
-                        &mut scratch,
-                    )
-                }
+                let dx = (pass == Pass::InputGradient).then_some(&mut dx[..]);
+                backward(shape, sides, &x, &w, &dy, grads, dx, &mut scratch)
             }),
         }
     }
@@ -139,110 +150,68 @@ impl LayerPass {
 /// backward pass (weights, and input gradients but the first layer's); then G's update: D's
 /// forward pass and its input gradients to the image on `B`, and G's backward pass.
 fn step_passes(cfg: &TrainConfig, shape: &DcganShape) -> Vec<LayerPass> {
-    let b = cfg.batch_size;
-    let d_steps = cfg.d_steps;
+    let (b, d_steps) = (cfg.batch_size, cfg.d_steps);
     let input = cfg.model.noise_dim + cfg.model.classes;
     let ([g1, g2], [d1, d2]) = (shape.g_channels, shape.d_channels);
     let seed = SEED_SIDE * SEED_SIDE;
-    let conv_layer = |shape: ConvShape, sides: Sides, transposed: bool| Layer::Conv {
+    let dense = |rows, inputs, outputs| Layer::Dense {
+        rows,
+        inputs,
+        outputs,
+    };
+    let conv = |shape, sides, transposed| Layer::Conv {
         shape,
         sides,
         transposed,
     };
-    let g_fc = |n: usize, pass| {
-        Layer::Dense(Product {
-            net: "G",
-            pass,
-            rows: n,
-            inputs: input,
-            outputs: g1 * seed,
-            count: 1,
-        })
-    };
-    let d_dense = |n: usize, pass| {
-        Layer::Dense(Product {
-            net: "D",
-            pass,
-            rows: n,
-            inputs: d2 * seed,
-            outputs: shape.d_dense,
-            count: 1,
-        })
-    };
-    let g_up1 = |n| conv_layer(stride_2(g1, g2), g_sides(n).0, true);
-    let g_up2 = |n| conv_layer(stride_2(g2, 1), g_sides(n).1, true);
-    let d_conv1 = |n| conv_layer(stride_2(1, d1), d_sides(n).0, false);
-    let d_conv2 = |n| conv_layer(stride_2(d1, d2), d_sides(n).1, false);
-    let dense = shape.d_dense > 0;
-    let pass = |net, name, pass, batch, count, layer| LayerPass {
+    let g_fc = |n| dense(n, input, g1 * seed);
+    let g_up1 = |n| conv(stride_2(g1, g2), g_sides(n).0, true);
+    let g_up2 = |n| conv(stride_2(g2, 1), g_sides(n).1, true);
+    let d_conv1 = |n| conv(stride_2(1, d1), d_sides(n).0, false);
+    let d_conv2 = |n| conv(stride_2(d1, d2), d_sides(n).1, false);
+    let d_dense = |n| dense(n, d2 * seed, shape.d_dense);
+    let has_dense = shape.d_dense > 0;
+    let pass = |net, name, pass, count, layer| LayerPass {
         net,
         name,
         pass,
-        batch,
         count,
         layer,
     };
     use Pass::{Forward, InputGradient, WeightGradient};
     let mut out = vec![
-        pass("G", "fc", Forward, b, d_steps, g_fc(b, Forward)),
-        pass("G", "up1", Forward, b, d_steps, g_up1(b)),
-        pass("G", "up2", Forward, b, d_steps, g_up2(b)),
-        pass("D", "conv1", Forward, 2 * b, d_steps, d_conv1(2 * b)),
-        pass("D", "conv2", Forward, 2 * b, d_steps, d_conv2(2 * b)),
+        pass("G", "fc", Forward, d_steps, g_fc(b)),
+        pass("G", "up1", Forward, d_steps, g_up1(b)),
+        pass("G", "up2", Forward, d_steps, g_up2(b)),
+        pass("D", "conv1", Forward, d_steps, d_conv1(2 * b)),
+        pass("D", "conv2", Forward, d_steps, d_conv2(2 * b)),
     ];
-    if dense {
-        out.push(pass(
-            "D",
-            "dense",
-            Forward,
-            2 * b,
-            d_steps,
-            d_dense(2 * b, Forward),
-        ));
-        out.push(pass(
-            "D",
-            "dense",
-            WeightGradient,
-            2 * b,
-            d_steps,
-            d_dense(2 * b, WeightGradient),
-        ));
-        out.push(pass(
-            "D",
-            "dense",
-            InputGradient,
-            2 * b,
-            d_steps,
-            d_dense(2 * b, InputGradient),
-        ));
+    if has_dense {
+        for p in [Forward, WeightGradient, InputGradient] {
+            out.push(pass("D", "dense", p, d_steps, d_dense(2 * b)));
+        }
     }
     out.extend([
-        pass("D", "conv2", WeightGradient, 2 * b, d_steps, d_conv2(2 * b)),
-        pass("D", "conv2", InputGradient, 2 * b, d_steps, d_conv2(2 * b)),
-        pass("D", "conv1", WeightGradient, 2 * b, d_steps, d_conv1(2 * b)),
+        pass("D", "conv2", WeightGradient, d_steps, d_conv2(2 * b)),
+        pass("D", "conv2", InputGradient, d_steps, d_conv2(2 * b)),
+        pass("D", "conv1", WeightGradient, d_steps, d_conv1(2 * b)),
         // G's update.
-        pass("D", "conv1", Forward, b, 1, d_conv1(b)),
-        pass("D", "conv2", Forward, b, 1, d_conv2(b)),
+        pass("D", "conv1", Forward, 1, d_conv1(b)),
+        pass("D", "conv2", Forward, 1, d_conv2(b)),
     ]);
-    if dense {
-        out.push(pass("D", "dense", Forward, b, 1, d_dense(b, Forward)));
-        out.push(pass(
-            "D",
-            "dense",
-            InputGradient,
-            b,
-            1,
-            d_dense(b, InputGradient),
-        ));
+    if has_dense {
+        for p in [Forward, InputGradient] {
+            out.push(pass("D", "dense", p, 1, d_dense(b)));
+        }
     }
     out.extend([
-        pass("D", "conv2", InputGradient, b, 1, d_conv2(b)),
-        pass("D", "conv1", InputGradient, b, 1, d_conv1(b)),
-        pass("G", "up2", WeightGradient, b, 1, g_up2(b)),
-        pass("G", "up2", InputGradient, b, 1, g_up2(b)),
-        pass("G", "up1", WeightGradient, b, 1, g_up1(b)),
-        pass("G", "up1", InputGradient, b, 1, g_up1(b)),
-        pass("G", "fc", WeightGradient, b, 1, g_fc(b, WeightGradient)),
+        pass("D", "conv2", InputGradient, 1, d_conv2(b)),
+        pass("D", "conv1", InputGradient, 1, d_conv1(b)),
+        pass("G", "up2", WeightGradient, 1, g_up2(b)),
+        pass("G", "up2", InputGradient, 1, g_up2(b)),
+        pass("G", "up1", WeightGradient, 1, g_up1(b)),
+        pass("G", "up1", InputGradient, 1, g_up1(b)),
+        pass("G", "fc", WeightGradient, 1, g_fc(b)),
     ]);
     out
 }
@@ -277,7 +246,7 @@ pub fn print_layer_passes(
             p.net,
             p.name,
             p.pass.name(),
-            p.batch,
+            p.batch(),
             p.count,
             f / 1e6,
             s * 1e3,
