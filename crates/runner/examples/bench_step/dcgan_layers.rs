@@ -217,32 +217,48 @@ fn step_passes(cfg: &TrainConfig, shape: &DcganShape) -> Vec<LayerPass> {
 }
 
 /// Prints the step's layer passes (FLOPs, and each pass's median time and GFLOP/s on one
-/// thread), their sums, and the floor: the step's FLOPs at `ceiling` GFLOP/s, the FMA loop's
-/// rate on the bench's threads (when it was measured).
+/// thread and on the bench's `threads`), their sums, and the floor: the step's FLOPs at
+/// `ceiling` GFLOP/s, the FMA loop's rate on the bench's threads (when it was measured).
 pub fn print_layer_passes(
     cfg: &TrainConfig,
     shape: &DcganShape,
+    threads: usize,
     step_flops: f64,
     ceiling: Option<f64>,
 ) {
-    let one = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .expect("a one-thread pool");
+    let pool = |n| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .expect("a thread pool")
+    };
+    let (one, many) = (pool(1), pool(threads));
     let passes = step_passes(cfg, shape);
     println!(
-        "the step's layer passes, each timed alone on 1 thread (hot caches; MFLOP and ms per call):"
+        "the step's layer passes, each timed alone on 1 thread and on {threads} (hot caches; \
+         MFLOP and ms per call):"
     );
+    let t = format!("{threads} thr");
     println!(
-        "  {:<3} {:<6} {:<16} {:>6} {:>6} {:>9} {:>9} {:>8}",
-        "net", "layer", "pass", "images", "a step", "MFLOP", "ms", "GFLOP/s"
+        "  {:<3} {:<6} {:<16} {:>6} {:>6} {:>9} {:>9} {:>8} {:>9} {:>8}",
+        "net",
+        "layer",
+        "pass",
+        "images",
+        "a step",
+        "MFLOP",
+        "ms 1 thr",
+        "GFLOP/s",
+        format!("ms {t}"),
+        "GFLOP/s"
     );
-    let (mut flops, mut secs) = (0.0, 0.0);
+    let (mut flops, mut secs, mut secs_many) = (0.0, 0.0, 0.0);
     for p in &passes {
         let f = p.flops();
         let s = one.install(|| p.time());
+        let s_many = many.install(|| p.time());
         println!(
-            "  {:<3} {:<6} {:<16} {:>6} {:>6} {:>9.1} {:>9.3} {:>8.1}",
+            "  {:<3} {:<6} {:<16} {:>6} {:>6} {:>9.1} {:>9.3} {:>8.1} {:>9.3} {:>8.1}",
             p.net,
             p.name,
             p.pass.name(),
@@ -250,17 +266,23 @@ pub fn print_layer_passes(
             p.count,
             f / 1e6,
             s * 1e3,
-            f / s / 1e9
+            f / s / 1e9,
+            s_many * 1e3,
+            f / s_many / 1e9
         );
         flops += f * p.count as f64;
         secs += s * p.count as f64;
+        secs_many += s_many * p.count as f64;
     }
     println!(
-        "  all: {:.1} MFLOP in {:.3} ms on 1 thread ({:.1} GFLOP/s); the step's other {:.1} \
-         MFLOP are the logit's and projection's dot products",
+        "  all: {:.1} MFLOP in {:.3} ms on 1 thread ({:.1} GFLOP/s), {:.3} ms on {threads} \
+         ({:.1} GFLOP/s); the step's other {:.1} MFLOP are the logit's and projection's dot \
+         products",
         flops / 1e6,
         secs * 1e3,
         flops / secs / 1e9,
+        secs_many * 1e3,
+        flops / secs_many / 1e9,
         (step_flops - flops) / 1e6
     );
     if let Some(rate) = ceiling {

@@ -114,7 +114,9 @@ fn main() {
         let rate = ceiling::print_ceiling(args.threads, flops);
         match &cfg.model.arch {
             Arch::Mlp => ceiling::print_products(&cfg, args.threads, flops),
-            Arch::Dcgan(shape) => dcgan_layers::print_layer_passes(&cfg, shape, flops, rate),
+            Arch::Dcgan(shape) => {
+                dcgan_layers::print_layer_passes(&cfg, shape, args.threads, flops, rate)
+            }
         }
     }
     let times = pool.install(|| {
