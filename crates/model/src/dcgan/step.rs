@@ -16,6 +16,7 @@ use crate::layers::conv::Scratch;
 use crate::optim::adam::Adam;
 use crate::optim::average::update_average;
 use crate::rng::{stream, Stream};
+use crate::train::awake::with_workers_awake;
 use crate::train::config::{Arch, TrainConfig, IMAGE_PIXELS};
 use crate::train::input::{draw_input, LabelOdds};
 use crate::train::step::{check_finite, Step, StepStats, TrainError, TrainerState};
@@ -227,6 +228,16 @@ impl DcganTrainer {
     }
 
     fn step_inner(
+        &mut self,
+        fill_real: &mut (dyn FnMut(&mut [f32], &mut [u8]) + Send),
+        noise: Option<&[f32]>,
+        masks: Option<&[f32]>,
+    ) -> Result<StepStats, TrainError> {
+        with_workers_awake(|| self.step_awake(fill_real, noise, masks))
+    }
+
+    /// [`DcganTrainer::step_inner`]'s work, run with the pool's other threads kept awake.
+    fn step_awake(
         &mut self,
         fill_real: &mut (dyn FnMut(&mut [f32], &mut [u8]) + Send),
         noise: Option<&[f32]>,

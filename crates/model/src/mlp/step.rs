@@ -24,6 +24,7 @@ use crate::mlp::phases::{self, Phase};
 use crate::optim::adam::{self, Adam};
 use crate::optim::average::update_average;
 use crate::rng::{stream, Stream};
+use crate::train::awake::with_workers_awake;
 use crate::train::config::{Arch, ModelConfig, TrainConfig, IMAGE_PIXELS};
 use crate::train::flops::{Pass, Product};
 use crate::train::input::{draw_input, join_one_hot, LabelOdds};
@@ -259,6 +260,30 @@ impl Step for Trainer {
         &mut self,
         fill_real: &mut (dyn FnMut(&mut [f32], &mut [u8]) + Send),
     ) -> Result<StepStats, TrainError> {
+        with_workers_awake(|| self.step_awake(fill_real))
+    }
+
+    /// The generator to draw pictures and samples from: the moving average of G's weights
+    /// with `g_ema`, G itself otherwise.
+    fn sampling_generator(&self) -> Mlp {
+        self.ema.as_ref().unwrap_or(&self.gan.generator).clone()
+    }
+
+    /// The networks to save as the run's model: D and [`Step::sampling_generator`].
+    fn model_to_save(&self) -> Gan {
+        Gan {
+            generator: self.sampling_generator(),
+            discriminator: self.gan.discriminator.clone(),
+        }
+    }
+}
+
+impl Trainer {
+    /// [`Step::step_with`]'s work, run with the pool's other threads kept awake.
+    fn step_awake(
+        &mut self,
+        fill_real: &mut (dyn FnMut(&mut [f32], &mut [u8]) + Send),
+    ) -> Result<StepStats, TrainError> {
         let step = self.steps_done + 1;
         let (mut d_loss, mut d_real, mut d_fake) = self.d_step(step, fill_real)?;
         if self.cfg.d_steps > 1 {
@@ -286,22 +311,6 @@ impl Step for Trainer {
         })
     }
 
-    /// The generator to draw pictures and samples from: the moving average of G's weights
-    /// with `g_ema`, G itself otherwise.
-    fn sampling_generator(&self) -> Mlp {
-        self.ema.as_ref().unwrap_or(&self.gan.generator).clone()
-    }
-
-    /// The networks to save as the run's model: D and [`Step::sampling_generator`].
-    fn model_to_save(&self) -> Gan {
-        Gan {
-            generator: self.sampling_generator(),
-            discriminator: self.gan.discriminator.clone(),
-        }
-    }
-}
-
-impl Trainer {
     /// Starts training from given weights (fresh optimiser state).
     pub fn from_parts(cfg: TrainConfig, gan: Gan, seed: u64) -> Trainer {
         assert!(cfg.batch_size > 0, "batch size must be positive");
