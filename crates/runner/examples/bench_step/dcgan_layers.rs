@@ -4,6 +4,7 @@
 
 use gan_model::dcgan::networks::{d_sides, g_sides, stride_2, SEED_SIDE};
 use gan_model::layers::conv::{self, ConvShape, Grads, Scratch, Sides};
+use gan_model::train::awake::with_workers_awake;
 use gan_model::train::flops::{Pass, Product};
 use gan_model::{DcganShape, TrainConfig};
 
@@ -217,7 +218,7 @@ fn step_passes(cfg: &TrainConfig, shape: &DcganShape) -> Vec<LayerPass> {
 }
 
 /// Prints the step's layer passes (FLOPs, and each pass's median time and GFLOP/s on one
-/// thread and on the bench's `threads`), their sums, and the floor: the step's FLOPs at
+/// thread and on the bench's `threads`, the latter kept awake as in a step), their sums, and the floor: the step's FLOPs at
 /// `ceiling` GFLOP/s, the FMA loop's rate on the bench's threads (when it was measured).
 pub fn print_layer_passes(
     cfg: &TrainConfig,
@@ -256,7 +257,8 @@ pub fn print_layer_passes(
     for p in &passes {
         let f = p.flops();
         let s = one.install(|| p.time());
-        let s_many = many.install(|| p.time());
+        // As the step runs them: with the pool's other threads kept awake.
+        let s_many = many.install(|| with_workers_awake(|| p.time()));
         println!(
             "  {:<3} {:<6} {:<16} {:>6} {:>6} {:>9.1} {:>9.3} {:>8.1} {:>9.3} {:>8.1}",
             p.net,
