@@ -42,7 +42,7 @@ pub struct Args {
     /// threads) and the least time the step's products could take at it, and time each of
     /// the step's products as one gemm call on one thread (MLP models: their sum over
     /// --threads is the least the step could take at gemm's rates), or each layer pass
-    /// alone on one thread with its FLOPs and GFLOP/s (DCGANs, e.g. --spec
+    /// alone on one thread and on --threads with its FLOPs and GFLOP/s (DCGANs, e.g. --spec
     /// experiments/dcgan.yaml)
     #[arg(long)]
     ceiling: bool,

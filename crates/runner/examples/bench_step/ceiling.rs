@@ -141,7 +141,7 @@ pub fn arbitrary_values(n: usize) -> Vec<f32> {
 
 /// Seconds of one call of the product through the step's own kernels, uncut (one gemm call
 /// on the calling thread), on arbitrary values.
-pub fn time_product(p: &Product) -> f64 {
+fn time_product(p: &Product) -> f64 {
     let (r, i, o) = (p.rows, p.inputs, p.outputs);
     let weight = arbitrary_values(o * i);
     match p.pass {

@@ -1,14 +1,15 @@
 //! `--ceiling` for a DCGAN: the step's FLOPs layer by layer and pass by pass, each layer
-//! pass timed alone on one thread through the step's own layer functions, and the floor the
-//! FMA loop's rate sets.
+//! pass timed alone through the step's own layer functions (on one thread, and on the
+//! bench's pool), and the floor the FMA loop's rate sets.
 
 use gan_model::dcgan::networks::{d_sides, g_sides, stride_2, SEED_SIDE};
+use gan_model::kernels::{self, Split, View};
 use gan_model::layers::conv::{self, ConvShape, Grads, Scratch, Sides};
 use gan_model::train::awake::with_workers_awake;
 use gan_model::train::flops::{Pass, Product};
 use gan_model::{DcganShape, TrainConfig};
 
-use crate::ceiling::{arbitrary_values, time_call, time_product};
+use crate::ceiling::{arbitrary_values, time_call};
 
 /// One layer over one batch: a dense layer's product (`rows x inputs` by a weight of
 /// `outputs x inputs`), or a (transposed) convolution.
@@ -81,6 +82,48 @@ impl LayerPass {
         }
     }
 
+    /// Median seconds of one dense pass as the step makes it (`dcgan/passes.rs`: G's fc and
+    /// D's dense layer, each product cut into two fixed column blocks), on arbitrary values.
+    fn time_dense(&self, rows: usize, inputs: usize, outputs: usize) -> f64 {
+        let weight = arbitrary_values(outputs * inputs);
+        let (x, dy) = (
+            arbitrary_values(rows * inputs),
+            arbitrary_values(rows * outputs),
+        );
+        match self.pass {
+            Pass::Forward => {
+                let mut y = vec![0.0; rows * outputs];
+                time_call(|| {
+                    let (a, w) = (
+                        View::rows(&x, rows, inputs),
+                        View::transposed(&weight, outputs, inputs),
+                    );
+                    kernels::matmul(&mut y, a, w, Split::Cols(2));
+                })
+            }
+            Pass::InputGradient => {
+                let mut dx = vec![0.0; rows * inputs];
+                time_call(|| {
+                    let (a, w) = (
+                        View::rows(&dy, rows, outputs),
+                        View::rows(&weight, outputs, inputs),
+                    );
+                    kernels::matmul(&mut dx, a, w, Split::Cols(2));
+                })
+            }
+            Pass::WeightGradient => {
+                let mut dw = vec![0.0; outputs * inputs];
+                time_call(|| {
+                    let (a, xs) = (
+                        View::transposed(&dy, rows, outputs),
+                        View::rows(&x, rows, inputs),
+                    );
+                    kernels::matmul(&mut dw, a, xs, Split::Cols(2));
+                })
+            }
+        }
+    }
+
     /// Median seconds of one call on the calling thread's pool, through the step's own
     /// layer functions, on arbitrary values.
     fn time(&self) -> f64 {
@@ -89,7 +132,7 @@ impl LayerPass {
                 rows,
                 inputs,
                 outputs,
-            } => return time_product(&self.product(rows, inputs, outputs)),
+            } => return self.time_dense(rows, inputs, outputs),
             Layer::Conv {
                 shape,
                 sides,
@@ -218,22 +261,21 @@ fn step_passes(cfg: &TrainConfig, shape: &DcganShape) -> Vec<LayerPass> {
 }
 
 /// Prints the step's layer passes (FLOPs, and each pass's median time and GFLOP/s on one
-/// thread and on the bench's `threads`, the latter kept awake as in a step), their sums, and the floor: the step's FLOPs at
-/// `ceiling` GFLOP/s, the FMA loop's rate on the bench's threads (when it was measured).
+/// thread and on the bench's pool `many`, the latter kept awake as in a step), their sums,
+/// and the floor: the step's FLOPs at `ceiling` GFLOP/s, the FMA loop's rate on the bench's
+/// threads (when it was measured).
 pub fn print_layer_passes(
     cfg: &TrainConfig,
     shape: &DcganShape,
-    threads: usize,
+    many: &rayon::ThreadPool,
     step_flops: f64,
     ceiling: Option<f64>,
 ) {
-    let pool = |n| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .expect("a thread pool")
-    };
-    let (one, many) = (pool(1), pool(threads));
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a one-thread pool");
+    let threads = many.current_num_threads();
     let passes = step_passes(cfg, shape);
     println!(
         "the step's layer passes, each timed alone on 1 thread and on {threads} (hot caches; \

@@ -55,8 +55,8 @@ struct Args {
     /// Also measure this machine's multiply-add ceiling (a loop of independent FMAs, the
     /// widest vectors the CPU has, on 1 thread and on `--threads`) and the least time the
     /// step's products could take at it, then time each of the step's products as one gemm
-    /// call on one thread (MLP models), or each layer pass alone on one thread (DCGANs),
-    /// before timing the step
+    /// call on one thread (MLP models), or each layer pass alone on one thread and on
+    /// `--threads` (DCGANs), before timing the step
     #[arg(long)]
     ceiling: bool,
 }
@@ -114,9 +114,7 @@ fn main() {
         let rate = ceiling::print_ceiling(args.threads, flops);
         match &cfg.model.arch {
             Arch::Mlp => ceiling::print_products(&cfg, args.threads, flops),
-            Arch::Dcgan(shape) => {
-                dcgan_layers::print_layer_passes(&cfg, shape, args.threads, flops, rate)
-            }
+            Arch::Dcgan(shape) => dcgan_layers::print_layer_passes(&cfg, shape, &pool, flops, rate),
         }
     }
     let times = pool.install(|| {
